@@ -1,0 +1,240 @@
+"""Landscape capture: ``L(centre + alpha*d1 + beta*d2)`` on a grid, many grid points per batch.
+
+The evaluator never copies the model per point and never walks weights with in-place ``add_``: every grid point's
+weights are formed fresh as ``c + a*d1 + b*d2`` inside a vectorised (``torch.func.vmap``) forward pass. When the
+model starts with a linear layer (after parameter-free ones such as ``Flatten``), that layer's output is linear in
+its weights, so it is computed three times per centre (for ``c``, ``d1`` and ``d2``) instead of once per point.
+
+This module knows nothing of files or pixels.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+_LINEAR_FIRST = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _split_first_linear(model: nn.Module):
+    """(prefix modules without parameters, the first linear layer's name, the rest as a Sequential) or None."""
+    if not isinstance(model, nn.Sequential):
+        return None
+    children = list(model.named_children())
+    k = 0
+    while k < len(children) and not any(True for _ in children[k][1].parameters()) and \
+            not any(True for _ in children[k][1].buffers()):
+        k += 1
+    if k >= len(children) - 1 or not isinstance(children[k][1], _LINEAR_FIRST):
+        return None
+    prefix = nn.Sequential(OrderedDict(children[:k]))
+    name, first = children[k]
+    # Keep the original child names so parameter names ("3.weight") are those of the full model.
+    rest = nn.Sequential(OrderedDict(children[k + 1:]))
+    return prefix, name, first, rest
+
+
+
+_ELEMENTWISE = {
+    nn.ReLU: lambda t, m: t.relu_(),
+    nn.Sigmoid: lambda t, m: t.sigmoid_(),
+    nn.Tanh: lambda t, m: t.tanh_(),
+    nn.ELU: lambda t, m: nn.functional.elu(t, m.alpha, inplace=True),
+    nn.LeakyReLU: lambda t, m: nn.functional.leaky_relu(t, m.negative_slope, inplace=True),
+    nn.GELU: lambda t, m: t.copy_(nn.functional.gelu(t, approximate=m.approximate)),
+    nn.Identity: lambda t, m: t,
+    nn.Dropout: lambda t, m: t,  # capture runs in eval mode
+}
+
+
+class _MLPPlan:
+    """A fast path for ``Sequential(Flatten?, Linear, act, Linear, act, ..., Linear)`` models.
+
+    Grid points are processed a few at a time with batched matrix products written into preallocated buffers:
+    fresh multi-megabyte activations per point cost more in page faults than in arithmetic on a CPU.
+    """
+
+    def __init__(self, split):
+        prefix, fname, first, rest = split
+        self.prefix, self.fname, self.first = prefix, fname, first
+        self.layers: list[tuple[str, object]] = []
+        for name, mod in rest.named_children():
+            if isinstance(mod, nn.Linear):
+                self.layers.append(("linear", (name, mod.bias is not None)))
+            elif type(mod) in _ELEMENTWISE:
+                self.layers.append(("act", (_ELEMENTWISE[type(mod)], mod)))
+            else:
+                raise TypeError(type(mod).__name__)
+
+    @staticmethod
+    def supports(split) -> bool:
+        if split is None or not isinstance(split[2], nn.Linear):
+            return False
+        return all(isinstance(m, nn.Linear) or type(m) in _ELEMENTWISE for m in split[3].children())
+
+class LandscapeEvaluator:
+    """Evaluates the loss on points of a 2D slice through weight space, many points per batch.
+
+    ``model`` gives the architecture (its current weights are not used); ``x`` (n, ...) and ``y`` (n,) are the
+    evaluation data; ``loss`` maps (outputs (n, C), targets (n,)) to a scalar; ``d1`` and ``d2`` are directions by
+    parameter name. Everything is moved to ``device`` and ``dtype`` once.
+
+    Strategies, fastest that applies first: ``mlp`` (batched matrix products into reused buffers, first layer
+    computed three times per centre instead of once per point), ``linear_first`` (vmap over the rest of the model,
+    first layer as above), ``vmap`` (vmap over the whole model).
+    """
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
+                 d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], device: torch.device,
+                 dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto"):
+        self.device, self.dtype = device, dtype
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.loss = loss
+        self.x = x.to(device=device, dtype=dtype)
+        self.y = y.to(device=device)
+        self.names = [k for k, _ in self.model.named_parameters()]
+        self.buffers = {k: v for k, v in self.model.named_buffers()}
+        self.d1 = {k: d1[k].to(device=device, dtype=dtype) for k in self.names}
+        self.d2 = {k: d2[k].to(device=device, dtype=dtype) for k in self.names}
+        split = _split_first_linear(self.model)
+        if strategy == "auto":
+            strategy = "mlp" if _MLPPlan.supports(split) else ("linear_first" if split else "vmap")
+        if strategy in ("mlp", "linear_first") and split is None or strategy == "mlp" and not _MLPPlan.supports(split):
+            raise ValueError(f"strategy {strategy!r} does not apply to this model")
+        self.strategy, self.split = strategy, split
+        self.plan = _MLPPlan(split) if strategy == "mlp" else None
+        self.chunk = self._chunk_size(memory_mb)
+
+    def _chunk_size(self, memory_mb: int) -> int:
+        """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.
+
+        On a CPU the MLP path keeps a batch's activations near cache size instead: past that, memory traffic and
+        not arithmetic sets the pace.
+        """
+        sizes: list[int] = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
+                 for m in self.model.modules() if len(list(m.children())) == 0]
+        try:
+            with torch.no_grad():
+                self.model(self.x[:1])
+        finally:
+            for h in hooks:
+                h.remove()
+        itemsize = torch.finfo(self.dtype).bits // 8
+        per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * len(self.x) * sum(sizes)) * itemsize
+        budget = memory_mb * 2**20
+        if self.strategy == "mlp" and self.device.type == "cpu":
+            budget = min(budget, 16 * 2**20)
+        return int(max(1, min(8192, budget // max(per_point, 1))))
+
+    def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names) -> dict:
+        """Weights of each point, formed fresh (no accumulated in-place walk): name → (P, *shape)."""
+        out = {}
+        for k in names:
+            shape = (-1,) + (1,) * center[k].dim()
+            out[k] = center[k] + a.view(shape) * self.d1[k] + b.view(shape) * self.d2[k]
+        return out
+
+    def _first_layer(self, center):
+        prefix, fname, first, _ = self.split
+        x0 = prefix(self.x)
+        fkeys = [k for k in self.names if k.startswith(fname + ".")]
+
+        def local(d):
+            return {k[len(fname) + 1:]: d[k] for k in fkeys}
+
+        # The first layer is linear in its weights: f(x; c + a d1 + b d2) = f(x; c) + a f(x; d1) + b f(x; d2).
+        zs = [functional_call(first, local(p), (x0,)) for p in (center, self.d1, self.d2)]
+        return zs, [k for k in self.names if k not in fkeys]
+
+    @torch.no_grad()
+    def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device."""
+        center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
+        a = a.to(device=self.device, dtype=self.dtype)
+        b = b.to(device=self.device, dtype=self.dtype)
+        out = torch.empty(len(a), device=self.device, dtype=self.dtype)
+        if self.strategy == "vmap":
+            fn = vmap(lambda p: self.loss(functional_call(self.model, (p, self.buffers), (self.x,)), self.y))
+            for s in range(0, len(a), self.chunk):
+                out[s:s + self.chunk] = fn(self._points(center, a[s:s + self.chunk], b[s:s + self.chunk], self.names))
+            return out
+        (zc, z1, z2), rest_names = self._first_layer(center)
+        if self.strategy == "linear_first":
+            rest = self.split[3]
+            fname = self.split[1]
+            rest_buffers = {k: v for k, v in self.buffers.items() if not k.startswith(fname + ".")}
+
+            def one(params, za, zb):
+                return self.loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
+
+            fn = vmap(one)
+            for s in range(0, len(a), self.chunk):
+                ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
+                out[s:s + self.chunk] = fn(self._points(center, ac, bc, rest_names), ac, bc)
+            return out
+        return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out)
+
+    def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out):
+        batched_loss = vmap(self.loss, in_dims=(0, None))
+        bufs: dict[tuple, torch.Tensor] = {}
+
+        def buffer(tag, shape):
+            t = bufs.get(tag)
+            if t is None or t.shape != shape:
+                t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
+            return t
+
+        for s in range(0, len(a), self.chunk):
+            ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
+            p = len(ac)
+            params = self._points(center, ac, bc, rest_names)
+            h = buffer(("h", 0), (p,) + tuple(zc.shape))
+            torch.mul(z1.unsqueeze(0), ac.view(p, 1, 1), out=h)
+            h.addcmul_(z2.unsqueeze(0), bc.view(p, 1, 1)).add_(zc)
+            for i, (kind, what) in enumerate(self.plan.layers):
+                if kind == "act":
+                    fn, mod = what
+                    h = fn(h, mod)
+                    continue
+                name, has_bias = what
+                w = params[f"{name}.weight"]  # (p, out, in)
+                nxt = buffer(("h", i + 1), (p, h.shape[1], w.shape[1]))
+                if has_bias:
+                    torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, w.transpose(1, 2), out=nxt)
+                else:
+                    torch.bmm(h, w.transpose(1, 2), out=nxt)
+                h = nxt
+            out[s:s + p] = batched_loss(h, self.y)
+        return out
+
+    def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+        """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``."""
+        A, B = np.meshgrid(alphas, betas, indexing="ij")
+        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()))
+        return vals.cpu().numpy().astype(np.float64).reshape(len(alphas), len(betas))
+
+
+def reference_grid(model: nn.Module, center: dict[str, torch.Tensor], d1: dict, d2: dict,
+                   alphas: np.ndarray, betas: np.ndarray, x: torch.Tensor, y: torch.Tensor, loss: Callable,
+                   on_point: Optional[Callable[[], None]] = None) -> np.ndarray:
+    """The plain per-point loop: set the weights, run a forward pass, one grid point at a time.
+
+    Correctness reference for tests and the baseline of ``benchmarks/capture.py``. ``(nx, ny)``, 'ij' indexing.
+    """
+    out = np.empty((len(alphas), len(betas)))
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for i, a in enumerate(alphas):
+            for j, b in enumerate(betas):
+                for k, p in params.items():
+                    p.copy_(center[k] + float(a) * d1[k] + float(b) * d2[k])
+                out[i, j] = float(loss(model(x), y))
+                if on_point is not None:
+                    on_point()
+    return out

@@ -1,0 +1,186 @@
+"""Command line: parse, load scenes, call the pipeline, turn LLStudioError into one message and an exit code.
+
+The only module that calls ``sys.exit`` (through ``main``'s return value).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Optional
+
+from .errors import LLStudioError, SceneError, UsageError
+from .presets import QUALITIES, quality_help
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quality", choices=list(QUALITIES), default=None,
+                   help="quality preset (" + quality_help() + "); default: the scene's output.quality")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                   help="where training and capture run; default: the scene's capture.device")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ignore cached training and captures: recompute them (and refresh the cache)")
+    p.add_argument("--progress", choices=["auto", "bar", "none"], default="auto",
+                   help="progress bars: on a terminal (auto), always (bar) or never (none)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llstudio", description="Cinematic loss-landscape films from scene files.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("render", help="train, capture and render scenes to films")
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene files (.toml)")
+    p.add_argument("-o", "--output", default=None, help="film path (only with a single scene); default: "
+                   "the scene's output.path or renders/<scene>.mp4")
+    p.add_argument("--frames", default=None, metavar="A:B", help="render only frames A … B-1")
+    _add_common(p)
+
+    p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
+    p.add_argument("scene", metavar="SCENE")
+    p.add_argument("--frame", type=int, default=0, help="frame index (negative counts from the end)")
+    p.add_argument("-o", "--output", default=None, help="PNG path; default: renders/<scene>_<frame>.png")
+    _add_common(p)
+
+    p = sub.add_parser("check", help="validate scenes, print the resolved scene and what rendering will cost")
+    p.add_argument("scenes", nargs="+", metavar="SCENE")
+    p.add_argument("-q", "--quality", choices=list(QUALITIES), default=None)
+    p.add_argument("--quiet", action="store_true", help="only report problems")
+
+    sub.add_parser("schema", help="print the JSON Schema of scene files")
+    sub.add_parser("doctor", help="check ffmpeg, the off-screen OpenGL backend and torch")
+
+    p = sub.add_parser("cache", help="list or clear cached captures")
+    p.add_argument("action", choices=["list", "clear"])
+    p.add_argument("key", nargs="?", help="clear only this capture")
+    return parser
+
+
+def _progress(args):
+    from .progress import Progress
+
+    return Progress(args.progress)
+
+
+def cmd_render(args) -> int:
+    from .pipeline import capture_scene, render_film
+
+    if args.output and len(args.scenes) > 1:
+        raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
+    scenes = _load_all(args.scenes)
+    for scene in scenes:
+        prog = _progress(args)
+        prog.log(f"── {scene.source}")
+        cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=prog)
+        out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog)
+        print(out)
+    return 0
+
+
+def _device(args, scene):
+    from .device import resolve_device
+
+    return resolve_device(args.device or scene.capture.device)
+
+
+def _load_all(paths) -> list:
+    """Load every scene first, so one bad file stops the batch before any work, with all problems listed."""
+    from .scene import load_scene
+
+    scenes, errors = [], []
+    for p in paths:
+        try:
+            scenes.append(load_scene(p))
+        except SceneError as exc:
+            errors.append(exc)
+    if errors:
+        if len(errors) == 1:
+            raise errors[0]
+        raise SceneError(", ".join(e.path for e in errors),
+                         [(f"{e.path}: {loc}" if loc else e.path, msg) for e in errors for loc, msg in e.problems])
+    return scenes
+
+
+def cmd_still(args) -> int:
+    from .pipeline import capture_scene, render_still
+
+    (scene,) = _load_all([args.scene])
+    cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
+    print(render_still(cap, args.frame, output=args.output, quality=args.quality))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .pipeline import estimate
+
+    scenes = _load_all(args.scenes)
+    for scene in scenes:
+        if args.quiet:
+            continue
+        print(f"# {scene.source}: valid")
+        print(json.dumps({"scene": scene.resolved_dump(), "cost": estimate(scene, args.quality)}, indent=2))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .scene import json_schema
+
+    print(json_schema())
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_checks
+
+    worst = 0
+    for name, ok, msg in run_checks():
+        print(f"[{'ok' if ok else 'FAIL'}] {name:7s} {msg}")
+        worst = worst if ok else 1
+    return worst
+
+
+def cmd_cache(args) -> int:
+    from .store import CaptureStore
+
+    store = CaptureStore()
+    if args.action == "list":
+        rows = store.list()
+        print(f"{len(rows)} capture(s) in {store.captures}")
+        for key, manifest, size in rows:
+            scene = (manifest or {}).get("scene", "?")
+            steps = len((manifest or {}).get("steps", []))
+            print(f"{key}  {size / 2**20:8.1f} MiB  {steps:4d} steps  {scene}")
+        return 0
+    n = store.clear(args.key)
+    print(f"removed {n} capture(s) from {store.captures}")
+    return 0
+
+
+COMMANDS = {"render": cmd_render, "still": cmd_still, "check": cmd_check, "schema": cmd_schema,
+            "doctor": cmd_doctor, "cache": cmd_cache}
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from . import __version__
+
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except LLStudioError as exc:
+        print(f"llstudio: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("llstudio: interrupted; nothing half-written was left behind, the next run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Directions that span the slice through weight space.
+
+A direction is a dict ``name → tensor`` shaped like the model's parameters. Directions are drawn on the CPU from a
+seeded generator, so the same scene gives the same directions on any device.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .scene import DirectionsSpec
+
+_EPS = 1e-10
+
+
+def is_filter_weight(t: torch.Tensor) -> bool:
+    """Weights with a filter structure (Linear, Conv) have at least two dimensions; biases and BN have one."""
+    return t.dim() >= 2
+
+
+def random_direction(reference: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """A standard Gaussian direction shaped like ``reference`` (CPU, reference dtype)."""
+    return {k: torch.randn(v.shape, generator=generator, dtype=torch.float64).to(v.dtype) for k, v in reference.items()}
+
+
+def normalize(direction: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], how: str,
+              include_biases: bool = False) -> dict[str, torch.Tensor]:
+    """Scale ``direction`` against ``reference`` weights.
+
+    - ``filter``: every filter (slice along dim 0 of a weight) gets the norm of the matching reference filter;
+    - ``layer``: every tensor gets the norm of the matching reference tensor;
+    - ``model``: the whole vector gets the norm of the whole reference;
+    - ``none``: unchanged.
+
+    One-dimensional tensors (biases, BatchNorm) are zeroed unless ``include_biases``; included ones are scaled
+    per tensor (a bias has no filters).
+    """
+    out: dict[str, torch.Tensor] = {}
+    for k, d in direction.items():
+        w = reference[k]
+        if not is_filter_weight(w) and not include_biases:
+            out[k] = torch.zeros_like(d)
+            continue
+        if how == "filter" and is_filter_weight(w):
+            dn = d.flatten(1).norm(dim=1).clamp_min(_EPS)
+            wn = w.flatten(1).norm(dim=1)
+            out[k] = d * (wn / dn).view(-1, *([1] * (d.dim() - 1)))
+        elif how in ("filter", "layer"):
+            out[k] = d * (w.norm() / d.norm().clamp_min(_EPS))
+        else:
+            out[k] = d.clone()
+    if how == "model":
+        included = [k for k in out if include_biases or is_filter_weight(reference[k])]
+        dn = torch.sqrt(sum((out[k].double() ** 2).sum() for k in included)).clamp_min(_EPS)
+        wn = torch.sqrt(sum((reference[k].double() ** 2).sum() for k in included))
+        out = {k: v * (wn / dn).to(v.dtype) for k, v in out.items()}
+    return out
+
+
+def random_directions(spec: DirectionsSpec, reference: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """Two seeded random directions, normalised against ``reference`` as the scene asks."""
+    g = torch.Generator().manual_seed(spec.seed)
+    d1 = random_direction(reference, g)
+    d2 = random_direction(reference, g)
+    return (normalize(d1, reference, spec.normalization, spec.include_biases),
+            normalize(d2, reference, spec.normalization, spec.include_biases))
+
+
+def flatten(direction: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([v.reshape(-1) for v in direction.values()])
+
+
+def cosine(d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor]) -> float:
+    """Cosine similarity of two directions (random ones are nearly orthogonal in high dimension)."""
+    a, b = flatten(d1).double(), flatten(d2).double()
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(_EPS))

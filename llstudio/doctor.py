@@ -1,0 +1,70 @@
+"""Health checks: can this machine capture, render off-screen and encode? Each check is a small function."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Callable
+
+
+def check_python() -> tuple[bool, str]:
+    from . import __version__
+
+    return True, f"llstudio {__version__}, Python {platform.python_version()} on {platform.platform()}"
+
+
+def check_torch() -> tuple[bool, str]:
+    import torch
+
+    from .device import resolve_device
+
+    cuda = torch.cuda.is_available()
+    extra = f", GPU: {torch.cuda.get_device_name(0)}" if cuda else ""
+    return True, (f"torch {torch.__version__}, CUDA available: {cuda}{extra}; device 'auto' → "
+                  f"{resolve_device('auto')}; {torch.get_num_threads()} CPU threads")
+
+
+def check_ffmpeg() -> tuple[bool, str]:
+    from .encode import available_encoders, ffmpeg_exe
+
+    enc = available_encoders()
+    wanted = ["libx264", "libvpx-vp9", "prores_ks", "gif", "png"]
+    have = [e for e in wanted if e in enc]
+    missing = [e for e in wanted if e not in enc]
+    ok = "libx264" in enc
+    text = f"ffmpeg {ffmpeg_exe()}; encoders: {', '.join(have) or 'none'}"
+    if missing:
+        text += f" (missing: {', '.join(missing)})"
+    return ok, text
+
+
+def check_render() -> tuple[bool, str]:
+    from .render import render_window_info
+
+    info = render_window_info()
+    forced = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
+    text = f"VTK off-screen window: {info.pop('window')}"
+    if forced:
+        text += f" (forced by VTK_DEFAULT_OPENGL_WINDOW={forced})"
+    text += "".join(f"; {v}" for k, v in info.items() if "renderer" in k or "version" in k)
+    return True, text
+
+
+CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
+    "python": check_python,
+    "torch": check_torch,
+    "ffmpeg": check_ffmpeg,
+    "render": check_render,
+}
+
+
+def run_checks() -> list[tuple[str, bool, str]]:
+    """(name, ok, message) for every check; a check that raises is reported as failed with its error."""
+    out = []
+    for name, fn in CHECKS.items():
+        try:
+            ok, msg = fn()
+        except Exception as exc:  # a doctor reports, it does not crash
+            ok, msg = False, f"{type(exc).__name__}: {exc}"
+        out.append((name, ok, msg))
+    return out

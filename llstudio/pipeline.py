@@ -1,0 +1,328 @@
+"""The only module that knows the order of the stages and where the cache is checked.
+
+scene → training → directions → capture → store → timeline → camera → render → encode
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import __version__
+from .errors import UsageError
+from .presets import QUALITIES
+from .progress import Progress
+from .scene import Scene
+from .store import FORMAT_VERSION, CaptureStore, canonical_hash
+
+# Sections of a scene that determine the captured numbers; the rest (look, camera, output...) does not.
+CAPTURE_SECTIONS = ("data", "model", "training", "directions", "grid")
+
+
+def axes(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's alpha (nx,) and beta (ny,) coordinates."""
+    nx, ny = scene.grid.shape
+    xr = scene.grid.range
+    yr = scene.grid.y_range or scene.grid.range
+    return np.linspace(xr[0], xr[1], nx), np.linspace(yr[0], yr[1], ny)
+
+
+def capture_key(scene: Scene, device_type: str) -> str:
+    """Hash of everything that determines the captured numbers (not camera, look, output, timeline)."""
+    import torch
+
+    dump = scene.resolved_dump()
+    ident = {s: dump[s] for s in CAPTURE_SECTIONS}
+    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype}
+    ident["device_type"] = device_type
+    ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
+    return canonical_hash(ident)[:24]
+
+
+@dataclass
+class Capture:
+    """A captured film's numbers, for the renderer and for notebook users.
+
+    ``loss`` is (steps, nx, ny) with 'ij' indexing: ``loss[k, i, j]`` is the loss at ``centers[k] + alphas[i] * d1
+    + betas[j] * d2``. ``directions`` are two dicts ``name → tensor`` shaped like the model's parameters.
+    """
+
+    scene: Scene
+    key: str
+    path: Path
+    alphas: np.ndarray
+    betas: np.ndarray
+    steps: np.ndarray
+    loss: np.ndarray
+    center_loss: np.ndarray
+    train_loss: np.ndarray
+    centers: list = field(repr=False)
+    directions: tuple = field(repr=False)
+    device: str = "cpu"
+
+    @property
+    def axes(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.alphas, self.betas
+
+    @property
+    def data(self):
+        """The dataset, with the fixed evaluation subset the landscape was measured on (``x_eval``, ``y_eval``)."""
+        from .data import load_dataset
+
+        return load_dataset(self.scene.data)
+
+    @property
+    def eval_data(self) -> tuple[np.ndarray, np.ndarray]:
+        d = self.data
+        return d.x_eval, d.y_eval
+
+    def model(self, k: int = -1):
+        """The model with the weights of captured step index ``k`` (default: the last), on the CPU."""
+        import torch
+
+        from .training import initial_model
+
+        dtype = getattr(torch, self.scene.capture.dtype)
+        m = initial_model(self.scene, self.data, dtype)
+        with torch.no_grad():
+            for name, p in m.named_parameters():
+                p.copy_(self.centers[k][name])
+        return m.eval()
+
+
+def _to_numpy(d: dict) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().numpy() for k, v in d.items()}
+
+
+def _to_torch(d: dict) -> dict:
+    import torch
+
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items()}
+
+
+def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
+                  progress: Optional[Progress] = None) -> Capture:
+    """Train, choose directions and capture every sampled step, reusing whatever the store already holds."""
+    import torch
+
+    from .capture import LandscapeEvaluator
+    from .data import load_dataset
+    from .device import resolve_device
+    from .directions import cosine, random_directions
+    from .models import loss_fn
+    from .training import Trajectory, initial_model, train
+
+    progress = progress or Progress("none")
+    device = device if device is not None else resolve_device(scene.capture.device)
+    device = torch.device(device)
+    dtype = getattr(torch, scene.capture.dtype)
+    store = store or CaptureStore()
+    key = capture_key(scene, device.type)
+    cdir = store.open(key)
+    alphas, betas = axes(scene)
+    steps = scene.captured_steps()
+    if cdir.read_manifest() is None or not use_cache:
+        dump = scene.resolved_dump()
+        cdir.write_manifest({
+            "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
+            "steps": steps, "alphas": alphas.tolist(), "betas": betas.tolist(), "device": device.type,
+            "dtype": scene.capture.dtype, "capture_mode": "eval", "llstudio": __version__,
+            "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
+        })
+    data = load_dataset(scene.data)
+
+    # Training ------------------------------------------------------------------------------------------
+    if use_cache and cdir.has("trajectory"):
+        arrays = cdir.load_arrays("trajectory")
+        names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
+        traj = Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
+                                            for i in range(len(arrays["steps"]))],
+                          arrays["train_loss"], arrays["batches"])
+        progress.log(f"training: reused from cache {cdir.path}")
+    else:
+        with progress.stage("training", scene.training.steps, "steps") as advance:
+            traj = train(scene, data, device, dtype, on_step=lambda s: advance(1))
+        arrays = {"steps": traj.steps, "train_loss": traj.train_loss, "batches": traj.batches}
+        for i, w in enumerate(traj.weights):
+            arrays.update({f"w{i}/{n}": v for n, v in _to_numpy(w).items()})
+        cdir.save_arrays("trajectory", arrays)
+        if not np.all(np.isfinite(traj.train_loss)):
+            progress.log("warning: the training loss became NaN/inf (the run diverged); the landscape shows it clipped")
+
+    # Directions ----------------------------------------------------------------------------------------
+    if use_cache and cdir.has("directions"):
+        arrays = cdir.load_arrays("directions")
+        d1 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d1/")})
+        d2 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d2/")})
+    else:
+        ref = traj.weights[0] if scene.directions.normalize_to == "initial" else traj.weights[-1]
+        d1, d2 = random_directions(scene.directions, ref)
+        cdir.save_arrays("directions", {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
+                                        **{f"d2/{k}": v for k, v in _to_numpy(d2).items()}})
+
+    # Capture -------------------------------------------------------------------------------------------
+    todo = [k for k, s in enumerate(steps) if not (use_cache and cdir.has_step(s))]
+    if todo:
+        model = initial_model(scene, data, dtype)
+        crit = loss_fn(scene.training.loss, data.n_classes)
+        ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
+                                device, dtype, scene.capture.memory_mb)
+        progress.log(f"capture: {len(todo)} of {len(steps)} steps to capture on {device} "
+                     f"({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, cos(d1, d2) = {cosine(d1, d2):+.3f})")
+        zero = torch.zeros(1, dtype=torch.float64)
+        with progress.stage("capture", len(todo) * len(alphas) * len(betas), "points") as advance:
+            for k in todo:
+                grid = ev.grid(traj.weights[k], alphas, betas)
+                center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
+                cdir.save_step(steps[k], grid, center)
+                advance(grid.size)
+    else:
+        progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
+
+    loaded = [cdir.load_step(s) for s in steps]
+    return Capture(
+        scene=scene, key=key, path=cdir.path, alphas=alphas, betas=betas, steps=np.asarray(steps),
+        loss=np.stack([z["loss"] for z in loaded]), center_loss=np.array([float(z["center_loss"]) for z in loaded]),
+        train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
+    )
+
+
+# ------------------------------------------------------------------------------------------------- film
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    width: int
+    height: int
+    fps: int
+
+
+def output_settings(scene: Scene, quality: Optional[str] = None) -> OutputSettings:
+    """-q wins over the scene: a preset's size and fps; otherwise the scene's preset, with its fps override."""
+    if quality is not None:
+        if quality not in QUALITIES:
+            raise UsageError(f"unknown quality '{quality}': choose one of {', '.join(QUALITIES)}")
+        q = QUALITIES[quality]
+        return OutputSettings(q.width, q.height, q.fps)
+    q = QUALITIES[scene.output.quality]
+    return OutputSettings(q.width, q.height, scene.output.fps or q.fps)
+
+
+def parse_frames(spec: Optional[str], n_frames: int) -> range:
+    """'A:B' → frames A … B-1 (either side may be empty, negatives count from the end); None → all."""
+    if spec is None:
+        return range(n_frames)
+    try:
+        a, _, b = spec.partition(":")
+        if not _:
+            raise ValueError
+        sl = slice(int(a) if a.strip() else None, int(b) if b.strip() else None)
+    except ValueError:
+        raise UsageError(f"--frames {spec!r}: expected A:B, e.g. 0:120") from None
+    r = range(n_frames)[sl]
+    if len(r) == 0:
+        raise UsageError(f"--frames {spec!r} selects no frame: the film has {n_frames} frames (0:{n_frames})")
+    return r
+
+
+class Film:
+    """Timeline, camera path and renderer of one capture at one output setting."""
+
+    def __init__(self, capture: Capture, settings: OutputSettings):
+        from .camera import camera_path
+        from .timeline import Timeline
+
+        scene = capture.scene
+        self.capture, self.settings = capture, settings
+        self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
+                                 settings.fps)
+        extent = float(max(capture.alphas[-1] - capture.alphas[0], capture.betas[-1] - capture.betas[0]))
+        focal = (float(capture.alphas.mean()), float(capture.betas.mean()), 0.5 * scene.scaling.z_scale * extent)
+        self.camera = camera_path(scene.camera, self.timeline.n_frames, focal, extent)
+
+    @property
+    def n_frames(self) -> int:
+        return self.timeline.n_frames
+
+    def renderer(self):
+        from .render import SurfaceRenderer
+
+        scene = self.capture.scene
+        return SurfaceRenderer(self.capture.alphas, self.capture.betas, scene.look, self.settings.width,
+                               self.settings.height, scene.scaling.z_scale, scene.title)
+
+    def frame(self, renderer, index: int) -> np.ndarray:
+        return renderer.render(self.timeline.frame(index), self.camera.pose(index))
+
+
+def default_output(scene: Scene, suffix: str = ".mp4") -> Path:
+    if scene.output.path:
+        return Path(scene.output.path)
+    return Path("renders") / f"{scene.name}{suffix}"
+
+
+def render_film(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
+                frames: Optional[str] = None, progress: Optional[Progress] = None) -> Path:
+    """Render and encode the film; returns its path. The film appears only when complete."""
+    from .encode import FilmWriter
+    from .files import atomic_write
+
+    progress = progress or Progress("none")
+    scene = capture.scene
+    settings = output_settings(scene, quality)
+    film = Film(capture, settings)
+    selected = parse_frames(frames, film.n_frames)
+    output = Path(output) if output is not None else default_output(scene)
+    with film.renderer() as renderer, \
+            FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
+                       scene.output.encoder_preset) as writer, \
+            progress.stage("render", len(selected), "frames") as advance:
+        for i in selected:
+            writer.write(film.frame(renderer, i))
+            advance(1)
+    sidecar = {
+        "film": output.name, "scene": scene.source, "resolved_scene": scene.resolved_dump(),
+        "capture_key": capture.key, "capture_path": str(capture.path), "frames": [selected.start, selected.stop],
+        "n_frames_total": film.n_frames, "width": settings.width, "height": settings.height, "fps": settings.fps,
+        "llstudio": __version__,
+    }
+    text = json.dumps(sidecar, indent=2)
+    atomic_write(output.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+    return output
+
+
+def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:
+    """Render one frame of the film to a PNG."""
+    from .render import save_png
+
+    scene = capture.scene
+    film = Film(capture, output_settings(scene, quality))
+    if not -film.n_frames <= index < film.n_frames:
+        raise UsageError(f"--frame {index}: the film has {film.n_frames} frames (0 … {film.n_frames - 1})")
+    index %= film.n_frames
+    output = Path(output) if output is not None else Path("renders") / f"{scene.name}_{index:05d}.png"
+    with film.renderer() as renderer:
+        img = film.frame(renderer, index)
+    save_png(img, output)
+    return output
+
+
+def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
+    """What a render will cost: captured steps, grid evaluations, frames (no torch, no OpenGL)."""
+    steps = scene.captured_steps()
+    nx, ny = scene.grid.shape
+    from .timeline import film_length
+
+    s = output_settings(scene, quality)
+    duration, n_frames = film_length(len(steps), scene.timeline, s.fps)
+    return {
+        "training_steps": scene.training.steps, "captured_steps": len(steps), "grid": f"{nx}x{ny}",
+        "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,
+        "frames": n_frames, "duration_s": round(duration, 2),
+        "resolution": f"{s.width}x{s.height}", "fps": s.fps,
+    }

@@ -1,0 +1,176 @@
+"""Off-screen rendering with pyvista: one Plotter per film, meshes built once and updated in place.
+
+This is the only module that imports pyvista/VTK. It knows frames (values on a grid, a camera pose), not torch.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+import numpy as np
+
+from .errors import MissingDependency, RenderError
+from .scene import LookSpec
+from .timeline import FrameState
+
+
+def _pyvista():
+    # Read at import by pyvista: make sure nothing tries to open a window.
+    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    try:
+        import pyvista as pv
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependency(f"pyvista is not importable ({exc}); pip install pyvista") from None
+    pv.OFF_SCREEN = True
+    return pv
+
+
+def _fmt_loss(v: float) -> str:
+    if not np.isfinite(v):
+        return "diverged"
+    return f"{v:.4g}"
+
+
+class SurfaceRenderer:
+    """Renders a loss surface over (alpha, beta) with contour lines, a minimiser marker and text.
+
+    ``alphas`` (nx,), ``betas`` (ny,): the grid axes; heights are ``(value - vmin) / (vmax - vmin)`` times
+    ``z_scale`` times the grid width, so the surface keeps its proportions whatever the loss range.
+    """
+
+    def __init__(self, alphas: np.ndarray, betas: np.ndarray, look: LookSpec, width: int, height: int,
+                 z_scale: float, title: str = ""):
+        pv = _pyvista()
+        self.pv = pv
+        self.look, self.width, self.height = look, int(width), int(height)
+        self.alphas, self.betas = np.asarray(alphas, float), np.asarray(betas, float)
+        self.extent = float(max(self.alphas[-1] - self.alphas[0], self.betas[-1] - self.betas[0]))
+        self.z_height = z_scale * self.extent
+        try:
+            self.plotter = pv.Plotter(off_screen=True, window_size=(self.width, self.height),
+                                      lighting="light kit")
+        except Exception as exc:  # VTK raises plain RuntimeErrors when no context can be made
+            raise MissingDependency(
+                f"no off-screen OpenGL context ({exc}). On a headless Linux machine install Mesa's EGL "
+                "(Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri) or OSMesa, or set "
+                "VTK_DEFAULT_OPENGL_WINDOW=vtkOSOpenGLRenderWindow; 'llstudio doctor' reports what is in use."
+            ) from None
+        p = self.plotter
+        p.ren_win.SetMultiSamples(4 if look.anti_aliasing == "msaa" else 0)
+        p.set_background(look.background)
+
+        X, Y = np.meshgrid(self.alphas, self.betas, indexing="ij")
+        self.grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
+        self.grid["values"] = np.zeros(X.size)
+        self.surface_actor = p.add_mesh(
+            self.grid, scalars="values", cmap=look.colormap, clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
+            specular=look.specular, specular_power=30.0, show_scalar_bar=False, name="surface",
+        )
+        # A point without cells draws nothing but lets the actor exist before the first frame's lines.
+        self.contours = pv.PolyData(np.zeros((1, 3)))
+        self.contour_actor = None
+        if look.contours > 0:
+            self.contour_actor = p.add_mesh(self.contours, color=look.contour_color, line_width=1.2,
+                                            opacity=0.55, name="contours", reset_camera=False)
+        self.marker_actor = None
+        if look.marker:
+            sphere = pv.Sphere(radius=0.022 * self.extent, theta_resolution=24, phi_resolution=24)
+            self.marker_actor = p.add_mesh(sphere, color=look.marker_color, smooth_shading=True, specular=0.6,
+                                           name="marker", reset_camera=False)
+        self.title_actor = self.info_actor = None
+        if look.overlay:
+            # Pixel positions give plain text actors (SetInput) with a margin, unlike corner annotations.
+            size = max(8, int(self.height / 42))
+            margin = int(0.025 * self.height)
+            if title:
+                self.title_actor = p.add_text(title, position=(margin * 1.5, self.height - margin - 1.4 * size),
+                                              font_size=size, color=look.text_color, name="title")
+            self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
+                                         color=look.text_color, name="info")
+        self._buffer = None
+
+    def _heights(self, state: FrameState) -> np.ndarray:
+        span = state.vmax - state.vmin
+        unit = (state.values - state.vmin) / span if span > 0 else np.zeros_like(state.values)
+        return unit
+
+    def render(self, state: FrameState, pose) -> np.ndarray:
+        """One frame as an (height, width, 3) uint8 array."""
+        unit = self._heights(state)
+        z = unit * self.z_height
+        # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
+        self.grid.points[:, 2] = z.ravel(order="F")
+        self.grid["values"] = unit.ravel(order="F")
+        if self.contour_actor is not None:
+            levels = np.linspace(0.0, 1.0, self.look.contours + 2)[1:-1]
+            lines = self.grid.contour(isosurfaces=levels, scalars="values")
+            # Lift the lines a hair above the surface so they do not flicker in and out of it.
+            if lines.n_points:
+                lines.points[:, 2] += 0.002 * self.extent
+            self.contours.copy_from(lines)
+        if self.marker_actor is not None:
+            from scipy.interpolate import RegularGridInterpolator
+
+            zc = RegularGridInterpolator((self.alphas, self.betas), z, bounds_error=False, fill_value=None)([[0, 0]])[0]
+            self.marker_actor.SetPosition(0.0, 0.0, float(zc) + 0.01 * self.extent)
+        if self.info_actor is not None:
+            self.info_actor.SetInput(f"step {state.step:,.0f}    loss {_fmt_loss(state.center_loss)}")
+        position, focal, up = pose
+        cam = self.plotter.camera
+        cam.position, cam.focal_point, cam.up = position, focal, up
+        self.plotter.renderer.ResetCameraClippingRange()
+        return self._grab()
+
+    def _grab(self) -> np.ndarray:
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+        from vtkmodules.vtkCommonCore import vtkUnsignedCharArray
+
+        win = self.plotter.ren_win
+        win.Render()
+        if self._buffer is None:
+            self._buffer = vtkUnsignedCharArray()
+        win.GetPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
+        img = vtk_to_numpy(self._buffer).reshape(self.height, self.width, 3)
+        if img.shape != (self.height, self.width, 3):  # pragma: no cover
+            raise RenderError(f"render window returned {img.shape}, expected {(self.height, self.width, 3)}")
+        return np.ascontiguousarray(img[::-1])  # OpenGL rows run bottom-up
+
+    def close(self) -> None:
+        self.plotter.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def render_window_info() -> dict[str, str]:
+    """Which VTK render-window class is used off-screen, and the OpenGL renderer behind it (for doctor)."""
+    pv = _pyvista()
+    p = pv.Plotter(off_screen=True, window_size=(64, 64))
+    try:
+        p.add_mesh(pv.Sphere())
+        p.ren_win.Render()
+        caps = p.ren_win.ReportCapabilities() or ""
+        info = {"window": p.ren_win.GetClassName()}
+        for line in caps.splitlines():
+            if ":" in line and line.split(":")[0].strip() in ("OpenGL vendor string", "OpenGL renderer string",
+                                                             "OpenGL version string"):
+                info[line.split(":")[0].strip()] = line.split(":", 1)[1].strip()
+        return info
+    finally:
+        p.close()
+
+
+def save_png(img: np.ndarray, path) -> None:
+    """Write an (H, W, 3|4) uint8 image as PNG, atomically."""
+    from PIL import Image
+
+    from .files import atomic_write
+
+    atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG", optimize=True))
+
+
+__all__ = ["SurfaceRenderer", "render_window_info", "save_png"]

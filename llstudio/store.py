@@ -1,0 +1,137 @@
+"""The capture store: one directory per capture, named by a hash of everything that determines its numbers.
+
+Layout of ``<root>/captures/<key>/``::
+
+    manifest.json        what was captured and how (scene sections, axes, versions)
+    trajectory.npz       training losses, batch order, weights at the captured steps
+    directions.npz       the two directions, by parameter name
+    step_000120.npz      the loss grid of one captured step (nx, ny), NaN where not finite
+
+Every file is written to a temporary name in the same directory and renamed into place, so a killed run leaves
+either the old state or the new one, never half a file; a rerun skips what exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import CacheError
+from .files import atomic_write
+
+FORMAT_VERSION = 1
+
+
+def default_root() -> Path:
+    """``$LLSTUDIO_CACHE``, else ``$XDG_CACHE_HOME/llstudio``, else ``~/.cache/llstudio``."""
+    env = os.environ.get("LLSTUDIO_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "llstudio"
+
+
+def canonical_hash(obj: Any) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace): stable across runs and machines."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    atomic_write(path, write)
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise CacheError(f"{path}: unreadable cache file ({exc}); run with --no-cache or 'llstudio cache clear'") from None
+
+
+class CaptureDir:
+    """One capture's directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def step_path(self, step: int) -> Path:
+        return self.path / f"step_{step:07d}.npz"
+
+    # manifest ------------------------------------------------------------------------------------------
+    def write_manifest(self, manifest: dict) -> None:
+        text = json.dumps(manifest, indent=2, sort_keys=True)
+        atomic_write(self.path / "manifest.json", lambda tmp: Path(tmp).write_text(text))
+
+    def read_manifest(self) -> Optional[dict]:
+        p = self.path / "manifest.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    # named arrays (trajectory, directions) -------------------------------------------------------------
+    def has(self, name: str) -> bool:
+        return (self.path / f"{name}.npz").exists()
+
+    def save_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
+        _save_npz(self.path / f"{name}.npz", arrays)
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray]:
+        return _load_npz(self.path / f"{name}.npz")
+
+    # captured steps ------------------------------------------------------------------------------------
+    def has_step(self, step: int) -> bool:
+        return self.step_path(step).exists()
+
+    def save_step(self, step: int, loss: np.ndarray, center_loss: float) -> None:
+        """``loss`` (nx, ny) with NaN for non-finite values, plus a done-mask of what is finite."""
+        loss = np.where(np.isfinite(loss), loss, np.nan)
+        _save_npz(self.step_path(step), {"loss": loss, "finite": np.isfinite(loss),
+                                         "center_loss": np.array(center_loss)})
+
+    def load_step(self, step: int) -> dict[str, np.ndarray]:
+        return _load_npz(self.step_path(step))
+
+
+class CaptureStore:
+    """All captures under one root directory."""
+
+    def __init__(self, root: Optional[Path] = None):
+        self.root = Path(root) if root is not None else default_root()
+
+    @property
+    def captures(self) -> Path:
+        return self.root / "captures"
+
+    def open(self, key: str) -> CaptureDir:
+        d = CaptureDir(self.captures / key)
+        d.path.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def list(self) -> list[tuple[str, Optional[dict], int]]:
+        """(key, manifest, size in bytes) of every capture, newest first."""
+        if not self.captures.exists():
+            return []
+        out = []
+        for d in sorted(self.captures.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+            if d.is_dir():
+                size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+                out.append((d.name, CaptureDir(d).read_manifest(), size))
+        return out
+
+    def clear(self, key: Optional[str] = None) -> int:
+        """Remove one capture (or all); returns how many were removed."""
+        targets = [self.captures / key] if key else ([p for p in self.captures.iterdir()] if self.captures.exists() else [])
+        n = 0
+        for t in targets:
+            if t.is_dir():
+                shutil.rmtree(t)
+                n += 1
+        return n

@@ -1,0 +1,120 @@
+"""Captured keyframes → one surface per video frame (interpolation, holds, scaling). Pure numpy.
+
+Time runs: ``hold_start`` seconds on the first captured step, ``seconds_per_step`` between consecutive captured
+steps, ``hold_end`` seconds on the last one. At exactly the time of a captured step, the frame shows that step's
+captured values unchanged, whatever the interpolation.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scene import ScalingSpec, TimelineSpec
+
+
+def scale_loss(loss: np.ndarray, spec: ScalingSpec) -> np.ndarray:
+    """Clip then (optionally) log10 the loss. Non-finite values must already have been replaced."""
+    v = np.asarray(loss, dtype=np.float64)
+    if spec.clip is not None:
+        v = np.minimum(v, spec.clip)
+    if spec.log:
+        v = np.log10(np.maximum(v, 1e-12))
+    return v
+
+
+def fill_nonfinite(loss: np.ndarray) -> tuple[np.ndarray, int]:
+    """Replace NaN/inf (a diverged run) with the largest finite value; returns the array and how many were bad."""
+    bad = ~np.isfinite(loss)
+    n = int(bad.sum())
+    if n == 0:
+        return loss, 0
+    finite = loss[~bad]
+    fill = finite.max() if finite.size else 1.0
+    return np.where(bad, fill, loss), n
+
+
+def ease(s: np.ndarray | float, kind: str) -> np.ndarray | float:
+    """Easing of a fraction s in [0, 1]: 'smoothstep' has zero slope at both ends."""
+    if kind == "smoothstep":
+        return s * s * (3.0 - 2.0 * s)
+    return s
+
+
+def film_length(n_captured: int, spec: TimelineSpec, fps: int) -> tuple[float, int]:
+    """(duration in seconds, number of frames) of a film of ``n_captured`` captured steps."""
+    duration = spec.hold_start + (n_captured - 1) * spec.seconds_per_step + spec.hold_end
+    return duration, max(1, int(round(duration * fps)))
+
+
+@dataclass(frozen=True)
+class FrameState:
+    """What one video frame shows: ``values`` (nx, ny) scaled loss; the (fractional) step; the raw loss at the
+    centre; the value range heights and colours are normalised to."""
+
+    index: int
+    values: np.ndarray
+    step: float
+    center_loss: float
+    vmin: float
+    vmax: float
+
+
+class Timeline:
+    """Maps video frames to interpolated landscapes.
+
+    ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,).
+    """
+
+    def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
+                 timeline: TimelineSpec, scaling: ScalingSpec, fps: int):
+        self.steps = np.asarray(steps, dtype=np.float64)
+        filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
+        if nbad:
+            warnings.warn(f"{nbad} landscape values are NaN or infinite (the run diverged there); "
+                          "they are shown at the highest finite loss", RuntimeWarning, stacklevel=2)
+        self.values = scale_loss(filled, scaling)
+        self.center_loss = np.asarray(center_loss, dtype=np.float64)
+        self.spec, self.scaling, self.fps = timeline, scaling, fps
+        k = len(self.steps)
+        self.duration, self.n_frames = film_length(k, timeline, fps)
+        self.vmin, self.vmax = float(self.values.min()), float(self.values.max())
+        self._pchip = None
+        if timeline.interpolation == "cubic" and k >= 3:
+            from scipy.interpolate import PchipInterpolator
+
+            self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
+
+    def position(self, frame: int) -> float:
+        """Fractional index into the captured steps shown at ``frame`` (0 … K-1)."""
+        t = frame / self.fps
+        u = (t - self.spec.hold_start) / self.spec.seconds_per_step
+        return float(np.clip(u, 0.0, len(self.steps) - 1))
+
+    def frame_of_step(self, k: int) -> int:
+        """The first video frame that shows captured step index ``k`` exactly (may fall between frames: rounded)."""
+        return int(round((self.spec.hold_start + k * self.spec.seconds_per_step) * self.fps))
+
+    def values_at(self, u: float) -> np.ndarray:
+        k = int(np.floor(u))
+        s = u - k
+        if s == 0.0 or k >= len(self.steps) - 1:
+            return self.values[min(k, len(self.steps) - 1)]
+        if self._pchip is not None:
+            return self._pchip(u)
+        s = ease(s, "smoothstep" if self.spec.interpolation == "smoothstep" else "linear")
+        return (1.0 - s) * self.values[k] + s * self.values[k + 1]
+
+    def frame(self, index: int) -> FrameState:
+        u = self.position(index)
+        vals = self.values_at(u)
+        idx = np.arange(len(self.steps))
+        step = float(np.interp(u, idx, self.steps))
+        center = float(np.interp(u, idx, self.center_loss))
+        if self.scaling.range == "frame":
+            vmin, vmax = float(vals.min()), float(vals.max())
+        else:
+            vmin, vmax = self.vmin, self.vmax
+        return FrameState(index, vals, step, center, vmin, vmax)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MissingDependency, RenderError
+from .files import publish
 
 
 def ffmpeg_exe() -> str:
@@ -78,7 +79,9 @@ class FilmWriter:
             self._tmp, (self.width, self.height), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
             pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
             output_params=["-crf", str(self.crf), "-preset", self.preset, "-movflags", "+faststart",
-                           "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+                           # Tag the stream as BT.709 in the bitstream itself (the container-level flags alone
+                           # leave primaries and transfer 'unknown', which some players render washed out).
+                           "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709",
                            "-color_range", "tv", "-f", "mp4"],
         )
         self._gen.send(None)  # start ffmpeg
@@ -103,7 +106,7 @@ class FilmWriter:
             if ok and self.frames == 0:
                 raise RenderError("no frames were rendered")
             if ok:
-                os.replace(self._tmp, self.path)
+                publish(self._tmp, self.path)
         finally:
             if self._tmp and os.path.exists(self._tmp):
                 os.unlink(self._tmp)

@@ -1,0 +1,105 @@
+"""Grid evaluation speed: llstudio's batched capture against a plain per-point loop, in the same run.
+
+    python benchmarks/capture.py                 # 41x41 grid, CPU (or --device cuda)
+    python benchmarks/capture.py --grid 21       # quicker
+
+For each case the same model, data, centre, directions and grid are evaluated twice: by
+``llstudio.capture.reference_grid`` (set the weights, forward pass, one point at a time) and by
+``LandscapeEvaluator.grid``. The table prints points/s of each, their ratio, and the largest relative difference
+between the two results (they must agree: the fast path is only useful if it is right).
+
+Inputs are seeded random 28x28 images (timings do not depend on pixel values); the models are the 784-50-500-10
+sigmoid MLP without biases of the "gradient descent and loss landscape animations" write-up, with MSE loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from llstudio.capture import LandscapeEvaluator, reference_grid
+from llstudio.device import resolve_device
+from llstudio.directions import random_directions
+from llstudio.models import loss_fn
+from llstudio.scene import DirectionsSpec
+
+
+def mlp_784_50_500_10() -> nn.Sequential:
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 50, bias=False), nn.Sigmoid(),
+                         nn.Linear(50, 500, bias=False), nn.Sigmoid(), nn.Linear(500, 10, bias=False))
+
+
+CASES = {
+    "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse"),
+    "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse"),
+}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_case(name, factory, n, loss_kind, grid, device, dtype, strategy):
+    torch.manual_seed(0)
+    model = factory().to(dtype)
+    x = torch.rand(n, 1, 28, 28, dtype=dtype)
+    y = torch.randint(0, 10, (n,))
+    center = {k: v.detach().clone() for k, v in model.named_parameters()}
+    d1, d2 = random_directions(DirectionsSpec(), center)
+    loss = loss_fn(loss_kind, 10)
+    axis = np.linspace(-1.0, 1.0, grid)
+
+    # Plain loop: model and data on the device, weights set per point.
+    m = factory().to(device=device, dtype=dtype).eval()
+    xd, yd = x.to(device), y.to(device)
+    cd = {k: v.to(device) for k, v in center.items()}
+    d1d = {k: v.to(device) for k, v in d1.items()}
+    d2d = {k: v.to(device) for k, v in d2.items()}
+    sync(device)
+    t0 = time.perf_counter()
+    ref = reference_grid(m, cd, d1d, d2d, axis, axis, xd, yd, loss)
+    sync(device)
+    t_loop = time.perf_counter() - t0
+
+    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy)
+    ev.grid(center, axis[:2], axis[:2])  # warm-up: allocations, kernels
+    sync(device)
+    t0 = time.perf_counter()
+    fast = ev.grid(center, axis, axis)
+    sync(device)
+    t_fast = time.perf_counter() - t0
+    rel = float(np.max(np.abs(fast - ref) / np.maximum(np.abs(ref), 1e-30)))
+    pts = grid * grid
+    return name, ev.strategy, ev.chunk, pts / t_loop, pts / t_fast, t_loop / t_fast, rel
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", type=int, default=41, help="points per axis (default 41)")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--strategy", default="auto", help="force an evaluator strategy (auto, mlp, linear_first, vmap)")
+    ap.add_argument("--case", action="append", help="run only these cases (substring match)")
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    dtype = getattr(torch, args.dtype)
+    print(f"# llstudio capture benchmark: {args.grid}x{args.grid} grid, {device}, {args.dtype}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"{'case':28s} {'strategy':12s} {'chunk':>5s} {'loop pts/s':>11s} {'llstudio pts/s':>15s} "
+          f"{'ratio':>7s} {'max rel diff':>13s}")
+    for name, (factory, n, loss_kind) in CASES.items():
+        if args.case and not any(c in name for c in args.case):
+            continue
+        row = run_case(name, factory, n, loss_kind, args.grid, device, dtype, args.strategy)
+        print(f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

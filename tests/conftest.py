@@ -1,0 +1,159 @@
+"""Shared fixtures: an isolated cache, a tiny scene, and a once-per-session check for off-screen OpenGL."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCENES_DIR = REPO / "scenes"
+
+# The smallest scene that still exercises every stage: 12 training steps, 4 captured steps, a 5x5 grid.
+TINY_SCENE: dict = {
+    "version": 1,
+    "title": "tiny",
+    "data": {"dataset": "digits", "eval_size": 64},
+    "model": {"kind": "mlp", "hidden": [8], "activation": "tanh"},
+    "training": {"optimizer": "sgd", "lr": 0.1, "steps": 12, "batch_size": 16, "seed": 0},
+    "directions": {"seed": 3},
+    "grid": {"resolution": 5, "range": [-1.0, 1.0]},
+    "capture": {"every": 4, "device": "cpu"},
+    "timeline": {"seconds_per_step": 0.2, "hold_start": 0.1, "hold_end": 0.1, "interpolation": "cubic"},
+    "output": {"quality": "l", "encoder_preset": "ultrafast"},
+    "look": {"anti_aliasing": "none"},
+}
+
+TINY_TOML = """\
+version = 1
+title = "tiny"
+
+[data]
+dataset = "digits"
+eval_size = 64
+
+[model]
+kind = "mlp"
+hidden = [8]
+activation = "tanh"
+
+[training]
+optimizer = "sgd"
+lr = 0.1
+steps = 12
+batch_size = 16
+seed = 0
+
+[directions]
+seed = 3
+
+[grid]
+resolution = 5
+range = [-1.0, 1.0]
+
+[capture]
+every = 4
+device = "cpu"
+
+[timeline]
+seconds_per_step = 0.2
+hold_start = 0.1
+hold_end = 0.1
+interpolation = "cubic"
+
+[output]
+quality = "l"
+encoder_preset = "ultrafast"
+
+[look]
+anti_aliasing = "none"
+"""
+
+
+def tiny_dict(**overrides) -> dict:
+    """A deep copy of the tiny scene with ``section={key: value}`` overrides merged in."""
+    d = copy.deepcopy(TINY_SCENE)
+    for section, values in overrides.items():
+        if isinstance(values, dict):
+            d.setdefault(section, {}).update(values)
+        else:
+            d[section] = values
+    return d
+
+
+def make_scene(path: str | Path = "tiny.toml", **overrides):
+    from llstudio.scene import scene_from_dict
+
+    return scene_from_dict(tiny_dict(**overrides), source=str(path))
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own capture cache; nothing is ever written to ~/.cache or the repo."""
+    root = tmp_path_factory.mktemp("llstudio-cache")
+    monkeypatch.setenv("LLSTUDIO_CACHE", str(root))
+    return root
+
+
+@pytest.fixture
+def tiny_scene(tmp_path):
+    return make_scene(tmp_path / "tiny.toml")
+
+
+@pytest.fixture
+def tiny_toml(tmp_path) -> Path:
+    p = tmp_path / "scenes" / "tiny.toml"
+    p.parent.mkdir()
+    p.write_text(TINY_TOML)
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_capture(tmp_path_factory):
+    """The tiny scene trained and captured once per session, in a store of its own (read-only for tests)."""
+    import torch
+
+    from llstudio.pipeline import capture_scene
+    from llstudio.store import CaptureStore
+
+    root = tmp_path_factory.mktemp("session-store")
+    scene = make_scene(root / "tiny.toml")
+    return capture_scene(scene, device=torch.device("cpu"), store=CaptureStore(root))
+
+
+# ------------------------------------------------------------------------------------------- OpenGL check
+
+_GL_PROBE = "from llstudio.render import render_window_info; info = render_window_info(); print(info['window'])"
+
+
+@pytest.fixture(scope="session")
+def gl_context() -> str:
+    """Try once, in a subprocess (a failing GL context can crash the interpreter), to render off-screen."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _GL_PROBE], capture_output=True, text=True, timeout=180,
+                              cwd=str(REPO), env={**os.environ, "PYVISTA_OFF_SCREEN": "true"})
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        pytest.skip(f"no off-screen OpenGL context: {exc}")
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        pytest.skip(f"no off-screen OpenGL context: {tail[0]}")
+    return proc.stdout.strip()
+
+
+@pytest.fixture(autouse=True)
+def _skip_render_without_gl(request):
+    if request.node.get_closest_marker("render") is not None:
+        request.getfixturevalue("gl_context")
+
+
+@pytest.fixture
+def cli_env(isolated_cache) -> dict:
+    """Environment for ``python -m llstudio`` subprocesses: the isolated cache, off-screen, no colour."""
+    env = dict(os.environ)
+    env.update({"LLSTUDIO_CACHE": str(isolated_cache), "PYVISTA_OFF_SCREEN": "true", "NO_COLOR": "1",
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2")})
+    return env

@@ -30,7 +30,7 @@ def _split_first_linear(model: nn.Module):
     while k < len(children) and not any(True for _ in children[k][1].parameters()) and \
             not any(True for _ in children[k][1].buffers()):
         k += 1
-    if k >= len(children) - 1 or not isinstance(children[k][1], _LINEAR_FIRST):
+    if k >= len(children) or not isinstance(children[k][1], _LINEAR_FIRST):
         return None
     prefix = nn.Sequential(OrderedDict(children[:k]))
     name, first = children[k]
@@ -129,7 +129,7 @@ class LandscapeEvaluator:
         per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * len(self.x) * sum(sizes)) * itemsize
         budget = memory_mb * 2**20
         if self.strategy == "mlp" and self.device.type == "cpu":
-            budget = min(budget, 16 * 2**20)
+            budget = min(budget, 64 * 2**20)
         return int(max(1, min(8192, budget // max(per_point, 1))))
 
     def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names) -> dict:

@@ -41,11 +41,13 @@ def check_ffmpeg() -> tuple[bool, str]:
 def check_render() -> tuple[bool, str]:
     from .render import render_window_info
 
-    info = render_window_info()
     forced = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
+    info = render_window_info()
     text = f"VTK off-screen window: {info.pop('window')}"
     if forced:
         text += f" (forced by VTK_DEFAULT_OPENGL_WINDOW={forced})"
+    elif os.environ.get("VTK_DEFAULT_OPENGL_WINDOW"):
+        text += " (no display: chosen by llstudio)"
     text += "".join(f"; {v}" for k, v in info.items() if "renderer" in k or "version" in k)
     return True, text
 

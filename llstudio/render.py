@@ -15,9 +15,25 @@ from .scene import LookSpec
 from .timeline import FrameState
 
 
+def _choose_window() -> None:
+    """Without a display, go straight to EGL (or OSMesa) instead of letting VTK try X first and warn.
+
+    VTK's wheel picks X → EGL → OSMesa at run time; an explicit VTK_DEFAULT_OPENGL_WINDOW always wins.
+    """
+    if os.environ.get("VTK_DEFAULT_OPENGL_WINDOW") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    import ctypes.util
+
+    if ctypes.util.find_library("EGL"):
+        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
+    elif ctypes.util.find_library("OSMesa"):
+        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkOSOpenGLRenderWindow"
+
+
 def _pyvista():
     # Read at import by pyvista: make sure nothing tries to open a window.
     os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
+    _choose_window()
     try:
         import pyvista as pv
     except ImportError as exc:  # pragma: no cover

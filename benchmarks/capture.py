@@ -4,7 +4,7 @@
     python benchmarks/capture.py --grid 21       # quicker
 
 For each case the same model, data, centre, directions and grid are evaluated twice: by
-``llstudio.capture.reference_grid`` (set the weights, forward pass, one point at a time) and by
+``llstudio.landscape.reference_grid`` (set the weights, forward pass, one point at a time) and by
 ``LandscapeEvaluator.grid``. The table prints points/s of each, their ratio, and the largest relative difference
 between the two results (they must agree: the fast path is only useful if it is right).
 
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from llstudio.capture import LandscapeEvaluator, reference_grid
+from llstudio.landscape import LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
 from llstudio.directions import random_directions
 from llstudio.models import loss_fn

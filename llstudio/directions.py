@@ -41,12 +41,13 @@ def normalize(direction: dict[str, torch.Tensor], reference: dict[str, torch.Ten
         if not is_filter_weight(w) and not include_biases:
             out[k] = torch.zeros_like(d)
             continue
+        # Norms in float64: float32 squares overflow for the huge weights of a diverging run.
         if how == "filter" and is_filter_weight(w):
-            dn = d.flatten(1).norm(dim=1).clamp_min(_EPS)
-            wn = w.flatten(1).norm(dim=1)
-            out[k] = d * (wn / dn).view(-1, *([1] * (d.dim() - 1)))
+            dn = d.double().flatten(1).norm(dim=1).clamp_min(_EPS)
+            wn = w.double().flatten(1).norm(dim=1)
+            out[k] = (d.double() * (wn / dn).view(-1, *([1] * (d.dim() - 1)))).to(d.dtype)
         elif how in ("filter", "layer"):
-            out[k] = d * (w.norm() / d.norm().clamp_min(_EPS))
+            out[k] = (d.double() * (w.double().norm() / d.double().norm().clamp_min(_EPS))).to(d.dtype)
         else:
             out[k] = d.clone()
     if how == "model":

@@ -39,7 +39,7 @@ def check_ffmpeg() -> tuple[bool, str]:
 
 
 def check_render() -> tuple[bool, str]:
-    from .render import render_window_info
+    from .renderer import render_window_info
 
     forced = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
     info = render_window_info()

@@ -82,7 +82,9 @@ class FilmWriter:
                            # Tag the stream as BT.709 in the bitstream itself (the container-level flags alone
                            # leave primaries and transfer 'unknown', which some players render washed out).
                            "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709",
-                           "-color_range", "tv", "-f", "mp4"],
+                           "-color_range", "tv",
+                           # ... and convert with the matrix the tags announce (swscale defaults to BT.601).
+                           "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-f", "mp4"],
         )
         self._gen.send(None)  # start ffmpeg
         return self

@@ -105,12 +105,28 @@ def _to_torch(d: dict) -> dict:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items()}
 
 
+def _normalization_reference(scene: Scene, data, dtype, traj, progress: Progress) -> dict:
+    """The weights the directions are normalised against: the final weights, or the initial ones when asked or
+    when the run diverged (weights blown up to inf/NaN would give directions of no use at any step)."""
+    import torch
+
+    from .training import initial_model
+
+    final = traj.weights[-1]
+    if scene.directions.normalize_to == "final":
+        if all(bool(torch.isfinite(v).all()) for v in final.values()):
+            return final
+        progress.log("warning: the final weights are not finite (the run diverged); the directions are normalised "
+                     "against the initial weights instead")
+    return {k: v.detach().clone() for k, v in initial_model(scene, data, dtype).named_parameters()}
+
+
 def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
                   progress: Optional[Progress] = None) -> Capture:
     """Train, choose directions and capture every sampled step, reusing whatever the store already holds."""
     import torch
 
-    from .capture import LandscapeEvaluator
+    from .landscape import LandscapeEvaluator
     from .data import load_dataset
     from .device import resolve_device
     from .directions import cosine, random_directions
@@ -160,8 +176,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         d1 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d1/")})
         d2 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d2/")})
     else:
-        ref = traj.weights[0] if scene.directions.normalize_to == "initial" else traj.weights[-1]
-        d1, d2 = random_directions(scene.directions, ref)
+        d1, d2 = random_directions(scene.directions, _normalization_reference(scene, data, dtype, traj, progress))
         cdir.save_arrays("directions", {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
                                         **{f"d2/{k}": v for k, v in _to_numpy(d2).items()}})
 
@@ -250,7 +265,7 @@ class Film:
         return self.timeline.n_frames
 
     def renderer(self):
-        from .render import SurfaceRenderer
+        from .renderer import SurfaceRenderer
 
         scene = self.capture.scene
         return SurfaceRenderer(self.capture.alphas, self.capture.betas, scene.look, self.settings.width,
@@ -298,7 +313,7 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
 
 def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:
     """Render one frame of the film to a PNG."""
-    from .render import save_png
+    from .renderer import save_png
 
     scene = capture.scene
     film = Film(capture, output_settings(scene, quality))

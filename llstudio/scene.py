@@ -104,7 +104,8 @@ class DirectionsSpec(_Section):
         "matching filter of the weights (Li et al. 2018); 'layer': per tensor; 'model': whole vector; 'none': raw.",
     )
     normalize_to: Literal["initial", "final"] = Field(
-        "final", description="Which weights the normalisation measures norms against."
+        "final", description="Which weights the normalisation measures norms against ('final' falls back to the "
+        "initial weights, with a warning, when the run diverged)."
     )
     include_biases: bool = Field(
         False, description="Also perturb biases and normalisation parameters (ignored by default, as in Li et al.)."
@@ -207,7 +208,7 @@ class CameraKey(_Section):
     """One camera keyframe, in spherical coordinates around the centre of the surface."""
 
     at: float = Field(..., ge=0, le=1, description="When: fraction of the film, 0 = first frame, 1 = last frame.")
-    azimuth: float = Field(..., description="Degrees around the vertical axis (0 looks along +alpha).")
+    azimuth: float = Field(..., description="Degrees around the vertical axis: 0 puts the camera on the +alpha side, 90 on the +beta side.")
     elevation: float = Field(30.0, gt=-90, lt=90, description="Degrees above the alpha-beta plane.")
     distance: float = Field(2.6, gt=0, description="Distance from the focal point, in grid widths.")
     roll: float = Field(0.0, description="Degrees of roll about the viewing direction.")
@@ -383,7 +384,10 @@ def _model_at(loc: tuple) -> Optional[type[BaseModel]]:
 
 
 def _describe(err: dict) -> tuple[str, str]:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in ("int", "float", "str", "bool"))))
+    # pydantic inserts union/validator tags ('list[int]', 'constrained-int', 'int') into locations: keep field
+    # names and list indices only.
+    loc = tuple(p for p in err["loc"]
+                if isinstance(p, int) or (p.isidentifier() and p not in ("int", "float", "str", "bool")))
     path = _loc_to_path(loc)
     kind = err["type"]
     if kind == "extra_forbidden":

@@ -89,8 +89,10 @@ class Timeline:
 
     def position(self, frame: int) -> float:
         """Fractional index into the captured steps shown at ``frame`` (0 … K-1)."""
-        t = frame / self.fps
-        u = (t - self.spec.hold_start) / self.spec.seconds_per_step
+        # In frames rather than seconds, and snapped: a frame that falls on a captured step must show exactly it.
+        u = (frame - self.spec.hold_start * self.fps) / (self.spec.seconds_per_step * self.fps)
+        if abs(u - round(u)) < 1e-9:
+            u = float(round(u))
         return float(np.clip(u, 0.0, len(self.steps) - 1))
 
     def frame_of_step(self, k: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,15 @@ def make_scene(path: str | Path = "tiny.toml", **overrides):
     return scene_from_dict(tiny_dict(**overrides), source=str(path))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_xdg_cache(tmp_path_factory):
+    """Keep everything the suite's processes cache (Mesa shaders, matplotlib, llstudio's fallback root) out of
+    the user's ~/.cache. Session-wide, so subprocesses share one warm cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     """Every test gets its own capture cache; nothing is ever written to ~/.cache or the repo."""
@@ -127,7 +137,7 @@ def tiny_capture(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------- OpenGL check
 
-_GL_PROBE = "from llstudio.render import render_window_info; info = render_window_info(); print(info['window'])"
+_GL_PROBE = "from llstudio.renderer import render_window_info; info = render_window_info(); print(info['window'])"
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +149,11 @@ def gl_context() -> str:
     except (subprocess.TimeoutExpired, OSError) as exc:
         pytest.skip(f"no off-screen OpenGL context: {exc}")
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        pytest.skip(f"no off-screen OpenGL context: {tail[0]}")
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in (proc.stderr + proc.stdout).splitlines()]
+        lines = [ln for ln in lines if ln]
+        errors = [ln for ln in lines if "rror" in ln or "not found" in ln]
+        why = (errors or lines or [""])[-1]
+        pytest.skip(f"no off-screen OpenGL context (probe exit status {proc.returncode}): {why}")
     return proc.stdout.strip()
 
 

@@ -180,7 +180,6 @@ def test_string_resolution_is_rejected():
     assert any(loc == "grid.resolution" for loc, _ in probs)
 
 
-@pytest.mark.xfail(reason="BUG: union tag 'constrained-int' leaks into the key path (scene._describe)", strict=False)
 def test_string_resolution_reports_one_clean_key_path():
     probs = problems_of({"grid": {"resolution": "5"}})
     assert [loc for loc, _ in probs] == ["grid.resolution"], probs

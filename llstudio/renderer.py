@@ -30,10 +30,27 @@ def _choose_window() -> None:
         os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkOSOpenGLRenderWindow"
 
 
+def _preload_bundled_llvm() -> None:
+    """Load triton's bundled LLVM before Mesa's llvmpipe loads the system one.
+
+    With torch's CUDA wheels installed, the first optimizer step imports triton; if Mesa's software renderer has
+    already put its own LLVM into the process by then, the two clash and the process segfaults (seen when a batch
+    renders one scene and then trains the next). Loading triton first is harmless to both.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # a broken triton only matters to torch.compile, never to us
+            pass
+
+
 def _pyvista():
     # Read at import by pyvista: make sure nothing tries to open a window.
     os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
     _choose_window()
+    _preload_bundled_llvm()
     try:
         import pyvista as pv
     except ImportError as exc:  # pragma: no cover

@@ -77,6 +77,9 @@ class _MLPPlan:
             return False
         return all(isinstance(m, nn.Linear) or type(m) in _ELEMENTWISE for m in split[3].children())
 
+STRATEGIES = ("auto", "mlp", "linear_first", "vmap")
+
+
 class LandscapeEvaluator:
     """Evaluates the loss on points of a 2D slice through weight space, many points per batch.
 
@@ -102,6 +105,8 @@ class LandscapeEvaluator:
         self.d1 = {k: d1[k].to(device=device, dtype=dtype) for k in self.names}
         self.d2 = {k: d2[k].to(device=device, dtype=dtype) for k in self.names}
         split = _split_first_linear(self.model)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
         if strategy == "auto":
             strategy = "mlp" if _MLPPlan.supports(split) else ("linear_first" if split else "vmap")
         if strategy in ("mlp", "linear_first") and split is None or strategy == "mlp" and not _MLPPlan.supports(split):

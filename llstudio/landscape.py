@@ -195,6 +195,9 @@ class LandscapeEvaluator:
                 t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
             return t
 
+        # Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
+        # which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially.
+        zc, z1, z2 = (z.reshape(len(self.x), -1).T.contiguous() for z in (zc, z1, z2))
         for s in range(0, len(a), self.chunk):
             ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
             p = len(ac)
@@ -209,13 +212,13 @@ class LandscapeEvaluator:
                     continue
                 name, has_bias = what
                 w = params[f"{name}.weight"]  # (p, out, in)
-                nxt = buffer(("h", i + 1), (p, h.shape[1], w.shape[1]))
+                nxt = buffer(("h", i + 1), (p, w.shape[1], h.shape[2]))
                 if has_bias:
-                    torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h, w.transpose(1, 2), out=nxt)
+                    torch.baddbmm(params[f"{name}.bias"].unsqueeze(2), w, h, out=nxt)
                 else:
-                    torch.bmm(h, w.transpose(1, 2), out=nxt)
+                    torch.bmm(w, h, out=nxt)
                 h = nxt
-            out[s:s + p] = batched_loss(h, self.y)
+            out[s:s + p] = batched_loss(h.transpose(1, 2), self.y)
         return out
 
     def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:

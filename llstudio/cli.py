@@ -11,6 +11,7 @@ import sys
 from typing import Optional
 
 from .errors import LLStudioError, SceneError, UsageError
+from .export import FORMATS
 from .presets import QUALITIES, quality_help
 
 
@@ -42,6 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frame", type=int, default=0, help="frame index (negative counts from the end)")
     p.add_argument("-o", "--output", default=None, help="PNG path; default: renders/<scene>_<frame>.png")
     _add_common(p)
+
+    p = sub.add_parser("export", help="write a scene's captured landscapes to files (ParaView, HDF5, numpy, Blender)",
+                       description="Capture the scene (cached: usually instant) and write its landscapes: vts "
+                       "(ParaView structured grids + a .pvd time series), h5 (Li et al.'s loss-landscape layout; "
+                       "needs h5py), npz (every array, for numpy) or ply (coloured surface meshes, for Blender).")
+    p.add_argument("scene", metavar="SCENE", help="scene file (.toml)")
+    p.add_argument("-f", "--format", required=True, choices=list(FORMATS), help="file format")
+    p.add_argument("-o", "--output", default=None, metavar="DIR",
+                   help="directory to write into; default: renders/<scene>_export")
+    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
+                   help="where training and capture run; default: the scene's capture.device")
+    p.add_argument("--no-cache", action="store_true",
+                   help="ignore cached training and captures: recompute them (and refresh the cache)")
+    p.add_argument("--progress", choices=["auto", "bar", "none"], default="auto",
+                   help="progress bars: on a terminal (auto), always (bar) or never (none)")
 
     p = sub.add_parser("check", help="validate scenes, print the resolved scene and what rendering will cost")
     p.add_argument("scenes", nargs="+", metavar="SCENE")
@@ -111,6 +127,21 @@ def cmd_still(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .export import default_directory, export, require
+    from .pipeline import capture_scene
+
+    (scene,) = _load_all([args.scene])
+    require(args.format)  # a missing h5py is reported before any training
+    directory = Path(args.output) if args.output else default_directory(scene)
+    cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
+    for path in export(cap, args.format, directory):
+        print(path)
+    return 0
+
+
 def cmd_check(args) -> int:
     from .pipeline import estimate
 
@@ -158,7 +189,7 @@ def cmd_cache(args) -> int:
 
 
 COMMANDS = {"render": cmd_render, "still": cmd_still, "check": cmd_check, "schema": cmd_schema,
-            "doctor": cmd_doctor, "cache": cmd_cache}
+            "doctor": cmd_doctor, "cache": cmd_cache, "export": cmd_export}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

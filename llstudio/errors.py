@@ -38,6 +38,6 @@ class RenderError(LLStudioError):
 
 
 class MissingDependency(LLStudioError):
-    """Something outside Python is missing (an encoder, an OpenGL backend, a dataset)."""
+    """A missing dependency: an encoder, an OpenGL backend, a dataset or an optional package."""
 
     exit_code = 3

@@ -27,6 +27,9 @@ def atomic_write(path: Path | str, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # Flush to disk before the rename, so a power cut cannot leave a renamed but empty file.
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
         publish(tmp, path)
     except BaseException:
         try:

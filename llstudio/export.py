@@ -1,0 +1,294 @@
+"""Captures → files for other tools: ParaView (vts), the Li et al. HDF5 layout (h5), numpy (npz), Blender (ply).
+
+Each exporter takes a :class:`llstudio.pipeline.Capture` and a directory and returns the paths it wrote, in
+order. ``<name>`` is the scene's name (its file's stem); ``<step>`` is a training step number, zero-padded to 7
+digits. Every file is written to a temporary name beside it and renamed when complete (``files.atomic_write``), so
+an interrupted export leaves no half-written file; multi-file exports write their index file (``.pvd``) last.
+
+``npz`` — one file ``<name>.npz`` (``numpy.load``; no pickles):
+
+    alphas (nx,), betas (ny,)      the grid axes
+    loss (steps, nx, ny)           raw loss, 'ij' indexing: loss[k, i, j] at (alphas[i], betas[j]); NaN where not
+                                   finite
+    steps (steps,)                 the captured training steps
+    center_loss (steps,)           the loss at each captured step's own weights
+    train_loss (training steps,)   the mini-batch loss of every training step
+    d1/<param>, d2/<param>         the two directions, one array per model parameter (e.g. ``d1/0.weight``)
+    center/<k>/<param>             the weights at captured step index k (k = 0 … steps-1, not the step number);
+                                   in the 'fixed' frame the grid is centred on one plane centre, not on these
+    plane_path (steps, 2)          when the capture has it: each captured step's (alpha, beta) on the plane
+    explained_variance (2,)        when the capture has it ('pca' directions)
+    capture_key, scene, frame      0-d strings: the cache key, the resolved scene as JSON, the directions frame
+
+``vts`` — per captured step ``<name>_step_<step>.vts`` (a VTK structured grid, ParaView and pyvista read it) with
+points (alpha, beta, z), z the scaled loss (``scaling``: clip, log10; non-finite values replaced by the highest
+finite loss of the capture, as in the film); point arrays ``loss`` (raw, NaN where not finite) and
+``scaled_loss`` (= z); field data ``step`` and ``center_loss``. ``<name>.pvd`` lists them as a time series, the
+time of each file being its training step: open it in ParaView to step through training.
+
+``h5`` — the layout of the reference implementation of Li et al. (github.com/tomgoldstein/loss-landscape), per
+captured step ``<name>_step_<step>.h5``:
+
+    xcoordinates (nx,), ycoordinates (ny,)
+    train_loss (ny, nx)            train_loss[j, i] is the loss at (xcoordinates[i], ycoordinates[j])
+    dir_file                       name of the directions file (a string, as in Li et al.)
+
+``train_loss`` follows the reference code's convention, which pairs it with ``numpy.meshgrid(xcoordinates,
+ycoordinates)`` ('xy' indexing; see its plot_2D.py and h52vtp.py): it is llstudio's (nx, ny) grid transposed,
+so that the reference plotting scripts draw it the right way round. (The reference allocates (nx, ny) but fills
+it in that 'xy' order, which is the same thing for the square grids it is used with.) Non-finite values are NaN.
+``train_acc`` is left out: llstudio captures the loss only. The attributes ``step`` and ``center_loss`` are
+llstudio additions. ``<name>_directions.h5`` holds the groups ``xdirection`` and ``ydirection`` (d1, d2) with one
+dataset per parameter name, in the model's order, where the reference stores an anonymous list ("0", "1", ...).
+Needs the optional dependency h5py (``pip install 'llstudio[h5]'``).
+
+``ply`` — per captured step ``<name>_step_<step>.ply``, a triangulated surface (binary PLY, for Blender): vertex
+(alpha, beta, h) with h the scaled loss normalised as in the film, ``(v - vmin) / (vmax - vmin) * z_scale * width``
+(vmin, vmax over the whole capture, or over each step when ``scaling.range = "frame"``; width the larger side of
+the grid), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import MissingDependency, UsageError
+from .files import atomic_write
+
+FORMATS = ("vts", "h5", "npz", "ply")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _np(v) -> np.ndarray:
+    """A torch tensor (or anything array-like) as a numpy array."""
+    if hasattr(v, "detach"):
+        return v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def _step_file(capture, step, suffix: str) -> str:
+    return f"{capture.scene.name}_step_{int(step):07d}{suffix}"
+
+
+def scaled_values(capture) -> np.ndarray:
+    """(steps, nx, ny) scaled loss as the film shows it: non-finite values → the highest finite loss, then the
+    scene's clip and log."""
+    from .timeline import fill_nonfinite, scale_loss
+
+    filled, _ = fill_nonfinite(np.asarray(capture.loss, dtype=np.float64))
+    return scale_loss(filled, capture.scene.scaling)
+
+
+def normalized_values(capture, values: np.ndarray | None = None) -> np.ndarray:
+    """(steps, nx, ny) in [0, 1]: the scaled loss normalised over the capture (or per step with scaling.range =
+    'frame'), the value that sets the film's heights and colours."""
+    v = scaled_values(capture) if values is None else values
+    if capture.scene.scaling.range == "frame":
+        lo = v.min(axis=(1, 2), keepdims=True)
+        hi = v.max(axis=(1, 2), keepdims=True)
+    else:
+        lo, hi = v.min(), v.max()
+    span = hi - lo
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.0)
+
+
+def _structured_grid(capture, z: np.ndarray):
+    """A pyvista StructuredGrid over (alphas, betas) with heights ``z`` (nx, ny). Its points are in Fortran
+    order of the (nx, ny) arrays, so point arrays must be ``a.ravel(order="F")``."""
+    import pyvista as pv
+
+    X, Y = np.meshgrid(np.asarray(capture.alphas, float), np.asarray(capture.betas, float), indexing="ij")
+    return pv.StructuredGrid(X, Y, np.asarray(z, float))
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise MissingDependency("the h5 export needs h5py: pip install 'llstudio[h5]' (or pip install h5py)") from None
+    return h5py
+
+
+def require(fmt: str) -> None:
+    """Raise before any work if ``fmt`` is unknown or its optional dependency is missing."""
+    if fmt not in EXPORTERS:
+        raise UsageError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "h5":
+        _h5py()
+
+
+# ----------------------------------------------------------------------------------------------- npz
+
+
+def export_npz(capture, directory: Path | str) -> list[Path]:
+    """All the capture's arrays in one ``<name>.npz`` (layout in the module docstring)."""
+    directory = Path(directory)
+    arrays: dict[str, np.ndarray] = {
+        "alphas": np.asarray(capture.alphas), "betas": np.asarray(capture.betas), "loss": np.asarray(capture.loss),
+        "steps": np.asarray(capture.steps), "center_loss": np.asarray(capture.center_loss),
+        "train_loss": np.asarray(capture.train_loss),
+    }
+    d1, d2 = capture.directions
+    arrays.update({f"d1/{n}": _np(v) for n, v in d1.items()})
+    arrays.update({f"d2/{n}": _np(v) for n, v in d2.items()})
+    for k, weights in enumerate(capture.centers):
+        arrays.update({f"center/{k}/{n}": _np(v) for n, v in weights.items()})
+    # Fields a capture may carry (the fixed frame's projected path, PCA's explained variance).
+    for name in ("plane_path", "explained_variance"):
+        v = getattr(capture, name, None)
+        if v is not None:
+            arrays[name] = np.asarray(v)
+    arrays["capture_key"] = np.array(str(capture.key))
+    arrays["scene"] = np.array(json.dumps(capture.scene.resolved_dump(), sort_keys=True))
+    arrays["frame"] = np.array(str(getattr(capture, "frame", "follow")))
+
+    path = directory / f"{capture.scene.name}.npz"
+
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, **arrays)
+
+    atomic_write(path, write)
+    return [path]
+
+
+# ----------------------------------------------------------------------------------------------- vts
+
+
+def _pvd(entries: list[tuple[int, str]]) -> bytes:
+    """A ParaView Collection (.pvd): one DataSet per (timestep, relative file name)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.Element("VTKFile", type="Collection", version="0.1", byte_order="LittleEndian")
+    coll = ET.SubElement(root, "Collection")
+    for step, name in entries:
+        ET.SubElement(coll, "DataSet", timestep=str(int(step)), group="", part="0", file=name)
+    ET.indent(root)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def export_vts(capture, directory: Path | str) -> list[Path]:
+    """One ``.vts`` structured grid per captured step plus a ``<name>.pvd`` time series (written last)."""
+    directory = Path(directory)
+    scaled = scaled_values(capture)
+    written, entries = [], []
+    for k, step in enumerate(capture.steps):
+        grid = _structured_grid(capture, scaled[k])
+        grid.point_data["loss"] = np.asarray(capture.loss[k], dtype=np.float64).ravel(order="F")
+        grid.point_data["scaled_loss"] = scaled[k].ravel(order="F")
+        grid.field_data["step"] = np.array([int(step)])
+        grid.field_data["center_loss"] = np.array([float(capture.center_loss[k])])
+        name = _step_file(capture, step, ".vts")
+        atomic_write(directory / name, lambda tmp, g=grid: g.save(tmp))
+        written.append(directory / name)
+        entries.append((int(step), name))
+    pvd = directory / f"{capture.scene.name}.pvd"
+    text = _pvd(entries)
+    atomic_write(pvd, lambda tmp: Path(tmp).write_bytes(text))
+    return written + [pvd]
+
+
+# ----------------------------------------------------------------------------------------------- h5
+
+
+def export_h5(capture, directory: Path | str) -> list[Path]:
+    """Li et al.'s surface files, one per captured step, and their directions file (layout in the module
+    docstring). Raises MissingDependency without h5py."""
+    h5py = _h5py()
+    directory = Path(directory)
+    dir_name = f"{capture.scene.name}_directions.h5"
+    d1, d2 = capture.directions
+
+    def write_directions(tmp):
+        with h5py.File(tmp, "w") as f:
+            for group, d in (("xdirection", d1), ("ydirection", d2)):
+                g = f.create_group(group, track_order=True)
+                for n, v in d.items():
+                    g.create_dataset(n, data=_np(v))
+                g.attrs["parameters"] = list(d)
+
+    atomic_write(directory / dir_name, write_directions)
+    written = [directory / dir_name]
+    x, y = np.asarray(capture.alphas, np.float64), np.asarray(capture.betas, np.float64)
+    for k, step in enumerate(capture.steps):
+        # (ny, nx), 'xy' indexing, as the reference code reads it with meshgrid(xcoordinates, ycoordinates).
+        loss = np.ascontiguousarray(np.asarray(capture.loss[k], dtype=np.float64).T)
+
+        def write_step(tmp, loss=loss, step=step, k=k):
+            with h5py.File(tmp, "w") as f:
+                f["dir_file"] = dir_name
+                f["xcoordinates"] = x
+                f["ycoordinates"] = y
+                f["train_loss"] = loss
+                f.attrs["step"] = int(step)
+                f.attrs["center_loss"] = float(capture.center_loss[k])
+
+        name = _step_file(capture, step, ".h5")
+        atomic_write(directory / name, write_step)
+        written.append(directory / name)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------- ply
+
+
+def _surface_kwargs() -> dict:
+    """Ask pyvista ≥ 0.47 for its recommended surface algorithm (silences a FutureWarning); older ones have one."""
+    import inspect
+
+    import pyvista as pv
+
+    params = inspect.signature(pv.StructuredGrid.extract_surface).parameters
+    return {"algorithm": None} if "algorithm" in params else {}
+
+
+def export_ply(capture, directory: Path | str) -> list[Path]:
+    """One triangulated, vertex-coloured surface per captured step, scaled like the film (module docstring)."""
+    import matplotlib
+
+    directory = Path(directory)
+    scene = capture.scene
+    cmap = matplotlib.colormaps[scene.look.colormap]
+    alphas, betas = np.asarray(capture.alphas, float), np.asarray(capture.betas, float)
+    width = float(max(alphas[-1] - alphas[0], betas[-1] - betas[0]))
+    unit = normalized_values(capture)
+    kwargs = _surface_kwargs()
+    written = []
+    for k, step in enumerate(capture.steps):
+        grid = _structured_grid(capture, unit[k] * scene.scaling.z_scale * width)
+        rgb = np.rint(cmap(unit[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
+        grid.point_data["colors"] = rgb
+        # Point arrays travel through the filters, whatever order the surface's points end up in.
+        mesh = grid.extract_surface(pass_pointid=False, pass_cellid=False, **kwargs).triangulate()
+        name = _step_file(capture, step, ".ply")
+        atomic_write(directory / name, lambda tmp, m=mesh: m.save(tmp, texture="colors"))
+        written.append(directory / name)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------- entry
+
+
+EXPORTERS: dict[str, Callable[..., list[Path]]] = {
+    "vts": export_vts, "h5": export_h5, "npz": export_npz, "ply": export_ply,
+}
+
+
+def default_directory(scene) -> Path:
+    """``renders/<scene name>_export`` under the working directory."""
+    return Path("renders") / f"{scene.name}_export"
+
+
+def export(capture, fmt: str, directory: Path | str) -> list[Path]:
+    """Write ``capture`` in format ``fmt`` (one of :data:`FORMATS`) into ``directory``; returns the paths."""
+    require(fmt)
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return EXPORTERS[fmt](capture, directory)

@@ -6,6 +6,7 @@ seeded generator, so the same scene gives the same directions on any device.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .scene import DirectionsSpec
@@ -65,6 +66,46 @@ def random_directions(spec: DirectionsSpec, reference: dict[str, torch.Tensor]) 
     d2 = random_direction(reference, g)
     return (normalize(d1, reference, spec.normalization, spec.include_biases),
             normalize(d2, reference, spec.normalization, spec.include_biases))
+
+
+def _included(reference: dict[str, torch.Tensor], include_biases: bool) -> list[str]:
+    return [k for k, v in reference.items() if include_biases or is_filter_weight(v)]
+
+
+def pca_directions(weights: list[dict[str, torch.Tensor]], reference: dict[str, torch.Tensor],
+                   include_biases: bool = False) -> tuple[dict, dict, np.ndarray]:
+    """First two principal components of the trajectory ``weights[k] - reference`` (Li et al. 2018, sec. 7).
+
+    Returns two orthonormal directions (unit length, zero on excluded tensors) and the explained-variance ratio
+    of each, from scikit-learn's PCA (which centres the differences on their mean).
+    """
+    from sklearn.decomposition import PCA
+
+    keys = _included(reference, include_biases)
+    rows = np.stack([torch.cat([(w[k] - reference[k]).double().reshape(-1) for k in keys]).numpy()
+                     for w in weights])
+    pca = PCA(n_components=2, svd_solver="full").fit(rows)
+    out = []
+    for comp in pca.components_:
+        d, i = {}, 0
+        for k, v in reference.items():
+            if k in keys:
+                d[k] = torch.from_numpy(comp[i:i + v.numel()].reshape(v.shape).copy()).to(v.dtype)
+                i += v.numel()
+            else:
+                d[k] = torch.zeros_like(v)
+        out.append(d)
+    return out[0], out[1], pca.explained_variance_ratio_.copy()
+
+
+def project(weights: list[dict[str, torch.Tensor]], center: dict[str, torch.Tensor], d1: dict, d2: dict) -> np.ndarray:
+    """Least-squares coordinates (alpha, beta) of each ``weights[k] - center`` on the plane of d1, d2: (K, 2)."""
+    a, b = flatten(d1).double(), flatten(d2).double()
+    basis = torch.stack([a, b], dim=1)  # (P, 2)
+    c = flatten(center).double()
+    diffs = torch.stack([flatten(w).double() - c for w in weights], dim=1)  # (P, K)
+    coords = torch.linalg.lstsq(basis, diffs).solution  # (2, K)
+    return coords.T.numpy()
 
 
 def flatten(direction: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -24,11 +24,23 @@ from .store import FORMAT_VERSION, CaptureStore, canonical_hash
 CAPTURE_SECTIONS = ("data", "model", "training", "directions", "grid")
 
 
-def axes(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """The grid's alpha (nx,) and beta (ny,) coordinates."""
+def auto_range(values: np.ndarray, margin: float = 0.25) -> list[float]:
+    """[min, max] covering ``values`` and 0 (the centre) with ``margin`` of the span on each side."""
+    lo, hi = min(float(np.min(values)), 0.0), max(float(np.max(values)), 0.0)
+    span = hi - lo if hi > lo else 1.0
+    return [lo - margin * span, hi + margin * span]
+
+
+def axes(scene: Scene, path: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The grid's alpha (nx,) and beta (ny,) coordinates; an 'auto' range is fitted to ``path`` (K, 2)."""
     nx, ny = scene.grid.shape
-    xr = scene.grid.range
-    yr = scene.grid.y_range or scene.grid.range
+    if scene.grid.range == "auto":
+        if path is None:
+            raise ValueError("an 'auto' grid range needs the projected path")
+        xr, yr = auto_range(path[:, 0]), auto_range(path[:, 1])
+    else:
+        xr = scene.grid.range
+        yr = scene.grid.y_range or scene.grid.range
     return np.linspace(xr[0], xr[1], nx), np.linspace(yr[0], yr[1], ny)
 
 
@@ -48,8 +60,12 @@ def capture_key(scene: Scene, device_type: str) -> str:
 class Capture:
     """A captured film's numbers, for the renderer and for notebook users.
 
-    ``loss`` is (steps, nx, ny) with 'ij' indexing: ``loss[k, i, j]`` is the loss at ``centers[k] + alphas[i] * d1
-    + betas[j] * d2``. ``directions`` are two dicts ``name → tensor`` shaped like the model's parameters.
+    ``loss`` is (steps, nx, ny) with 'ij' indexing: ``loss[k, i, j]`` is the loss at ``c_k + alphas[i] * d1
+    + betas[j] * d2``, where ``c_k`` is ``centers[k]`` in the follow frame and the one plane centre in the fixed
+    frame (every step then has the same grid). ``directions`` are two dicts ``name → tensor`` shaped like the
+    model's parameters. ``center_loss`` (steps,) is the loss at each captured step's own weights; ``plane_path``
+    (steps, 2) their least-squares (alpha, beta) coordinates on the plane (zeros in the follow frame).
+    ``explained_variance`` holds the PCA ratio of each direction for 'pca' directions.
     """
 
     scene: Scene
@@ -64,6 +80,9 @@ class Capture:
     centers: list = field(repr=False)
     directions: tuple = field(repr=False)
     device: str = "cpu"
+    plane_path: Optional[np.ndarray] = None
+    frame: str = "follow"
+    explained_variance: Optional[np.ndarray] = None
 
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -110,15 +129,41 @@ def _normalization_reference(scene: Scene, data, dtype, traj, progress: Progress
     when the run diverged (weights blown up to inf/NaN would give directions of no use at any step)."""
     import torch
 
-    from .training import initial_model
-
     final = traj.weights[-1]
     if scene.directions.normalize_to == "final":
         if all(bool(torch.isfinite(v).all()) for v in final.values()):
             return final
         progress.log("warning: the final weights are not finite (the run diverged); the directions are normalised "
                      "against the initial weights instead")
+    return _initial_weights(scene, data, dtype)
+
+
+def _initial_weights(scene: Scene, data, dtype) -> dict:
+    from .training import initial_model
+
     return {k: v.detach().clone() for k, v in initial_model(scene, data, dtype).named_parameters()}
+
+
+def _plane_center(scene: Scene, data, dtype, traj) -> dict:
+    """Centre of the fixed frame's plane: the initial, final or a captured step's weights."""
+    c = scene.directions.center
+    if c == "initial":
+        return _initial_weights(scene, data, dtype)
+    if c == "final":
+        return traj.weights[-1]
+    return traj.weights[list(traj.steps).index(c)]
+
+
+def _directions(scene: Scene, data, dtype, traj, progress: Progress):
+    """(d1, d2, explained variance ratio or None) as the scene asks."""
+    from .directions import pca_directions, random_directions
+
+    spec = scene.directions
+    if spec.kind == "pca":
+        # PCA centres the differences on their mean, so the reference they are taken from does not matter.
+        return pca_directions(traj.weights, traj.weights[-1], spec.include_biases)
+    d1, d2 = random_directions(spec, _normalization_reference(scene, data, dtype, traj, progress))
+    return d1, d2, None
 
 
 def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
@@ -129,7 +174,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     from .landscape import LandscapeEvaluator
     from .data import load_dataset
     from .device import resolve_device
-    from .directions import cosine, random_directions
+    from .directions import cosine, project
     from .models import loss_fn
     from .training import Trajectory, initial_model, train
 
@@ -140,13 +185,12 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     store = store or CaptureStore()
     key = capture_key(scene, device.type)
     cdir = store.open(key)
-    alphas, betas = axes(scene)
     steps = scene.captured_steps()
     if cdir.read_manifest() is None or not use_cache:
         dump = scene.resolved_dump()
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
-            "steps": steps, "alphas": alphas.tolist(), "betas": betas.tolist(), "device": device.type,
+            "steps": steps, "device": device.type,
             "dtype": scene.capture.dtype, "capture_mode": "eval", "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
         })
@@ -170,15 +214,26 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         if not np.all(np.isfinite(traj.train_loss)):
             progress.log("warning: the training loss became NaN/inf (the run diverged); the landscape shows it clipped")
 
-    # Directions ----------------------------------------------------------------------------------------
+    # Directions and the plane -------------------------------------------------------------------------
     if use_cache and cdir.has("directions"):
         arrays = cdir.load_arrays("directions")
         d1 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d1/")})
         d2 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d2/")})
+        alphas, betas, path = arrays["alphas"], arrays["betas"], arrays["path"]
+        explained = arrays.get("explained_variance")
     else:
-        d1, d2 = random_directions(scene.directions, _normalization_reference(scene, data, dtype, traj, progress))
-        cdir.save_arrays("directions", {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
-                                        **{f"d2/{k}": v for k, v in _to_numpy(d2).items()}})
+        d1, d2, explained = _directions(scene, data, dtype, traj, progress)
+        path = (project(traj.weights, _plane_center(scene, data, dtype, traj), d1, d2)
+                if scene.directions.frame == "fixed" else np.zeros((len(steps), 2)))
+        alphas, betas = axes(scene, path)
+        arrays = {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
+                  **{f"d2/{k}": v for k, v in _to_numpy(d2).items()},
+                  "alphas": alphas, "betas": betas, "path": path}
+        if explained is not None:
+            arrays["explained_variance"] = explained
+            progress.log(f"directions: PCA explains {explained[0]:.1%} and {explained[1]:.1%} of the trajectory's "
+                         "variance")
+        cdir.save_arrays("directions", arrays)
 
     # Capture -------------------------------------------------------------------------------------------
     todo = [k for k, s in enumerate(steps) if not (use_cache and cdir.has_step(s))]
@@ -187,15 +242,29 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         crit = loss_fn(scene.training.loss, data.n_classes)
         ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
                                 device, dtype, scene.capture.memory_mb)
-        progress.log(f"capture: {len(todo)} of {len(steps)} steps to capture on {device} "
-                     f"({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, cos(d1, d2) = {cosine(d1, d2):+.3f})")
+        fixed = scene.directions.frame == "fixed"
+        progress.log(f"capture: {1 if fixed else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
+                     f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
+                     f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame)")
         zero = torch.zeros(1, dtype=torch.float64)
-        with progress.stage("capture", len(todo) * len(alphas) * len(betas), "points") as advance:
+        plane = None
+        if fixed:
+            if use_cache and cdir.has("plane"):
+                plane = cdir.load_arrays("plane")["loss"]
+            else:
+                with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
+                    plane = ev.grid(_plane_center(scene, data, dtype, traj), alphas, betas)
+                    advance(plane.size)
+                cdir.save_arrays("plane", {"loss": plane})
+        with progress.stage("capture" if not fixed else "path", len(todo) * (1 if fixed else alphas.size * betas.size),
+                            "points") as advance:
             for k in todo:
-                grid = ev.grid(traj.weights[k], alphas, betas)
+                grid = plane if fixed else ev.grid(traj.weights[k], alphas, betas)
+                # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
+                # fixed frame (off the plane in general, so not a value of the grid).
                 center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
                 cdir.save_step(steps[k], grid, center)
-                advance(grid.size)
+                advance(1 if fixed else grid.size)
     else:
         progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
 
@@ -204,6 +273,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         scene=scene, key=key, path=cdir.path, alphas=alphas, betas=betas, steps=np.asarray(steps),
         loss=np.stack([z["loss"] for z in loaded]), center_loss=np.array([float(z["center_loss"]) for z in loaded]),
         train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
+        plane_path=np.asarray(path), frame=scene.directions.frame,
+        explained_variance=None if explained is None else np.asarray(explained),
     )
 
 
@@ -255,10 +326,11 @@ class Film:
         scene = capture.scene
         self.capture, self.settings = capture, settings
         self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
-                                 settings.fps)
-        extent = float(max(capture.alphas[-1] - capture.alphas[0], capture.betas[-1] - capture.betas[0]))
-        focal = (float(capture.alphas.mean()), float(capture.betas.mean()), 0.5 * scene.scaling.z_scale * extent)
-        self.camera = camera_path(scene.camera, self.timeline.n_frames, focal, extent)
+                                 settings.fps, capture.plane_path)
+        from .renderer import DISPLAY_EXTENT
+
+        focal = (0.0, 0.0, 0.5 * scene.scaling.z_scale * DISPLAY_EXTENT)
+        self.camera = camera_path(scene.camera, self.timeline.n_frames, focal, DISPLAY_EXTENT)
 
     @property
     def n_frames(self) -> int:

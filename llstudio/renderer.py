@@ -65,11 +65,15 @@ def _fmt_loss(v: float) -> str:
     return f"{v:.4g}"
 
 
+DISPLAY_EXTENT = 2.0
+
+
 class SurfaceRenderer:
     """Renders a loss surface over (alpha, beta) with contour lines, a minimiser marker and text.
 
-    ``alphas`` (nx,), ``betas`` (ny,): the grid axes; heights are ``(value - vmin) / (vmax - vmin)`` times
-    ``z_scale`` times the grid width, so the surface keeps its proportions whatever the loss range.
+    ``alphas`` (nx,), ``betas`` (ny,): the grid axes, shown as a square of side ``DISPLAY_EXTENT`` centred on the
+    origin; heights are ``(value - vmin) / (vmax - vmin)`` times ``z_scale`` times that side, so the surface keeps
+    its proportions whatever the ranges and the loss.
     """
 
     def __init__(self, alphas: np.ndarray, betas: np.ndarray, look: LookSpec, width: int, height: int,
@@ -78,7 +82,11 @@ class SurfaceRenderer:
         self.pv = pv
         self.look, self.width, self.height = look, int(width), int(height)
         self.alphas, self.betas = np.asarray(alphas, float), np.asarray(betas, float)
-        self.extent = float(max(self.alphas[-1] - self.alphas[0], self.betas[-1] - self.betas[0]))
+        # The grid is shown as a square of side DISPLAY_EXTENT whatever its ranges, like a plot whose two axes are
+        # scaled independently: a PCA plane can be a hundred times longer than it is wide.
+        self.extent = DISPLAY_EXTENT
+        self.x = self._display(self.alphas, 0)
+        self.y = self._display(self.betas, 1)
         self.z_height = z_scale * self.extent
         try:
             self.plotter = pv.Plotter(off_screen=True, window_size=(self.width, self.height),
@@ -93,7 +101,7 @@ class SurfaceRenderer:
         p.ren_win.SetMultiSamples(4 if look.anti_aliasing == "msaa" else 0)
         p.set_background(look.background)
 
-        X, Y = np.meshgrid(self.alphas, self.betas, indexing="ij")
+        X, Y = np.meshgrid(self.x, self.y, indexing="ij")
         self.grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
         self.grid["values"] = np.zeros(X.size)
         self.surface_actor = p.add_mesh(
@@ -106,6 +114,11 @@ class SurfaceRenderer:
         if look.contours > 0:
             self.contour_actor = p.add_mesh(self.contours, color=look.contour_color, line_width=1.2,
                                             opacity=0.55, name="contours", reset_camera=False)
+        self.trail = pv.PolyData(np.zeros((1, 3)))
+        self.trail_actor = None
+        if look.trail:
+            self.trail_actor = p.add_mesh(self.trail, color=look.trail_color, line_width=max(2.0, self.height / 360),
+                                          name="trail", reset_camera=False)
         self.marker_actor = None
         if look.marker:
             sphere = pv.Sphere(radius=0.022 * self.extent, theta_resolution=24, phi_resolution=24)
@@ -122,6 +135,11 @@ class SurfaceRenderer:
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
                                          color=look.text_color, name="info")
         self._buffer = None
+
+    def _display(self, v, axis: int):
+        """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]."""
+        ax = self.alphas if axis == 0 else self.betas
+        return (np.asarray(v, dtype=float) - ax[0]) / (ax[-1] - ax[0]) * self.extent - self.extent / 2
 
     def _heights(self, state: FrameState) -> np.ndarray:
         span = state.vmax - state.vmin
@@ -142,11 +160,22 @@ class SurfaceRenderer:
             if lines.n_points:
                 lines.points[:, 2] += 0.002 * self.extent
             self.contours.copy_from(lines)
-        if self.marker_actor is not None:
+        if self.marker_actor is not None or self.trail_actor is not None:
             from scipy.interpolate import RegularGridInterpolator
 
-            zc = RegularGridInterpolator((self.alphas, self.betas), z, bounds_error=False, fill_value=None)([[0, 0]])[0]
-            self.marker_actor.SetPosition(0.0, 0.0, float(zc) + 0.01 * self.extent)
+            surface = RegularGridInterpolator((self.x, self.y), z, bounds_error=False, fill_value=None)
+        if self.marker_actor is not None:
+            mx, my = self._display(state.marker[0], 0), self._display(state.marker[1], 1)
+            zc = surface([[mx, my]])[0]
+            self.marker_actor.SetPosition(float(mx), float(my), float(zc) + 0.01 * self.extent)
+        if self.trail_actor is not None:
+            if len(state.trail) >= 2:
+                # Drape the path over the surface, lifted a little so the surface does not swallow it.
+                xy = np.column_stack([self._display(state.trail[:, 0], 0), self._display(state.trail[:, 1], 1)])
+                pts = np.column_stack([xy, surface(xy) + 0.006 * self.extent])
+                self.trail.copy_from(self.pv.lines_from_points(pts))
+            else:
+                self.trail.copy_from(self.pv.PolyData(np.zeros((1, 3))))
         if self.info_actor is not None:
             self.info_actor.SetInput(f"step {state.step:,.0f}    loss {_fmt_loss(state.center_loss)}")
         position, focal, up = pose

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import sys
 import typing
 from pathlib import Path
@@ -95,8 +96,11 @@ class TrainingSpec(_Section):
 class DirectionsSpec(_Section):
     """How the two-dimensional slice through weight space is chosen."""
 
-    kind: Literal["random"] = Field(
-        "random", description="'random': two Gaussian directions, drawn once and fixed for the whole film."
+    kind: Literal["random", "pca"] = Field(
+        "random",
+        description="'random': two Gaussian directions, drawn once and fixed for the whole film. 'pca': the first "
+        "two principal components of the weights at the captured steps, relative to the final weights (Li et al. "
+        "2018): the plane the training path moves in the most. Both are fixed for the whole film.",
     )
     normalization: Literal["filter", "layer", "model", "none"] = Field(
         "filter",
@@ -110,10 +114,14 @@ class DirectionsSpec(_Section):
     include_biases: bool = Field(
         False, description="Also perturb biases and normalisation parameters (ignored by default, as in Li et al.)."
     )
-    frame: Literal["follow"] = Field(
+    frame: Literal["follow", "fixed"] = Field(
         "follow",
         description="'follow': the grid is centred on the current weights at every captured step "
-        "('ride the minimiser'); the directions stay fixed.",
+        "('ride the minimiser'); 'fixed': one landscape around 'center', with the training path projected onto "
+        "the plane (least squares) and drawn on it.",
+    )
+    center: Union[Literal["initial", "final"], Annotated[int, Field(ge=0)]] = Field(
+        "final", description="Fixed frame only: the centre of the plane, 'initial', 'final' or a captured step number."
     )
     seed: int = Field(1, description="Seed of the random directions.")
 
@@ -124,9 +132,10 @@ class GridSpec(_Section):
     resolution: Union[PosInt, list[PosInt]] = Field(
         41, description="Points per axis: one number for a square grid or [nx, ny]. At least 2 per axis."
     )
-    range: list[float] = Field(
+    range: Union[list[float], Literal["auto"]] = Field(
         default_factory=lambda: [-1.0, 1.0],
-        description="[min, max] of alpha and beta (the zoom): weights are centre + alpha*d1 + beta*d2.",
+        description="[min, max] of alpha and beta (the zoom): weights are centre + alpha*d1 + beta*d2. 'auto' "
+        "(fixed frame only) fits both axes to the projected training path with a margin.",
     )
     y_range: Optional[list[float]] = Field(None, description="[min, max] of beta, when it differs from range.")
 
@@ -141,7 +150,7 @@ class GridSpec(_Section):
     @field_validator("range", "y_range")
     @classmethod
     def _range(cls, v):
-        if v is not None and (len(v) != 2 or not v[0] < v[1]):
+        if v is not None and v != "auto" and (len(v) != 2 or not v[0] < v[1]):
             raise ValueError("must be [min, max] with min < max")
         return v
 
@@ -251,6 +260,8 @@ class LookSpec(_Section):
     contour_color: str = Field("#ffffff", description="Colour of the contour lines.")
     marker: bool = Field(True, description="Mark the minimiser (the current weights) with a sphere.")
     marker_color: str = Field("#ff5a36", description="Colour of the minimiser marker.")
+    trail: bool = Field(True, description="Draw the training path so far on the surface (fixed frame).")
+    trail_color: str = Field("#f4f4f4", description="Colour of the training path.")
     overlay: bool = Field(True, description="Show the title, step and loss as text.")
     text_color: str = Field("#f2f2f2", description="Colour of the text overlay.")
     smooth_shading: bool = Field(True, description="Smooth (Phong) shading instead of flat facets.")
@@ -270,7 +281,7 @@ class LookSpec(_Section):
             raise ValueError(f"unknown colormap {v!r}{hint}")
         return v
 
-    @field_validator("background", "contour_color", "marker_color", "text_color")
+    @field_validator("background", "contour_color", "marker_color", "trail_color", "text_color")
     @classmethod
     def _color(cls, v):
         from matplotlib.colors import is_color_like
@@ -324,6 +335,15 @@ class Scene(_Section):
             raise ValueError(
                 f"capture.steps: step {self.capture.steps[-1]} is after the last training step ({self.training.steps})"
             )
+        if self.grid.range == "auto" and self.directions.frame != "fixed":
+            raise ValueError("grid.range: 'auto' fits the grid to the projected training path, which needs "
+                             "directions.frame = 'fixed' (in the 'follow' frame the path stays at the centre)")
+        c = self.directions.center
+        if isinstance(c, int) and c not in self.captured_steps():
+            raise ValueError(f"directions.center: step {c} is not a captured step; captured steps are "
+                             f"{self.captured_steps()[:8]}{' ...' if len(self.captured_steps()) > 8 else ''}")
+        if self.directions.kind == "pca" and len(self.captured_steps()) < 3:
+            raise ValueError("directions.kind: 'pca' needs at least 3 captured steps to find two components")
         return self
 
     @property
@@ -400,6 +420,10 @@ def _describe(err: dict) -> tuple[str, str]:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
+    # Cross-section checks name their key at the start of the message ("grid.range: ..."): use it as the path.
+    m = re.match(r"^([a-z_]+(?:\.[a-z_]+|\[\d+\])*): (.*)$", msg, flags=re.S)
+    if not path and m:
+        path, msg = m.group(1), m.group(2)
     if kind in ("model_type", "dict_type"):
         msg = "must be a table (section), e.g. [" + path + "]"
     elif kind not in ("missing", "value_error") and "input" in err and not isinstance(err["input"], (dict, list)):

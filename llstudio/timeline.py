@@ -8,7 +8,7 @@ captured values unchanged, whatever the interpolation.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -52,7 +52,8 @@ def film_length(n_captured: int, spec: TimelineSpec, fps: int) -> tuple[float, i
 @dataclass(frozen=True)
 class FrameState:
     """What one video frame shows: ``values`` (nx, ny) scaled loss; the (fractional) step; the raw loss at the
-    centre; the value range heights and colours are normalised to."""
+    current weights; the value range heights and colours are normalised to; where the current weights sit on the
+    plane (``marker``, (alpha, beta)) and the path that led there (``trail``, (M, 2), ending at the marker)."""
 
     index: int
     values: np.ndarray
@@ -60,16 +61,19 @@ class FrameState:
     center_loss: float
     vmin: float
     vmax: float
+    marker: tuple = (0.0, 0.0)
+    trail: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
 
 
 class Timeline:
     """Maps video frames to interpolated landscapes.
 
-    ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,).
+    ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,); ``path`` (K, 2)
+    the (alpha, beta) of each captured step's weights on the plane (default: all at the centre).
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
-                 timeline: TimelineSpec, scaling: ScalingSpec, fps: int):
+                 timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -77,15 +81,17 @@ class Timeline:
                           "they are shown at the highest finite loss", RuntimeWarning, stacklevel=2)
         self.values = scale_loss(filled, scaling)
         self.center_loss = np.asarray(center_loss, dtype=np.float64)
+        self.path = np.zeros((len(self.steps), 2)) if path is None else np.asarray(path, dtype=np.float64)
         self.spec, self.scaling, self.fps = timeline, scaling, fps
         k = len(self.steps)
         self.duration, self.n_frames = film_length(k, timeline, fps)
         self.vmin, self.vmax = float(self.values.min()), float(self.values.max())
-        self._pchip = None
+        self._pchip = self._path_pchip = None
         if timeline.interpolation == "cubic" and k >= 3:
             from scipy.interpolate import PchipInterpolator
 
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
+            self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
 
     def position(self, frame: int) -> float:
         """Fractional index into the captured steps shown at ``frame`` (0 … K-1)."""
@@ -109,6 +115,22 @@ class Timeline:
         s = ease(s, "smoothstep" if self.spec.interpolation == "smoothstep" else "linear")
         return (1.0 - s) * self.values[k] + s * self.values[k + 1]
 
+    def marker_at(self, u: float) -> np.ndarray:
+        """(alpha, beta) of the weights at fractional captured index ``u``, on the same curve as the surface."""
+        k = int(np.floor(u))
+        s = u - k
+        if s == 0.0 or k >= len(self.steps) - 1:
+            return self.path[min(k, len(self.steps) - 1)]
+        if self._path_pchip is not None:
+            return self._path_pchip(u)
+        s = ease(s, "smoothstep" if self.spec.interpolation == "smoothstep" else "linear")
+        return (1.0 - s) * self.path[k] + s * self.path[k + 1]
+
+    def trail_at(self, u: float, per_step: int = 6) -> np.ndarray:
+        """The path from the first captured step to ``u``, sampled ``per_step`` times per captured step: (M, 2)."""
+        ts = np.arange(0.0, u, 1.0 / per_step)
+        return np.array([self.marker_at(t) for t in ts] + [self.marker_at(u)])
+
     def frame(self, index: int) -> FrameState:
         u = self.position(index)
         vals = self.values_at(u)
@@ -119,4 +141,7 @@ class Timeline:
             vmin, vmax = float(vals.min()), float(vals.max())
         else:
             vmin, vmax = self.vmin, self.vmax
-        return FrameState(index, vals, step, center, vmin, vmax)
+        moving = bool(np.any(self.path != 0.0))
+        marker = tuple(float(v) for v in self.marker_at(u))
+        trail = self.trail_at(u) if moving else np.zeros((0, 2))
+        return FrameState(index, vals, step, center, vmin, vmax, marker, trail)

@@ -103,7 +103,8 @@ def test_explicit_capture_steps_are_used_verbatim():
 def test_capture_steps_after_training_end_is_an_error():
     probs = problems_of({"training": {"steps": 12}, "capture": {"steps": [0, 20]}})
     assert len(probs) == 1
-    assert "capture.steps" in probs[0][1] and "20" in probs[0][1] and "12" in probs[0][1]
+    # Cross-section checks report their key path like any other problem.
+    assert probs[0][0] == "capture.steps" and "20" in probs[0][1] and "12" in probs[0][1]
 
 
 def test_capture_steps_must_increase():

@@ -85,8 +85,8 @@ class SurfaceRenderer:
         # The grid is shown as a square of side DISPLAY_EXTENT whatever its ranges, like a plot whose two axes are
         # scaled independently: a PCA plane can be a hundred times longer than it is wide.
         self.extent = DISPLAY_EXTENT
-        self.x = self._display(self.alphas, 0)
-        self.y = self._display(self.betas, 1)
+        self.x = self.display_coords(self.alphas, 0)
+        self.y = self.display_coords(self.betas, 1)
         self.z_height = z_scale * self.extent
         try:
             self.plotter = pv.Plotter(off_screen=True, window_size=(self.width, self.height),
@@ -136,7 +136,7 @@ class SurfaceRenderer:
                                          color=look.text_color, name="info")
         self._buffer = None
 
-    def _display(self, v, axis: int):
+    def display_coords(self, v, axis: int):
         """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]."""
         ax = self.alphas if axis == 0 else self.betas
         return (np.asarray(v, dtype=float) - ax[0]) / (ax[-1] - ax[0]) * self.extent - self.extent / 2
@@ -165,13 +165,13 @@ class SurfaceRenderer:
 
             surface = RegularGridInterpolator((self.x, self.y), z, bounds_error=False, fill_value=None)
         if self.marker_actor is not None:
-            mx, my = self._display(state.marker[0], 0), self._display(state.marker[1], 1)
+            mx, my = self.display_coords(state.marker[0], 0), self.display_coords(state.marker[1], 1)
             zc = surface([[mx, my]])[0]
             self.marker_actor.SetPosition(float(mx), float(my), float(zc) + 0.01 * self.extent)
         if self.trail_actor is not None:
             if len(state.trail) >= 2:
                 # Drape the path over the surface, lifted a little so the surface does not swallow it.
-                xy = np.column_stack([self._display(state.trail[:, 0], 0), self._display(state.trail[:, 1], 1)])
+                xy = np.column_stack([self.display_coords(state.trail[:, 0], 0), self.display_coords(state.trail[:, 1], 1)])
                 pts = np.column_stack([xy, surface(xy) + 0.006 * self.extent])
                 self.trail.copy_from(self.pv.lines_from_points(pts))
             else:

@@ -95,8 +95,11 @@ def test_surface_heights_follow_ij_values(renderer):
     pts = np.asarray(renderer.grid.points)
     unit = (WAVE - WAVE.min()) / (WAVE.max() - WAVE.min())
     z_height = 0.5 * 2.0  # z_scale times the larger grid extent
-    for i, a in enumerate(ALPHAS):
-        for j, b in enumerate(BETAS):
+    # The grid is displayed as a square: alpha and beta are mapped to display coordinates independently.
+    xs, ys = renderer.display_coords(ALPHAS, 0), renderer.display_coords(BETAS, 1)
+    np.testing.assert_allclose([xs[0], xs[-1], ys[0], ys[-1]], [-1.0, 1.0, -1.0, 1.0])
+    for i, a in enumerate(xs):
+        for j, b in enumerate(ys):
             (k,) = np.nonzero(np.isclose(pts[:, 0], a) & np.isclose(pts[:, 1], b))[0]
             assert pts[k, 2] == pytest.approx(unit[i, j] * z_height)
     np.testing.assert_allclose(np.sort(renderer.grid["values"]), np.sort(unit.ravel()))
@@ -107,7 +110,8 @@ def test_marker_sits_on_the_surface_at_the_centre(renderer):
     x, y, z = renderer.marker_actor.GetPosition()
     # (0, 0) is a grid point: BOWL there is 0.25, on a range [0, 2]
     unit = (0.25 - BOWL.min()) / (BOWL.max() - BOWL.min())
-    assert (x, y) == (0.0, 0.0)
+    # The weights (alpha, beta) = (0, 0) sit at display (0, -0.5): beta's range [-0.5, 1.5] maps to [-1, 1].
+    assert (x, y) == pytest.approx((0.0, -0.5))
     assert z == pytest.approx(unit * 1.0 + 0.01 * 2.0)
 
 

@@ -18,6 +18,10 @@ from .presets import QUALITIES, quality_help
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quality", choices=list(QUALITIES), default=None,
                    help="quality preset (" + quality_help() + "); default: the scene's output.quality")
+    _add_capture_options(p)
+
+
+def _add_capture_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
                    help="where training and capture run; default: the scene's capture.device")
     p.add_argument("--no-cache", action="store_true",
@@ -52,12 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", required=True, choices=list(FORMATS), help="file format")
     p.add_argument("-o", "--output", default=None, metavar="DIR",
                    help="directory to write into; default: renders/<scene>_export")
-    p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"],
-                   help="where training and capture run; default: the scene's capture.device")
-    p.add_argument("--no-cache", action="store_true",
-                   help="ignore cached training and captures: recompute them (and refresh the cache)")
-    p.add_argument("--progress", choices=["auto", "bar", "none"], default="auto",
-                   help="progress bars: on a terminal (auto), always (bar) or never (none)")
+    _add_capture_options(p)
 
     p = sub.add_parser("check", help="validate scenes, print the resolved scene and what rendering will cost")
     p.add_argument("scenes", nargs="+", metavar="SCENE")

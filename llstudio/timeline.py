@@ -105,26 +105,24 @@ class Timeline:
         """The first video frame that shows captured step index ``k`` exactly (may fall between frames: rounded)."""
         return int(round((self.spec.hold_start + k * self.spec.seconds_per_step) * self.fps))
 
-    def values_at(self, u: float) -> np.ndarray:
+    def _interpolate(self, u: float, data: np.ndarray, pchip) -> np.ndarray:
+        """``data`` (K, ...) at fractional captured index ``u``; exactly ``data[k]`` at whole ``u``."""
         k = int(np.floor(u))
         s = u - k
         if s == 0.0 or k >= len(self.steps) - 1:
-            return self.values[min(k, len(self.steps) - 1)]
-        if self._pchip is not None:
-            return self._pchip(u)
+            return data[min(k, len(self.steps) - 1)]
+        if pchip is not None:
+            return pchip(u)
         s = ease(s, "smoothstep" if self.spec.interpolation == "smoothstep" else "linear")
-        return (1.0 - s) * self.values[k] + s * self.values[k + 1]
+        return (1.0 - s) * data[k] + s * data[k + 1]
+
+    def values_at(self, u: float) -> np.ndarray:
+        """Scaled landscape (nx, ny) at fractional captured index ``u``."""
+        return self._interpolate(u, self.values, self._pchip)
 
     def marker_at(self, u: float) -> np.ndarray:
         """(alpha, beta) of the weights at fractional captured index ``u``, on the same curve as the surface."""
-        k = int(np.floor(u))
-        s = u - k
-        if s == 0.0 or k >= len(self.steps) - 1:
-            return self.path[min(k, len(self.steps) - 1)]
-        if self._path_pchip is not None:
-            return self._path_pchip(u)
-        s = ease(s, "smoothstep" if self.spec.interpolation == "smoothstep" else "linear")
-        return (1.0 - s) * self.path[k] + s * self.path[k + 1]
+        return self._interpolate(u, self.path, self._path_pchip)
 
     def trail_at(self, u: float, per_step: int = 6) -> np.ndarray:
         """The path from the first captured step to ``u``, sampled ``per_step`` times per captured step: (M, 2)."""

@@ -108,6 +108,56 @@ def project(weights: list[dict[str, torch.Tensor]], center: dict[str, torch.Tens
     return coords.T.numpy()
 
 
+def parse_weight_ref(ref: str) -> tuple[str, tuple[int, ...]]:
+    """'4.weight[5,250]' → ('4.weight', (5, 250)); a scalar parameter may omit the index."""
+    from .scene import WEIGHT_REF
+
+    m = WEIGHT_REF.match(ref)
+    if m is None:
+        raise ValueError(f"{ref!r} is not a weight reference such as '4.weight[5,250]'")
+    index = tuple(int(i) for i in m.group("index").split(",")) if m.group("index") else ()
+    return m.group("name"), index
+
+
+def check_weight_ref(ref: str, reference: dict[str, torch.Tensor]) -> tuple[str, tuple[int, ...]]:
+    """Parse ``ref`` and check it names one entry of a parameter; the error lists what the model has."""
+    name, index = parse_weight_ref(ref)
+    listing = ", ".join(f"{k} {tuple(v.shape)}" for k, v in reference.items())
+    if name not in reference:
+        raise ValueError(f"the model has no parameter '{name}'; its parameters are: {listing}")
+    shape = tuple(reference[name].shape)
+    if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
+        raise ValueError(f"index {list(index)} does not pick one entry of '{name}', whose shape is {shape}")
+    return name, index
+
+
+def weight_directions(refs: list[str], reference: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """Unit directions along two single weights: moving along them changes those weights and nothing else."""
+    out = []
+    for ref in refs:
+        name, index = check_weight_ref(ref, reference)
+        d = {k: torch.zeros_like(v) for k, v in reference.items()}
+        d[name][index] = 1.0
+        out.append(d)
+    return out[0], out[1]
+
+
+def zero_entries(weights: dict[str, torch.Tensor], refs: list[str]) -> dict[str, torch.Tensor]:
+    """A copy of ``weights`` with the named entries set to zero, so that grid coordinates are their values."""
+    out = dict(weights)
+    for ref in refs:
+        name, index = parse_weight_ref(ref)
+        out[name] = out[name].clone()
+        out[name][index] = 0.0
+    return out
+
+
+def weight_values(weights: list[dict[str, torch.Tensor]], refs: list[str]) -> np.ndarray:
+    """(K, 2): the values of the two named weights at each of ``weights``."""
+    idx = [parse_weight_ref(r) for r in refs]
+    return np.array([[float(w[name][index]) for name, index in idx] for w in weights])
+
+
 def flatten(direction: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([v.reshape(-1) for v in direction.values()])
 

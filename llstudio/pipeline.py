@@ -154,11 +154,32 @@ def _plane_center(scene: Scene, data, dtype, traj) -> dict:
     return traj.weights[list(traj.steps).index(c)]
 
 
+def _check_weight_refs(scene: Scene, data, dtype) -> None:
+    """Named weights must exist in the model: say so before any training, as a scene error with its key path."""
+    from .directions import check_weight_ref
+    from .errors import SceneError
+
+    if scene.directions.kind != "weights":
+        return
+    params = _initial_weights(scene, data, dtype)
+    problems = []
+    for i, ref in enumerate(scene.directions.weights):
+        try:
+            check_weight_ref(ref, params)
+        except ValueError as exc:
+            problems.append((f"directions.weights[{i}]", str(exc)))
+    if problems:
+        raise SceneError(scene.source or "<scene>", problems)
+
+
 def _directions(scene: Scene, data, dtype, traj, progress: Progress):
     """(d1, d2, explained variance ratio or None) as the scene asks."""
-    from .directions import pca_directions, random_directions
+    from .directions import pca_directions, random_directions, weight_directions
 
     spec = scene.directions
+    if spec.kind == "weights":
+        d1, d2 = weight_directions(spec.weights, traj.weights[-1])
+        return d1, d2, None
     if spec.kind == "pca":
         # PCA centres the differences on their mean, so the reference they are taken from does not matter.
         return pca_directions(traj.weights, traj.weights[-1], spec.include_biases)
@@ -174,7 +195,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     from .landscape import LandscapeEvaluator
     from .data import load_dataset
     from .device import resolve_device
-    from .directions import cosine, project
+    from .directions import cosine, project, weight_values, zero_entries
     from .models import loss_fn
     from .training import Trajectory, initial_model, train
 
@@ -195,6 +216,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
         })
     data = load_dataset(scene.data)
+    _check_weight_refs(scene, data, dtype)
 
     # Training ------------------------------------------------------------------------------------------
     if use_cache and cdir.has("trajectory"):
@@ -223,8 +245,12 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         explained = arrays.get("explained_variance")
     else:
         d1, d2, explained = _directions(scene, data, dtype, traj, progress)
-        path = (project(traj.weights, _plane_center(scene, data, dtype, traj), d1, d2)
-                if scene.directions.frame == "fixed" else np.zeros((len(steps), 2)))
+        if scene.directions.kind == "weights":
+            path = weight_values(traj.weights, scene.directions.weights)
+        elif scene.directions.frame == "fixed":
+            path = project(traj.weights, _plane_center(scene, data, dtype, traj), d1, d2)
+        else:
+            path = np.zeros((len(steps), 2))
         alphas, betas = axes(scene, path)
         arrays = {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
                   **{f"d2/{k}": v for k, v in _to_numpy(d2).items()},
@@ -247,19 +273,26 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame)")
         zero = torch.zeros(1, dtype=torch.float64)
+
+        def grid_center(k: Optional[int]) -> dict:
+            """Weights at grid point (0, 0): the plane centre or step k's weights; for named weights, with those
+            two entries at zero so that the grid's coordinates are their values."""
+            c = _plane_center(scene, data, dtype, traj) if k is None else traj.weights[k]
+            return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
+
         plane = None
         if fixed:
             if use_cache and cdir.has("plane"):
                 plane = cdir.load_arrays("plane")["loss"]
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane = ev.grid(_plane_center(scene, data, dtype, traj), alphas, betas)
+                    plane = ev.grid(grid_center(None), alphas, betas)
                     advance(plane.size)
                 cdir.save_arrays("plane", {"loss": plane})
         with progress.stage("capture" if not fixed else "path", len(todo) * (1 if fixed else alphas.size * betas.size),
                             "points") as advance:
             for k in todo:
-                grid = plane if fixed else ev.grid(traj.weights[k], alphas, betas)
+                grid = plane if fixed else ev.grid(grid_center(k), alphas, betas)
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
                 center = float(ev.evaluate(traj.weights[k], zero, zero)[0])

@@ -27,6 +27,9 @@ else:  # pragma: no cover
 
 SCHEMA_VERSION = 1
 
+# "4.weight[5,250]": a parameter name (as in model.named_parameters()) and the index of one entry.
+WEIGHT_REF = re.compile(r"^\s*(?P<name>[\w][\w.]*)\s*(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?\s*$")
+
 
 class _Section(BaseModel):
     # strict: a TOML string "300" where a number belongs is an error, not a silent conversion.
@@ -96,11 +99,17 @@ class TrainingSpec(_Section):
 class DirectionsSpec(_Section):
     """How the two-dimensional slice through weight space is chosen."""
 
-    kind: Literal["random", "pca"] = Field(
+    kind: Literal["random", "pca", "weights"] = Field(
         "random",
         description="'random': two Gaussian directions, drawn once and fixed for the whole film. 'pca': the first "
         "two principal components of the weights at the captured steps, relative to the final weights (Li et al. "
-        "2018): the plane the training path moves in the most. Both are fixed for the whole film.",
+        "2018): the plane the training path moves in the most. 'weights': two chosen scalar weights (see "
+        "'weights'); the axes are their values and every other weight stays as it is.",
+    )
+    weights: Optional[list[str]] = Field(
+        None,
+        description="kind = 'weights' only: the two scalar weights, as parameter name and index, e.g. "
+        "[\"4.weight[5,250]\", \"4.weight[3,100]\"] ('llstudio check' lists the model's parameters on a mistake).",
     )
     normalization: Literal["filter", "layer", "model", "none"] = Field(
         "filter",
@@ -124,6 +133,19 @@ class DirectionsSpec(_Section):
         "final", description="Fixed frame only: the centre of the plane, 'initial', 'final' or a captured step number."
     )
     seed: int = Field(1, description="Seed of the random directions.")
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v):
+        if v is None:
+            return v
+        if len(v) != 2 or v[0] == v[1]:
+            raise ValueError("must name two different weights, e.g. [\"4.weight[5,250]\", \"4.weight[3,100]\"]")
+        for ref in v:
+            if not WEIGHT_REF.match(ref):
+                raise ValueError(f"{ref!r} is not a weight reference: write the parameter name and the index of "
+                                 "the entry, e.g. \"4.weight[5,250]\" or \"2.bias[3]\"")
+        return v
 
 
 class GridSpec(_Section):
@@ -335,9 +357,12 @@ class Scene(_Section):
             raise ValueError(
                 f"capture.steps: step {self.capture.steps[-1]} is after the last training step ({self.training.steps})"
             )
-        if self.grid.range == "auto" and self.directions.frame != "fixed":
+        if self.grid.range == "auto" and self.directions.frame != "fixed" and self.directions.kind != "weights":
             raise ValueError("grid.range: 'auto' fits the grid to the projected training path, which needs "
-                             "directions.frame = 'fixed' (in the 'follow' frame the path stays at the centre)")
+                             "directions.frame = 'fixed' or directions.kind = 'weights' (otherwise, in the 'follow' "
+                             "frame, the path stays at the centre)")
+        if (self.directions.kind == "weights") != (self.directions.weights is not None):
+            raise ValueError("directions.weights: name two weights exactly when directions.kind = 'weights'")
         c = self.directions.center
         if isinstance(c, int) and c not in self.captured_steps():
             raise ValueError(f"directions.center: step {c} is not a captured step; captured steps are "

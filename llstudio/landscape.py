@@ -113,7 +113,14 @@ class LandscapeEvaluator:
             raise ValueError(f"strategy {strategy!r} does not apply to this model")
         self.strategy, self.split = strategy, split
         self.plan = _MLPPlan(split) if strategy == "mlp" else None
+        self.memory_mb = memory_mb
         self.chunk = self._chunk_size(memory_mb)
+
+    def set_data(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Evaluate on other samples from now on (e.g. each step's mini-batch); batch sizes follow them."""
+        self.x = x.to(device=self.device, dtype=self.dtype)
+        self.y = y.to(device=self.device)
+        self.chunk = self._chunk_size(self.memory_mb)
 
     def _chunk_size(self, memory_mb: int) -> int:
         """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.

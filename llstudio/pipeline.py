@@ -50,7 +50,7 @@ def capture_key(scene: Scene, device_type: str) -> str:
 
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
-    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype}
+    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data}
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
@@ -269,19 +269,22 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
                                 device, dtype, scene.capture.memory_mb)
         fixed = scene.directions.frame == "fixed"
-        progress.log(f"capture: {1 if fixed else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
+        # One plane serves every step only when neither the centre nor the data changes between steps.
+        shared = fixed and scene.capture.data == "eval"
+        progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
-                     f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame)")
+                     f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
+                     f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
         zero = torch.zeros(1, dtype=torch.float64)
 
         def grid_center(k: Optional[int]) -> dict:
-            """Weights at grid point (0, 0): the plane centre or step k's weights; for named weights, with those
-            two entries at zero so that the grid's coordinates are their values."""
-            c = _plane_center(scene, data, dtype, traj) if k is None else traj.weights[k]
+            """Weights at grid point (0, 0): the plane centre (fixed frame) or step k's weights; for named weights,
+            with those two entries at zero so that the grid's coordinates are their values."""
+            c = _plane_center(scene, data, dtype, traj) if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
         plane = None
-        if fixed:
+        if shared:
             if use_cache and cdir.has("plane"):
                 plane = cdir.load_arrays("plane")["loss"]
             else:
@@ -289,15 +292,18 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                     plane = ev.grid(grid_center(None), alphas, betas)
                     advance(plane.size)
                 cdir.save_arrays("plane", {"loss": plane})
-        with progress.stage("capture" if not fixed else "path", len(todo) * (1 if fixed else alphas.size * betas.size),
+        with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
                             "points") as advance:
             for k in todo:
-                grid = plane if fixed else ev.grid(grid_center(k), alphas, betas)
+                if scene.capture.data == "batch":
+                    batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
+                    ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
+                grid = plane if shared else ev.grid(grid_center(k), alphas, betas)
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
                 center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
                 cdir.save_step(steps[k], grid, center)
-                advance(1 if fixed else grid.size)
+                advance(1 if shared else grid.size)
     else:
         progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
 

@@ -191,6 +191,12 @@ class CaptureSpec(_Section):
     steps: Optional[list[Annotated[int, Field(ge=0)]]] = Field(
         None, description="Explicit list of steps to capture, instead of 'every'."
     )
+    data: Literal["eval", "batch"] = Field(
+        "eval",
+        description="What the landscape measures the loss on. 'eval': the fixed evaluation subset (data.eval_size), "
+        "the same for every frame. 'batch': the mini-batch of the update that follows each captured step (the last "
+        "update's for the final step), so every step has a landscape of its own: the mini-batch 'earthquakes'.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="'auto' uses CUDA when available, else the CPU. The command line's --device wins."
     )

@@ -88,3 +88,36 @@ def test_grid_axes_are_the_weights_values(tmp_path, frame):
                 w["0.weight"][1, 20] = cap.betas[j]
                 assert cap.loss[k, i, j] == pytest.approx(_brute(model, w, x, y), rel=1e-6)
         assert cap.center_loss[k] == pytest.approx(_brute(model, cap.centers[k], x, y), rel=1e-6)
+
+
+@pytest.mark.parametrize("frame", ["follow", "fixed"])
+def test_minibatch_landscapes_use_each_steps_batch(tmp_path, frame):
+    """capture.data = 'batch': the landscape of step k is the loss on the mini-batch of update k (the earthquakes)."""
+    from llstudio.training import batch_order
+
+    scene = make_scene(tmp_path / "b.toml", directions={"kind": "weights", "weights": REFS, "frame": frame},
+                       grid={"resolution": 3, "range": [-1.0, 1.0]},
+                       capture={"every": 4, "dtype": "float64", "data": "batch"})
+    cap = capture_scene(scene, device=CPU)
+    data = cap.data
+    batches = batch_order(len(data.x_train), scene.training.batch_size, scene.training.steps, scene.training.seed)
+    model = cap.model(-1).double()
+    # Different batches, different landscapes (even on the fixed plane).
+    assert not np.allclose(cap.loss[0], cap.loss[1])
+    for k, step in enumerate(cap.steps):
+        idx = batches[min(int(step), len(batches) - 1)]
+        x, y = torch.as_tensor(data.x_train[idx]).double(), torch.as_tensor(data.y_train[idx])
+        others = cap.centers[-1 if frame == "fixed" else k]
+        w = {n: v.clone() for n, v in others.items()}
+        w["2.weight"][3, 5] = cap.alphas[2]
+        w["2.weight"][7, 2] = cap.betas[0]
+        assert cap.loss[k, 2, 0] == pytest.approx(_brute(model, w, x, y), rel=1e-6)
+        assert cap.center_loss[k] == pytest.approx(_brute(model, cap.centers[k], x, y), rel=1e-6)
+
+
+def test_batch_and_eval_captures_have_different_keys(tmp_path):
+    from llstudio.pipeline import capture_key
+
+    a = make_scene(tmp_path / "a.toml")
+    b = make_scene(tmp_path / "a.toml", capture={"data": "batch"})
+    assert capture_key(a, "cpu") != capture_key(b, "cpu")

@@ -104,7 +104,11 @@ def project(weights: list[dict[str, torch.Tensor]], center: dict[str, torch.Tens
     basis = torch.stack([a, b], dim=1)  # (P, 2)
     c = flatten(center).double()
     diffs = torch.stack([flatten(w).double() - c for w in weights], dim=1)  # (P, K)
-    coords = torch.linalg.lstsq(basis, diffs).solution  # (2, K)
+    # Weights of a diverged run (inf/NaN) have no coordinates: NaN, and LAPACK never sees them.
+    ok = torch.isfinite(diffs).all(dim=0)
+    coords = torch.full((2, diffs.shape[1]), float("nan"), dtype=torch.float64)
+    if bool(ok.any()):
+        coords[:, ok] = torch.linalg.lstsq(basis, diffs[:, ok]).solution
     return coords.T.numpy()
 
 

@@ -64,7 +64,8 @@ class Capture:
     + betas[j] * d2``, where ``c_k`` is ``centers[k]`` in the follow frame and the one plane centre in the fixed
     frame (every step then has the same grid). ``directions`` are two dicts ``name → tensor`` shaped like the
     model's parameters. ``center_loss`` (steps,) is the loss at each captured step's own weights; ``plane_path``
-    (steps, 2) their least-squares (alpha, beta) coordinates on the plane (zeros in the follow frame).
+    (steps, 2) their least-squares (alpha, beta) coordinates on the plane (zeros in the follow frame), and
+    ``updates`` (steps, 2) the move from each captured step to the next in the same coordinates.
     ``explained_variance`` holds the PCA ratio of each direction for 'pca' directions.
     """
 
@@ -81,6 +82,7 @@ class Capture:
     directions: tuple = field(repr=False)
     device: str = "cpu"
     plane_path: Optional[np.ndarray] = None
+    updates: Optional[np.ndarray] = None
     frame: str = "follow"
     explained_variance: Optional[np.ndarray] = None
 
@@ -241,7 +243,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         arrays = cdir.load_arrays("directions")
         d1 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d1/")})
         d2 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d2/")})
-        alphas, betas, path = arrays["alphas"], arrays["betas"], arrays["path"]
+        alphas, betas, path, updates = arrays["alphas"], arrays["betas"], arrays["path"], arrays["updates"]
         explained = arrays.get("explained_variance")
     else:
         d1, d2, explained = _directions(scene, data, dtype, traj, progress)
@@ -252,9 +254,13 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         else:
             path = np.zeros((len(steps), 2))
         alphas, betas = axes(scene, path)
+        # Each captured step's update to the next, as (alpha, beta) on the plane: the arrows of the earthquake films.
+        updates = np.zeros((len(steps), 2))
+        for k in range(len(steps) - 1):
+            updates[k] = project([traj.weights[k + 1]], traj.weights[k], d1, d2)[0]
         arrays = {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
                   **{f"d2/{k}": v for k, v in _to_numpy(d2).items()},
-                  "alphas": alphas, "betas": betas, "path": path}
+                  "alphas": alphas, "betas": betas, "path": path, "updates": updates}
         if explained is not None:
             arrays["explained_variance"] = explained
             progress.log(f"directions: PCA explains {explained[0]:.1%} and {explained[1]:.1%} of the trajectory's "
@@ -312,7 +318,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         scene=scene, key=key, path=cdir.path, alphas=alphas, betas=betas, steps=np.asarray(steps),
         loss=np.stack([z["loss"] for z in loaded]), center_loss=np.array([float(z["center_loss"]) for z in loaded]),
         train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
-        plane_path=np.asarray(path), frame=scene.directions.frame,
+        plane_path=np.asarray(path), updates=np.asarray(updates), frame=scene.directions.frame,
         explained_variance=None if explained is None else np.asarray(explained),
     )
 
@@ -365,7 +371,7 @@ class Film:
         scene = capture.scene
         self.capture, self.settings = capture, settings
         self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
-                                 settings.fps, capture.plane_path)
+                                 settings.fps, capture.plane_path, capture.updates)
         from .renderer import DISPLAY_EXTENT
 
         focal = (0.0, 0.0, 0.5 * scene.scaling.z_scale * DISPLAY_EXTENT)

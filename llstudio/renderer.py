@@ -119,6 +119,11 @@ class SurfaceRenderer:
         if look.trail:
             self.trail_actor = p.add_mesh(self.trail, color=look.trail_color, line_width=max(2.0, self.height / 360),
                                           name="trail", reset_camera=False)
+        self.arrow = pv.PolyData(np.zeros((1, 3)))
+        self.arrow_actor = None
+        if look.arrows:
+            self.arrow_actor = p.add_mesh(self.arrow, color=look.arrow_color, smooth_shading=True,
+                                          name="arrow", reset_camera=False)
         self.marker_actor = None
         if look.marker:
             sphere = pv.Sphere(radius=0.022 * self.extent, theta_resolution=24, phi_resolution=24)
@@ -135,6 +140,26 @@ class SurfaceRenderer:
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
                                          color=look.text_color, name="info")
         self._buffer = None
+
+    def _update_arrow(self, state: FrameState, surface) -> None:
+        if state.arrow is None:
+            self.arrow.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+            return
+        (a0, b0), (a1, b1) = state.arrow
+        start = np.array([self.display_coords(a0, 0), self.display_coords(b0, 1)])
+        end = np.array([self.display_coords(a1, 0), self.display_coords(b1, 1)])
+        end = start + self.look.arrow_scale * (end - start)
+        lift = 0.02 * self.extent
+        p0 = np.array([*start, surface([start])[0] + lift])
+        p1 = np.array([*end, surface([end])[0] + lift])
+        length = float(np.linalg.norm(p1 - p0))
+        if length < 1e-9:
+            self.arrow.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+            return
+        # Thickness in display units, not relative to the length: short updates stay visible as arrows.
+        arrow = self.pv.Arrow(start=p0, direction=p1 - p0, scale=length, tip_length=min(0.35, 0.08 / length),
+                              tip_radius=min(0.15, 0.025 / length), shaft_radius=min(0.05, 0.009 / length))
+        self.arrow.copy_from(arrow)
 
     def display_coords(self, v, axis: int):
         """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]."""
@@ -160,7 +185,7 @@ class SurfaceRenderer:
             if lines.n_points:
                 lines.points[:, 2] += 0.002 * self.extent
             self.contours.copy_from(lines)
-        if self.marker_actor is not None or self.trail_actor is not None:
+        if self.marker_actor is not None or self.trail_actor is not None or self.arrow_actor is not None:
             from scipy.interpolate import RegularGridInterpolator
 
             surface = RegularGridInterpolator((self.x, self.y), z, bounds_error=False, fill_value=None)
@@ -176,6 +201,8 @@ class SurfaceRenderer:
                 self.trail.copy_from(self.pv.lines_from_points(pts))
             else:
                 self.trail.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+        if self.arrow_actor is not None:
+            self._update_arrow(state, surface)
         if self.info_actor is not None:
             self.info_actor.SetInput(f"step {state.step:,.0f}    loss {_fmt_loss(state.center_loss)}")
         position, focal, up = pose

@@ -239,6 +239,11 @@ class TimelineSpec(_Section):
     )
     hold_start: NonNegFloat = Field(1.0, description="Seconds to hold the first captured frame.")
     hold_end: NonNegFloat = Field(1.5, description="Seconds to hold the last captured frame.")
+    hold_each: NonNegFloat = Field(
+        0.0,
+        description="Seconds to hold every captured step in between (the 'earthquake' rhythm: a training step shown "
+        "on a still surface with its update arrow, then the transition to the next landscape).",
+    )
 
 
 class CameraKey(_Section):
@@ -290,6 +295,11 @@ class LookSpec(_Section):
     marker_color: str = Field("#ff5a36", description="Colour of the minimiser marker.")
     trail: bool = Field(True, description="Draw the training path so far on the surface (fixed frame).")
     trail_color: str = Field("#f4f4f4", description="Colour of the training path.")
+    arrows: bool = Field(True, description="While a step is held (timeline.hold_each), draw its update as an arrow.")
+    arrow_color: str = Field("#ffd166", description="Colour of the update arrow.")
+    arrow_scale: float = Field(
+        1.0, gt=0, description="Length of the update arrow relative to the real update (raise it to see tiny steps)."
+    )
     overlay: bool = Field(True, description="Show the title, step and loss as text.")
     text_color: str = Field("#f2f2f2", description="Colour of the text overlay.")
     smooth_shading: bool = Field(True, description="Smooth (Phong) shading instead of flat facets.")
@@ -309,7 +319,7 @@ class LookSpec(_Section):
             raise ValueError(f"unknown colormap {v!r}{hint}")
         return v
 
-    @field_validator("background", "contour_color", "marker_color", "trail_color", "text_color")
+    @field_validator("background", "contour_color", "marker_color", "trail_color", "arrow_color", "text_color")
     @classmethod
     def _color(cls, v):
         from matplotlib.colors import is_color_like

@@ -25,7 +25,7 @@ import numpy as np
 from .errors import CacheError
 from .files import atomic_write
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump whenever what a capture directory holds changes: old entries are then not reused
 
 
 def default_root() -> Path:

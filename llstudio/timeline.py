@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
@@ -36,6 +37,18 @@ def fill_nonfinite(loss: np.ndarray) -> tuple[np.ndarray, int]:
     return np.where(bad, fill, loss), n
 
 
+def _hold_last_finite(path) -> np.ndarray:
+    """(K, 2) path with non-finite points (a diverged run) replaced by the last finite one (or the centre)."""
+    out = np.asarray(path, dtype=np.float64).copy()
+    last = np.zeros(2)
+    for k in range(len(out)):
+        if np.all(np.isfinite(out[k])):
+            last = out[k]
+        else:
+            out[k] = last
+    return out
+
+
 def ease(s: np.ndarray | float, kind: str) -> np.ndarray | float:
     """Easing of a fraction s in [0, 1]: 'smoothstep' has zero slope at both ends."""
     if kind == "smoothstep":
@@ -45,7 +58,8 @@ def ease(s: np.ndarray | float, kind: str) -> np.ndarray | float:
 
 def film_length(n_captured: int, spec: TimelineSpec, fps: int) -> tuple[float, int]:
     """(duration in seconds, number of frames) of a film of ``n_captured`` captured steps."""
-    duration = spec.hold_start + (n_captured - 1) * spec.seconds_per_step + spec.hold_end
+    duration = (spec.hold_start + (n_captured - 1) * spec.seconds_per_step
+                + max(n_captured - 2, 0) * spec.hold_each + spec.hold_end)
     return duration, max(1, int(round(duration * fps)))
 
 
@@ -63,17 +77,20 @@ class FrameState:
     vmax: float
     marker: tuple = (0.0, 0.0)
     trail: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    arrow: Optional[tuple] = None  # ((alpha, beta) start, (alpha, beta) end) of the held step's update
 
 
 class Timeline:
     """Maps video frames to interpolated landscapes.
 
     ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,); ``path`` (K, 2)
-    the (alpha, beta) of each captured step's weights on the plane (default: all at the centre).
+    the (alpha, beta) of each captured step's weights on the plane (default: all at the centre); ``updates``
+    (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held).
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
-                 timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None):
+                 timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
+                 updates: np.ndarray | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -81,7 +98,9 @@ class Timeline:
                           "they are shown at the highest finite loss", RuntimeWarning, stacklevel=2)
         self.values = scale_loss(filled, scaling)
         self.center_loss = np.asarray(center_loss, dtype=np.float64)
-        self.path = np.zeros((len(self.steps), 2)) if path is None else np.asarray(path, dtype=np.float64)
+        self.path = np.zeros((len(self.steps), 2)) if path is None else _hold_last_finite(path)
+        self.updates = None if updates is None else np.nan_to_num(np.asarray(updates, dtype=np.float64), nan=0.0,
+                                                                    posinf=0.0, neginf=0.0)
         self.spec, self.scaling, self.fps = timeline, scaling, fps
         k = len(self.steps)
         self.duration, self.n_frames = film_length(k, timeline, fps)
@@ -96,14 +115,24 @@ class Timeline:
     def position(self, frame: int) -> float:
         """Fractional index into the captured steps shown at ``frame`` (0 … K-1)."""
         # In frames rather than seconds, and snapped: a frame that falls on a captured step must show exactly it.
-        u = (frame - self.spec.hold_start * self.fps) / (self.spec.seconds_per_step * self.fps)
+        # After the start hold, each period is a transition (seconds_per_step) then a hold (hold_each).
+        x = frame - self.spec.hold_start * self.fps
+        move = self.spec.seconds_per_step * self.fps
+        period = move + self.spec.hold_each * self.fps
+        if x <= 0:
+            return 0.0
+        k = np.floor(x / period + 1e-9)
+        r = x - k * period
+        u = k + min(r / move, 1.0)
         if abs(u - round(u)) < 1e-9:
             u = float(round(u))
         return float(np.clip(u, 0.0, len(self.steps) - 1))
 
     def frame_of_step(self, k: int) -> int:
-        """The first video frame that shows captured step index ``k`` exactly (may fall between frames: rounded)."""
-        return int(round((self.spec.hold_start + k * self.spec.seconds_per_step) * self.fps))
+        """A video frame that shows captured step index ``k`` exactly: the arrival at it (for step 0, the end of the
+        start hold); rounded when that falls between frames."""
+        s = self.spec
+        return int(round((s.hold_start + k * s.seconds_per_step + max(k - 1, 0) * s.hold_each) * self.fps))
 
     def _interpolate(self, u: float, data: np.ndarray, pchip) -> np.ndarray:
         """``data`` (K, ...) at fractional captured index ``u``; exactly ``data[k]`` at whole ``u``."""
@@ -142,4 +171,8 @@ class Timeline:
         moving = bool(np.any(self.path != 0.0))
         marker = tuple(float(v) for v in self.marker_at(u))
         trail = self.trail_at(u) if moving else np.zeros((0, 2))
-        return FrameState(index, vals, step, center, vmin, vmax, marker, trail)
+        arrow = None
+        k = int(u)
+        if self.updates is not None and self.spec.hold_each > 0 and u == k and k < len(self.steps) - 1:
+            arrow = (marker, tuple(float(m + d) for m, d in zip(marker, self.updates[k])))
+        return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow)

@@ -75,6 +75,15 @@ class FilmWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix="." + self.path.stem + ".", suffix=".part.mp4", dir=self.path.parent)
         os.close(fd)
+        try:
+            self._start(imageio_ffmpeg)
+        except BaseException:
+            # __exit__ will not run when __enter__ fails: remove the temporary film here.
+            os.unlink(self._tmp)
+            raise
+        return self
+
+    def _start(self, imageio_ffmpeg) -> None:
         self._gen = imageio_ffmpeg.write_frames(
             self._tmp, (self.width, self.height), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
             pix_fmt_out="yuv420p", quality=None, macro_block_size=1, ffmpeg_log_level="error",
@@ -87,7 +96,6 @@ class FilmWriter:
                            "-vf", "scale=out_color_matrix=bt709:out_range=tv", "-f", "mp4"],
         )
         self._gen.send(None)  # start ffmpeg
-        return self
 
     def write(self, frame: np.ndarray) -> None:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:

@@ -5,6 +5,7 @@ scene → training → directions → capture → store → timeline → camera 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 from dataclasses import dataclass, field
@@ -398,6 +399,28 @@ def default_output(scene: Scene, suffix: str = ".mp4") -> Path:
     return Path("renders") / f"{scene.name}{suffix}"
 
 
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn Ctrl-C into a flag checked between frames: VTK swallows a KeyboardInterrupt raised inside its
+    callbacks and would go on to publish the film."""
+    import signal
+    import threading
+
+    hit = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        hit[0] = True
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hit[0]
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def render_film(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
                 frames: Optional[str] = None, progress: Optional[Progress] = None) -> Path:
     """Render and encode the film; returns its path. The film appears only when complete."""
@@ -414,9 +437,12 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
             FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
                        scene.output.encoder_preset) as writer, \
             progress.stage("render", len(selected), "frames") as advance:
-        for i in selected:
-            writer.write(film.frame(renderer, i))
-            advance(1)
+        with _deferred_interrupt() as interrupted:
+            for i in selected:
+                writer.write(film.frame(renderer, i))
+                advance(1)
+                if interrupted():
+                    raise KeyboardInterrupt
     sidecar = {
         "film": output.name, "scene": scene.source, "resolved_scene": scene.resolved_dump(),
         "capture_key": capture.key, "capture_path": str(capture.path), "frames": [selected.start, selected.stop],

@@ -284,10 +284,12 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                      f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
         zero = torch.zeros(1, dtype=torch.float64)
 
+        plane_center = _plane_center(scene, data, dtype, traj) if fixed else None
+
         def grid_center(k: Optional[int]) -> dict:
             """Weights at grid point (0, 0): the plane centre (fixed frame) or step k's weights; for named weights,
             with those two entries at zero so that the grid's coordinates are their values."""
-            c = _plane_center(scene, data, dtype, traj) if fixed else traj.weights[k]
+            c = plane_center if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
         plane = None

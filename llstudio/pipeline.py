@@ -215,7 +215,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
             "steps": steps, "device": device.type,
-            "dtype": scene.capture.dtype, "capture_mode": "eval", "llstudio": __version__,
+            "dtype": scene.capture.dtype, "capture_mode": "eval", "loss_on": scene.capture.data,
+            "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
         })
     data = load_dataset(scene.data)
@@ -256,9 +257,9 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             path = np.zeros((len(steps), 2))
         alphas, betas = axes(scene, path)
         # Each captured step's update to the next, as (alpha, beta) on the plane: the arrows of the earthquake films.
+        # Least squares is linear in the point, so differences of one projection are the projected differences.
         updates = np.zeros((len(steps), 2))
-        for k in range(len(steps) - 1):
-            updates[k] = project([traj.weights[k + 1]], traj.weights[k], d1, d2)[0]
+        updates[:-1] = np.diff(project(traj.weights, traj.weights[0], d1, d2), axis=0)
         arrays = {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
                   **{f"d2/{k}": v for k, v in _to_numpy(d2).items()},
                   "alphas": alphas, "betas": betas, "path": path, "updates": updates}

@@ -59,6 +59,14 @@ def _pyvista():
     return pv
 
 
+def _empty(pv):
+    """A one-point PolyData with no cells: draws nothing (pyvista would give bare points a vertex each, visible as
+    a dot at the origin of a flat contour map)."""
+    pd = pv.PolyData()
+    pd.points = np.zeros((1, 3))
+    return pd
+
+
 def _fmt_loss(v: float) -> str:
     if not np.isfinite(v):
         return "diverged"
@@ -89,7 +97,7 @@ def material(look: LookSpec) -> dict:
     if look.lighting == "soft":
         kw.update(ambient=0.28, diffuse=0.75, specular=0.5 * look.specular, specular_power=12.0)
     elif look.lighting == "dramatic":
-        kw.update(ambient=0.04, diffuse=1.0, specular=min(1.0, look.specular + 0.25), specular_power=45.0)
+        kw.update(ambient=0.1, diffuse=1.0, specular=min(1.0, look.specular + 0.25), specular_power=45.0)
     return kw
 
 
@@ -102,7 +110,7 @@ def _apply_lighting(pv, plotter, preset: str) -> None:
         plotter.remove_all_lights()
         # A low key light raking across the surface from one side makes every ridge cast a highlight and a shadow
         # side; a faint cool fill keeps the far side from going black.
-        plotter.add_light(pv.Light(position=(-4.0, -2.5, 1.4), focal_point=(0.0, 0.0, 0.3), intensity=1.25,
+        plotter.add_light(pv.Light(position=(-4.0, -2.5, 2.4), focal_point=(0.0, 0.0, 0.3), intensity=1.6,
                                    light_type="scene light"))
         plotter.add_light(pv.Light(position=(3.0, 2.0, 2.5), focal_point=(0.0, 0.0, 0.3), intensity=0.18,
                                    color=(0.75, 0.82, 1.0), light_type="scene light"))
@@ -166,23 +174,28 @@ class SurfaceRenderer:
         )
         self.curve = self.curve_actor = None
         if self.one_d:
-            self.curve = pv.PolyData(np.zeros((1, 3)))
+            self.curve = _empty(pv)
             self.curve["values"] = np.zeros(1)
             self.curve_actor = p.add_mesh(self.curve, scalars="values", cmap=look.colormap, clim=(0.0, 1.0),
                                           smooth_shading=True, show_scalar_bar=False, name="curve",
                                           reset_camera=False, **material(look))
+        if look.wireframe or self.flat:
+            # Push the surface's polygons back a little in depth so lines lying on it win the depth test instead
+            # of stippling in and out of it.
+            self.surface_actor.mapper.SetResolveCoincidentTopologyToPolygonOffset()
+            self.surface_actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(2.0, 2.0)
         self.wire_actor = None
         if look.wireframe and not self.one_d:
             # Same dataset as the surface: its points move with it at no cost.
             self.wire_actor = p.add_mesh(self.grid, style="wireframe", color=look.wireframe_color, opacity=0.28,
                                          line_width=1.0, name="wireframe", reset_camera=False, lighting=False)
         # A point without cells draws nothing but lets the actor exist before the first frame's lines.
-        self.contours = pv.PolyData(np.zeros((1, 3)))
+        self.contours = _empty(pv)
         self.contour_actor = None
         if look.contours > 0 and not self.one_d:
             self.contour_actor = p.add_mesh(self.contours, color=look.contour_color, line_width=1.2,
                                             opacity=0.55, name="contours", reset_camera=False)
-        self.trail = pv.PolyData(np.zeros((1, 3)))
+        self.trail = _empty(pv)
         self.trail_actor = None
         if look.trail:
             if look.trail_coloring == "loss":
@@ -194,7 +207,7 @@ class SurfaceRenderer:
                 self.trail_actor = p.add_mesh(self.trail, color=look.trail_color,
                                               line_width=max(2.0, self.height / 360), name="trail",
                                               reset_camera=False)
-        self.arrow = pv.PolyData(np.zeros((1, 3)))
+        self.arrow = _empty(pv)
         self.arrow_actor = None
         if look.arrows:
             self.arrow_actor = p.add_mesh(self.arrow, color=look.arrow_color, smooth_shading=True,
@@ -227,6 +240,7 @@ class SurfaceRenderer:
 
     def _flat_camera(self) -> None:
         """A fixed orthographic camera: top-down on the contour map, side-on on a 1D curve (a plain chart)."""
+        self.plotter.enable_parallel_projection()  # before the scale: enabling it resets the camera
         cam = self.plotter.camera
         half = 0.5 * self.extent
         if self.one_d:
@@ -235,12 +249,11 @@ class SurfaceRenderer:
             cam.parallel_scale = 1.1 * max(zmid, half * self.height / self.width)
         else:
             cam.position, cam.focal_point, cam.up = (0.0, 0.0, 10.0), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)
-            cam.parallel_scale = 1.06 * half
-        self.plotter.enable_parallel_projection()
+            cam.parallel_scale = 1.2 * half  # a margin for the text and insets around the map
 
     def _update_arrow(self, state: FrameState, surface) -> None:
         if state.arrow is None:
-            self.arrow.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+            self.arrow.copy_from(_empty(self.pv))
             return
         (a0, b0), (a1, b1) = state.arrow
         start = np.array([self.display_coords(a0, 0), self.display_coords(b0, 1)])
@@ -251,7 +264,7 @@ class SurfaceRenderer:
         p1 = np.array([*end, surface([end])[0] + lift])
         length = float(np.linalg.norm(p1 - p0))
         if length < 1e-9:
-            self.arrow.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+            self.arrow.copy_from(_empty(self.pv))
             return
         # Thickness in display units, not relative to the length: short updates stay visible as arrows.
         arrow = self.pv.Arrow(start=p0, direction=p1 - p0, scale=length, tip_length=min(0.35, 0.08 / length),
@@ -373,7 +386,7 @@ class SurfaceRenderer:
                     line["loss"] = np.clip((tv - state.vmin) / span if span > 0 else 0.0 * tv, 0.0, 1.0)
                 self.trail.copy_from(line)
             else:
-                empty = self.pv.PolyData(np.zeros((1, 3)))
+                empty = _empty(self.pv)
                 if self.look.trail_coloring == "loss":
                     empty["loss"] = np.zeros(1)
                 self.trail.copy_from(empty)

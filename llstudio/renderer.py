@@ -246,7 +246,7 @@ class SurfaceRenderer:
         if self.one_d:
             zmid = 0.5 * self.z_height
             cam.position, cam.focal_point, cam.up = (0.0, -10.0, zmid), (0.0, 0.0, zmid), (0.0, 0.0, 1.0)
-            cam.parallel_scale = 1.1 * max(zmid, half * self.height / self.width)
+            cam.parallel_scale = 1.4 * max(zmid, half * self.height / self.width)
         else:
             cam.position, cam.focal_point, cam.up = (0.0, 0.0, 10.0), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)
             cam.parallel_scale = 1.2 * half  # a margin for the text and insets around the map

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
     p.add_argument("scene", metavar="SCENE")
     p.add_argument("--frame", type=int, default=0, help="frame index (negative counts from the end)")
+    p.add_argument("--contact-sheet", type=int, default=None, metavar="N",
+                   help="instead of one frame, one PNG grid of N stills spread over the film, labelled with frame "
+                   "number and time (default path renders/<scene>_contact.png)")
     p.add_argument("-o", "--output", default=None, help="PNG path; default: renders/<scene>_<frame>.png")
     _add_common(p)
 
@@ -118,10 +121,15 @@ def _load_all(paths) -> list:
 
 
 def cmd_still(args) -> int:
-    from .pipeline import capture_scene, render_still
+    from .pipeline import capture_scene, render_contact_sheet, render_still
 
+    if args.contact_sheet is not None and args.contact_sheet < 1:
+        raise UsageError(f"--contact-sheet {args.contact_sheet}: needs at least one still")
     (scene,) = _load_all([args.scene])
     cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
+    if args.contact_sheet is not None:
+        print(render_contact_sheet(cap, args.contact_sheet, output=args.output, quality=args.quality))
+        return 0
     print(render_still(cap, args.frame, output=args.output, quality=args.quality))
     return 0
 

@@ -369,31 +369,63 @@ class Film:
     """Timeline, camera path and renderer of one capture at one output setting."""
 
     def __init__(self, capture: Capture, settings: OutputSettings):
-        from .camera import camera_path
+        from .camera import camera_path, to_display
+        from .renderer import DISPLAY_EXTENT
         from .timeline import Timeline
 
         scene = capture.scene
         self.capture, self.settings = capture, settings
+        look = scene.look
+        curve = None
+        if look.loss_inset and capture.train_loss is not None and len(capture.train_loss):
+            curve = (np.arange(len(capture.train_loss)), np.asarray(capture.train_loss))
         self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
-                                 settings.fps, capture.plane_path, capture.updates)
-        from .renderer import DISPLAY_EXTENT
-
+                                 settings.fps, capture.plane_path, capture.updates, curve=curve,
+                                 steps_per_epoch=self._steps_per_epoch() if look.epoch and look.overlay else None)
+        sc = self.timeline.schedule
+        # The camera moves over the film's body only: cards hold its first and last pose.
+        self.body = (sc.body_start, max(sc.body_end - sc.body_start, 1))
         focal = (0.0, 0.0, 0.5 * scene.scaling.z_scale * DISPLAY_EXTENT)
-        self.camera = camera_path(scene.camera, self.timeline.n_frames, focal, DISPLAY_EXTENT)
+        spec = scene.camera
+        from .scene import CameraKey, CameraSpec
+
+        if len(capture.betas) == 1 and spec == CameraSpec():
+            # A 1D film is a curve over alpha: look at it from the side (the -beta side), slightly from above.
+            spec = CameraSpec(keyframes=[CameraKey(at=0.0, azimuth=-100.0, elevation=14.0, distance=2.3),
+                                         CameraKey(at=1.0, azimuth=-80.0, elevation=10.0, distance=2.3)])
+        track = None
+        if spec.follow > 0:
+            ab = self.timeline.marker_track()[sc.body_start:sc.body_start + self.body[1]]
+            track = np.column_stack([to_display(ab[:, 0], capture.alphas, DISPLAY_EXTENT),
+                                     to_display(ab[:, 1], capture.betas, DISPLAY_EXTENT)])
+        self.camera = camera_path(spec, self.body[1], focal, DISPLAY_EXTENT, track, settings.fps)
+
+    def _steps_per_epoch(self) -> Optional[float]:
+        """Optimizer steps per epoch (training.batch_order drops the last partial batch), or None if unknown."""
+        try:
+            n = len(self.capture.data.x_train)
+        except Exception:  # a dataset that cannot be loaded here only costs the epoch label
+            return None
+        return float(max(n // self.capture.scene.training.batch_size, 1))
 
     @property
     def n_frames(self) -> int:
         return self.timeline.n_frames
+
+    def pose(self, index: int):
+        """Camera pose of frame ``index`` (card frames hold the body's first or last pose)."""
+        start, n = self.body
+        return self.camera.pose(int(np.clip(index - start, 0, n - 1)))
 
     def renderer(self):
         from .renderer import SurfaceRenderer
 
         scene = self.capture.scene
         return SurfaceRenderer(self.capture.alphas, self.capture.betas, scene.look, self.settings.width,
-                               self.settings.height, scene.scaling.z_scale, scene.title)
+                               self.settings.height, scene.scaling.z_scale, scene.title, log_values=scene.scaling.log)
 
     def frame(self, renderer, index: int) -> np.ndarray:
-        return renderer.render(self.timeline.frame(index), self.camera.pose(index))
+        return renderer.render(self.timeline.frame(index), self.pose(index))
 
 
 def default_output(scene: Scene, suffix: str = ".mp4") -> Path:
@@ -473,6 +505,40 @@ def render_still(capture: Capture, index: int, output: Optional[Path] = None, qu
     return output
 
 
+def contact_frames(n_frames: int, count: int) -> list[int]:
+    """``count`` frame indices spread evenly over a film of ``n_frames`` frames, first and last included (fewer
+    when the film is shorter)."""
+    if count < 1:
+        raise UsageError(f"--contact-sheet {count}: needs at least one still")
+    return sorted(set(int(round(f)) for f in np.linspace(0, n_frames - 1, count)))
+
+
+def render_contact_sheet(capture: Capture, count: int, output: Optional[Path] = None,
+                         quality: Optional[str] = None) -> Path:
+    """One PNG grid of ``count`` stills spread over the film, each labelled with its frame number and time: a
+    preview of the camera path and the look. The sheet is about the size of one frame of the film: every still is
+    rendered at a fraction of the output size (and overlays scale with it)."""
+    from .overlay import contact_sheet, sheet_shape
+    from .renderer import save_png
+
+    scene = capture.scene
+    settings = output_settings(scene, quality)
+    frames = contact_frames(Film(capture, settings).n_frames, count)
+    rows, cols = sheet_shape(len(frames), settings.width / settings.height)
+    scale = max(rows, cols)
+    w = max(64, settings.width // scale // 2 * 2)
+    h = max(36, settings.height // scale // 2 * 2)
+    film = Film(capture, OutputSettings(w, h, settings.fps))
+    images, labels = [], []
+    with film.renderer() as renderer:
+        for f in frames:
+            images.append(film.frame(renderer, f))
+            labels.append(f"#{f}  {f / settings.fps:.2f} s")
+    output = Path(output) if output is not None else Path("renders") / f"{scene.name}_contact.png"
+    save_png(contact_sheet(images, labels, cols=cols), output)
+    return output
+
+
 def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     """What a render will cost: captured steps, grid evaluations, frames (no torch, no OpenGL)."""
     steps = scene.captured_steps()
@@ -480,7 +546,7 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     from .timeline import film_length
 
     s = output_settings(scene, quality)
-    duration, n_frames = film_length(len(steps), scene.timeline, s.fps)
+    duration, n_frames = film_length(len(steps), scene.timeline, s.fps, steps)
     return {
         "training_steps": scene.training.steps, "captured_steps": len(steps), "grid": f"{nx}x{ny}",
         "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,

@@ -59,6 +59,14 @@ def _pyvista():
     return pv
 
 
+def _empty(pv):
+    """A one-point PolyData with no cells: draws nothing (pyvista would give bare points a vertex each, visible as
+    a dot at the origin of a flat contour map)."""
+    pd = pv.PolyData()
+    pd.points = np.zeros((1, 3))
+    return pd
+
+
 def _fmt_loss(v: float) -> str:
     if not np.isfinite(v):
         return "diverged"
@@ -66,6 +74,48 @@ def _fmt_loss(v: float) -> str:
 
 
 DISPLAY_EXTENT = 2.0
+
+# Height from which anti_aliasing = 'auto' supersamples: qualities h, p and k.
+SSAA_FROM_HEIGHT = 1080
+
+
+def resolve_anti_aliasing(mode: str, height: int) -> str:
+    """'auto' → 'ssaa' from 1080 lines up (h, p, k), 'msaa' below (l, m); any other mode as given."""
+    if mode == "auto":
+        return "ssaa" if height >= SSAA_FROM_HEIGHT else "msaa"
+    return mode
+
+
+def material(look: LookSpec) -> dict:
+    """add_mesh keywords of the surface's material for the look's lighting preset and PBR settings."""
+    if look.lighting == "flat":
+        # Unlit: the colours are exactly the colormap's, as on a printed contour map.
+        return dict(ambient=1.0, diffuse=0.0, specular=0.0)
+    if look.pbr:
+        return dict(pbr=True, metallic=look.metallic, roughness=look.roughness)
+    kw = dict(specular=look.specular, specular_power=30.0)
+    if look.lighting == "soft":
+        kw.update(ambient=0.28, diffuse=0.75, specular=0.5 * look.specular, specular_power=12.0)
+    elif look.lighting == "dramatic":
+        kw.update(ambient=0.1, diffuse=1.0, specular=min(1.0, look.specular + 0.25), specular_power=45.0)
+    return kw
+
+
+def _apply_lighting(pv, plotter, preset: str) -> None:
+    """Lights of a preset; 'studio' and 'soft' start from the light kit the Plotter was made with."""
+    if preset == "soft":
+        for light in plotter.renderer.lights:
+            light.intensity *= 0.8
+    elif preset == "dramatic":
+        plotter.remove_all_lights()
+        # A low key light raking across the surface from one side makes every ridge cast a highlight and a shadow
+        # side; a faint cool fill keeps the far side from going black.
+        plotter.add_light(pv.Light(position=(-4.0, -2.5, 2.4), focal_point=(0.0, 0.0, 0.3), intensity=1.6,
+                                   light_type="scene light"))
+        plotter.add_light(pv.Light(position=(3.0, 2.0, 2.5), focal_point=(0.0, 0.0, 0.3), intensity=0.18,
+                                   color=(0.75, 0.82, 1.0), light_type="scene light"))
+    elif preset == "flat":
+        plotter.remove_all_lights()
 
 
 class SurfaceRenderer:
@@ -77,11 +127,16 @@ class SurfaceRenderer:
     """
 
     def __init__(self, alphas: np.ndarray, betas: np.ndarray, look: LookSpec, width: int, height: int,
-                 z_scale: float, title: str = ""):
+                 z_scale: float, title: str = "", log_values: bool = False):
         pv = _pyvista()
         self.pv = pv
         self.look, self.width, self.height = look, int(width), int(height)
         self.alphas, self.betas = np.asarray(alphas, float), np.asarray(betas, float)
+        # A 1D capture (one beta) is drawn as a curve over alpha; 'contours' is a flat top-down map.
+        self.one_d = len(self.betas) == 1
+        self.flat = look.view == "contours" and not self.one_d
+        self.log_values = log_values
+        self.anti_aliasing = resolve_anti_aliasing(look.anti_aliasing, self.height)
         # The grid is shown as a square of side DISPLAY_EXTENT whatever its ranges, like a plot whose two axes are
         # scaled independently: a PCA plane can be a hundred times longer than it is wide.
         self.extent = DISPLAY_EXTENT
@@ -90,7 +145,7 @@ class SurfaceRenderer:
         self.z_height = z_scale * self.extent
         try:
             self.plotter = pv.Plotter(off_screen=True, window_size=(self.width, self.height),
-                                      lighting="light kit")
+                                      lighting="light kit" if look.lighting in ("studio", "soft") else "none")
         except Exception as exc:  # VTK raises plain RuntimeErrors when no context can be made
             raise MissingDependency(
                 f"no off-screen OpenGL context ({exc}). On a headless Linux machine install Mesa's EGL "
@@ -98,28 +153,61 @@ class SurfaceRenderer:
                 "VTK_DEFAULT_OPENGL_WINDOW=vtkOSOpenGLRenderWindow; 'llstudio doctor' reports what is in use."
             ) from None
         p = self.plotter
-        p.ren_win.SetMultiSamples(4 if look.anti_aliasing == "msaa" else 0)
-        p.set_background(look.background)
+        p.ren_win.SetMultiSamples(4 if self.anti_aliasing == "msaa" else 0)
+        if self.anti_aliasing == "ssaa":
+            p.enable_anti_aliasing("ssaa")
+        p.set_background(look.background, top=look.background_top)
+        _apply_lighting(pv, p, "flat" if self.flat else look.lighting)
+        mat = material(look.model_copy(update={"lighting": "flat"}) if self.flat else look)
 
         X, Y = np.meshgrid(self.x, self.y, indexing="ij")
+        if self.one_d:
+            # The curve's 'curtain': a strip from the floor up to the curve, so it reads as a filled chart.
+            X, Y = np.repeat(self.x[:, None], 2, axis=1), np.zeros((len(self.x), 2))
         self.grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
         self.grid["values"] = np.zeros(X.size)
+        # In the contour view, as many colour bands as contour intervals: filled contours.
+        bands = dict(n_colors=look.contours + 1) if self.flat and look.contours > 0 else {}
         self.surface_actor = p.add_mesh(
             self.grid, scalars="values", cmap=look.colormap, clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
-            specular=look.specular, specular_power=30.0, show_scalar_bar=False, name="surface",
+            show_scalar_bar=False, name="surface", opacity=0.45 if self.one_d else 1.0, **mat, **bands,
         )
+        self.curve = self.curve_actor = None
+        if self.one_d:
+            self.curve = _empty(pv)
+            self.curve["values"] = np.zeros(1)
+            self.curve_actor = p.add_mesh(self.curve, scalars="values", cmap=look.colormap, clim=(0.0, 1.0),
+                                          smooth_shading=True, show_scalar_bar=False, name="curve",
+                                          reset_camera=False, **material(look))
+        if look.wireframe or self.flat:
+            # Push the surface's polygons back a little in depth so lines lying on it win the depth test instead
+            # of stippling in and out of it.
+            self.surface_actor.mapper.SetResolveCoincidentTopologyToPolygonOffset()
+            self.surface_actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(2.0, 2.0)
+        self.wire_actor = None
+        if look.wireframe and not self.one_d:
+            # Same dataset as the surface: its points move with it at no cost.
+            self.wire_actor = p.add_mesh(self.grid, style="wireframe", color=look.wireframe_color, opacity=0.28,
+                                         line_width=1.0, name="wireframe", reset_camera=False, lighting=False)
         # A point without cells draws nothing but lets the actor exist before the first frame's lines.
-        self.contours = pv.PolyData(np.zeros((1, 3)))
+        self.contours = _empty(pv)
         self.contour_actor = None
-        if look.contours > 0:
+        if look.contours > 0 and not self.one_d:
             self.contour_actor = p.add_mesh(self.contours, color=look.contour_color, line_width=1.2,
                                             opacity=0.55, name="contours", reset_camera=False)
-        self.trail = pv.PolyData(np.zeros((1, 3)))
+        self.trail = _empty(pv)
         self.trail_actor = None
         if look.trail:
-            self.trail_actor = p.add_mesh(self.trail, color=look.trail_color, line_width=max(2.0, self.height / 360),
-                                          name="trail", reset_camera=False)
-        self.arrow = pv.PolyData(np.zeros((1, 3)))
+            if look.trail_coloring == "loss":
+                self.trail["loss"] = np.zeros(1)
+                self.trail_actor = p.add_mesh(self.trail, scalars="loss", cmap=look.trail_colormap, clim=(0.0, 1.0),
+                                              line_width=max(3.0, self.height / 270), show_scalar_bar=False,
+                                              name="trail", reset_camera=False, lighting=False)
+            else:
+                self.trail_actor = p.add_mesh(self.trail, color=look.trail_color,
+                                              line_width=max(2.0, self.height / 360), name="trail",
+                                              reset_camera=False)
+        self.arrow = _empty(pv)
         self.arrow_actor = None
         if look.arrows:
             self.arrow_actor = p.add_mesh(self.arrow, color=look.arrow_color, smooth_shading=True,
@@ -140,10 +228,32 @@ class SurfaceRenderer:
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
                                          color=look.text_color, name="info")
         self._buffer = None
+        self._background = None
+        self._inset = self._inset_for = None
+        self._legend = None
+        if look.legend:
+            from .overlay import Legend
+
+            self._legend = Legend(look.colormap, self.width, self.height, log_values, look.text_color)
+        if self.flat or (self.one_d and look.view == "contours"):
+            self._flat_camera()
+
+    def _flat_camera(self) -> None:
+        """A fixed orthographic camera: top-down on the contour map, side-on on a 1D curve (a plain chart)."""
+        self.plotter.enable_parallel_projection()  # before the scale: enabling it resets the camera
+        cam = self.plotter.camera
+        half = 0.5 * self.extent
+        if self.one_d:
+            zmid = 0.5 * self.z_height
+            cam.position, cam.focal_point, cam.up = (0.0, -10.0, zmid), (0.0, 0.0, zmid), (0.0, 0.0, 1.0)
+            cam.parallel_scale = 1.4 * max(zmid, half * self.height / self.width)
+        else:
+            cam.position, cam.focal_point, cam.up = (0.0, 0.0, 10.0), (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)
+            cam.parallel_scale = 1.2 * half  # a margin for the text and insets around the map
 
     def _update_arrow(self, state: FrameState, surface) -> None:
         if state.arrow is None:
-            self.arrow.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+            self.arrow.copy_from(_empty(self.pv))
             return
         (a0, b0), (a1, b1) = state.arrow
         start = np.array([self.display_coords(a0, 0), self.display_coords(b0, 1)])
@@ -154,7 +264,7 @@ class SurfaceRenderer:
         p1 = np.array([*end, surface([end])[0] + lift])
         length = float(np.linalg.norm(p1 - p0))
         if length < 1e-9:
-            self.arrow.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+            self.arrow.copy_from(_empty(self.pv))
             return
         # Thickness in display units, not relative to the length: short updates stay visible as arrows.
         arrow = self.pv.Arrow(start=p0, direction=p1 - p0, scale=length, tip_length=min(0.35, 0.08 / length),
@@ -163,8 +273,9 @@ class SurfaceRenderer:
 
     def display_coords(self, v, axis: int):
         """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]."""
-        ax = self.alphas if axis == 0 else self.betas
-        return (np.asarray(v, dtype=float) - ax[0]) / (ax[-1] - ax[0]) * self.extent - self.extent / 2
+        from .camera import to_display
+
+        return to_display(v, self.alphas if axis == 0 else self.betas, self.extent)
 
     def _heights(self, state: FrameState) -> np.ndarray:
         span = state.vmax - state.vmin
@@ -172,12 +283,84 @@ class SurfaceRenderer:
         return unit
 
     def render(self, state: FrameState, pose) -> np.ndarray:
-        """One frame as an (height, width, 3) uint8 array."""
+        """One frame as an (height, width, 3) uint8 array: the 3D scene, then the 2D overlays (legend, inset), then
+        a card's veil and text when the frame belongs to a title or end card."""
+        card = state.card
+        if card is not None and card.veil >= 1.0:
+            img = self.background_image().copy()  # nothing of the scene shows through: skip rendering it
+        else:
+            img = self._overlays(self._render_scene(state, pose), state)
+            if card is not None:
+                from .overlay import veil
+
+                img = veil(img, self.background_image(), card.veil)
+        if card is not None and card.opacity > 0:
+            from PIL import Image
+
+            from .overlay import draw_card
+
+            pil = Image.fromarray(img)
+            draw_card(pil, card.text, card.subtitle, card.opacity, self.look.text_color)
+            img = np.asarray(pil)
+        return img
+
+    def _overlays(self, img: np.ndarray, state: FrameState) -> np.ndarray:
+        if self._legend is None and not (self.look.loss_inset and state.curve is not None):
+            return img
+        from PIL import Image
+
+        pil = Image.fromarray(img)
+        if self._legend is not None:
+            self._legend.draw(pil, state.vmin, state.vmax)
+        if self.look.loss_inset and state.curve is not None:
+            if self._inset is None or self._inset_for is not state.curve:
+                from .overlay import LossInset
+
+                self._inset_for = state.curve
+                self._inset = LossInset(state.curve[0], state.curve[1], self.width, self.height,
+                                        self.look.inset_corner, self.log_values, self.look.text_color,
+                                        self.look.marker_color, self.look.background)
+            self._inset.draw(pil, state.step)
+        return np.asarray(pil)
+
+    def background_image(self) -> np.ndarray:
+        """The background alone (plain or gradient), (height, width, 3): what a card's veil fades to. Rendered
+        once with every actor hidden, so it matches the scene's background to the pixel."""
+        if self._background is None:
+            actors = list(self.plotter.renderer.GetViewProps())
+            shown = [a.GetVisibility() for a in actors]
+            for a in actors:
+                a.SetVisibility(0)
+            try:
+                self._background = self._grab()
+            finally:
+                for a, v in zip(actors, shown):
+                    a.SetVisibility(v)
+        return self._background
+
+    def _height_function(self, z: np.ndarray):
+        """Display (x, y) points → height of the surface (or of the 1D curve) there."""
+        if self.one_d:
+            zline = z[:, 0]
+            return lambda xy: np.interp(np.asarray(xy, dtype=float).reshape(-1, 2)[:, 0], self.x, zline)
+        from scipy.interpolate import RegularGridInterpolator
+
+        return RegularGridInterpolator((self.x, self.y), z, bounds_error=False, fill_value=None)
+
+    def _render_scene(self, state: FrameState, pose) -> np.ndarray:
         unit = self._heights(state)
-        z = unit * self.z_height
-        # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
-        self.grid.points[:, 2] = z.ravel(order="F")
-        self.grid["values"] = unit.ravel(order="F")
+        z = np.zeros_like(unit) if self.flat else unit * self.z_height
+        if self.one_d:
+            # The curtain: floor (j = 0) and curve (j = 1), both coloured by the value.
+            self.grid.points[:, 2] = np.column_stack([np.zeros(len(z)), z[:, 0]]).ravel(order="F")
+            self.grid["values"] = np.repeat(unit[:, :1], 2, axis=1).ravel(order="F")
+            line = self.pv.lines_from_points(np.column_stack([self.x, np.zeros(len(self.x)), z[:, 0]]))
+            line["values"] = unit[:, 0]
+            self.curve.copy_from(line.tube(radius=0.012 * self.extent, n_sides=12))
+        else:
+            # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
+            self.grid.points[:, 2] = z.ravel(order="F")
+            self.grid["values"] = unit.ravel(order="F")
         if self.contour_actor is not None:
             levels = np.linspace(0.0, 1.0, self.look.contours + 2)[1:-1]
             lines = self.grid.contour(isosurfaces=levels, scalars="values")
@@ -186,9 +369,7 @@ class SurfaceRenderer:
                 lines.points[:, 2] += 0.002 * self.extent
             self.contours.copy_from(lines)
         if self.marker_actor is not None or self.trail_actor is not None or self.arrow_actor is not None:
-            from scipy.interpolate import RegularGridInterpolator
-
-            surface = RegularGridInterpolator((self.x, self.y), z, bounds_error=False, fill_value=None)
+            surface = self._height_function(z)
         if self.marker_actor is not None:
             mx, my = self.display_coords(state.marker[0], 0), self.display_coords(state.marker[1], 1)
             zc = surface([[mx, my]])[0]
@@ -198,16 +379,26 @@ class SurfaceRenderer:
                 # Drape the path over the surface, lifted a little so the surface does not swallow it.
                 xy = np.column_stack([self.display_coords(state.trail[:, 0], 0), self.display_coords(state.trail[:, 1], 1)])
                 pts = np.column_stack([xy, surface(xy) + 0.006 * self.extent])
-                self.trail.copy_from(self.pv.lines_from_points(pts))
+                line = self.pv.lines_from_points(pts)
+                if self.look.trail_coloring == "loss":
+                    tv = state.trail_values if state.trail_values is not None else np.full(len(pts), state.vmax)
+                    span = state.vmax - state.vmin
+                    line["loss"] = np.clip((tv - state.vmin) / span if span > 0 else 0.0 * tv, 0.0, 1.0)
+                self.trail.copy_from(line)
             else:
-                self.trail.copy_from(self.pv.PolyData(np.zeros((1, 3))))
+                empty = _empty(self.pv)
+                if self.look.trail_coloring == "loss":
+                    empty["loss"] = np.zeros(1)
+                self.trail.copy_from(empty)
         if self.arrow_actor is not None:
             self._update_arrow(state, surface)
         if self.info_actor is not None:
-            self.info_actor.SetInput(f"step {state.step:,.0f}    loss {_fmt_loss(state.center_loss)}")
-        position, focal, up = pose
-        cam = self.plotter.camera
-        cam.position, cam.focal_point, cam.up = position, focal, up
+            epoch = f"    epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
+            self.info_actor.SetInput(f"step {state.step:,.0f}{epoch}    loss {_fmt_loss(state.center_loss)}")
+        if not (self.flat or (self.one_d and self.look.view == "contours")):
+            position, focal, up = pose
+            cam = self.plotter.camera
+            cam.position, cam.focal_point, cam.up = position, focal, up
         self.plotter.renderer.ResetCameraClippingRange()
         return self._grab()
 
@@ -262,4 +453,4 @@ def save_png(img: np.ndarray, path) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG", optimize=True))
 
 
-__all__ = ["SurfaceRenderer", "render_window_info", "save_png"]
+__all__ = ["SurfaceRenderer", "render_window_info", "resolve_anti_aliasing", "save_png"]

@@ -228,6 +228,34 @@ class ScalingSpec(_Section):
     )
 
 
+class SpeedKey(_Section):
+    """One point of the timeline's speed curve."""
+
+    at: float = Field(..., ge=0, le=1, description="Where in training: fraction of the last captured step number "
+                      "(0 = the first captured step, 1 = the last).")
+    speed: float = Field(..., gt=0, le=100, description="Relative playback speed there: 1 = seconds_per_step per "
+                         "transition, 0.25 = four times slower, 2 = twice as fast.")
+
+
+class CardSpec(_Section):
+    """A title or end card: text on the background, dissolving into the film's first frame (or from its last)."""
+
+    text: str = Field(..., description="The card's main line.")
+    subtitle: str = Field("", description="A smaller second line (empty: none).")
+    seconds: float = Field(3.0, gt=0, le=60, description="How long the card lasts, fades included.")
+    fade: NonNegFloat = Field(0.5, description="Seconds over which the text fades in from the empty background "
+                              "(title card) or out to it at the very end (end card).")
+    dissolve: NonNegFloat = Field(0.75, description="Seconds of cross-dissolve between the card and the film: at "
+                                  "the end of a title card, at the start of an end card.")
+
+    @model_validator(mode="after")
+    def _fades(self):
+        if self.fade + self.dissolve > self.seconds:
+            raise ValueError(f"fade + dissolve ({self.fade + self.dissolve:g} s) must not exceed seconds "
+                             f"({self.seconds:g} s)")
+        return self
+
+
 class TimelineSpec(_Section):
     """How captured steps become video frames."""
 
@@ -244,6 +272,24 @@ class TimelineSpec(_Section):
         description="Seconds to hold every captured step in between (the 'earthquake' rhythm: a training step shown "
         "on a still surface with its update arrow, then the transition to the next landscape).",
     )
+    speed: list[SpeedKey] = Field(
+        default_factory=list,
+        description="Speed ramp: keys {at, speed} in increasing 'at' (fraction of training), interpolated linearly "
+        "and held beyond the first and last key; each transition between captured steps lasts seconds_per_step / "
+        "speed. E.g. [{at = 0, speed = 0.3}, {at = 0.2, speed = 1}] lingers on the start of training, where the "
+        "landscape changes most. Empty: constant speed.",
+    )
+    title_card: Optional[CardSpec] = Field(None, description="A title card before the film (text, subtitle, "
+                                           "seconds, fade, dissolve).")
+    end_card: Optional[CardSpec] = Field(None, description="An end card after the film (same keys as title_card).")
+
+    @field_validator("speed")
+    @classmethod
+    def _speed(cls, v):
+        ats = [k.at for k in v]
+        if any(b <= a for a, b in zip(ats, ats[1:])):
+            raise ValueError("speed keys must be in strictly increasing order of 'at'")
+        return v
 
 
 class CameraKey(_Section):
@@ -270,6 +316,18 @@ class CameraSpec(_Section):
     easing: Literal["none", "in_out"] = Field(
         "in_out", description="'in_out': the camera starts and ends at rest; 'none': constant pace."
     )
+    orbit: float = Field(0.0, ge=-3600, le=3600, description="Named move on top of the keyframes: degrees of "
+                         "azimuth added over the film (360 = one full turn around the surface; negative: clockwise).")
+    dolly: float = Field(1.0, gt=0, le=20, description="Named move: the distance at the end of the film as a "
+                         "multiple of the keyframes' (0.6 = push in to 60%, 1.5 = pull out); geometric, so the pace "
+                         "looks even.")
+    crane: float = Field(0.0, ge=-170, le=170, description="Named move: degrees of elevation added over the film "
+                         "(positive rises; the result stays within ±89°).")
+    follow: float = Field(0.0, ge=0, le=1, description="Follow the minimiser: how much the focal point tracks the "
+                          "marker across the plane (0: never, 1: fully); the camera moves with it. Its height stays "
+                          "at the middle of the surface, so the horizon does not bob with every step.")
+    follow_smoothing: NonNegFloat = Field(1.0, le=30, description="Seconds of smoothing of the followed track (a "
+                                          "Gaussian of this width): higher is calmer.")
 
     @field_validator("keyframes")
     @classmethod
@@ -304,11 +362,43 @@ class LookSpec(_Section):
     text_color: str = Field("#f2f2f2", description="Colour of the text overlay.")
     smooth_shading: bool = Field(True, description="Smooth (Phong) shading instead of flat facets.")
     specular: float = Field(0.35, ge=0, le=1, description="Specular highlight strength of the surface.")
-    anti_aliasing: Literal["none", "msaa"] = Field(
-        "msaa", description="'msaa': 4x multisample anti-aliasing (smoother edges, slower); 'none'."
+    anti_aliasing: Literal["auto", "none", "msaa", "ssaa"] = Field(
+        "auto", description="'ssaa': supersampling (VTK renders at a higher resolution and filters down; the "
+        "smoothest edges and contour lines, about 2-3x the render time); 'msaa': 4x multisampling; 'none'. 'auto': "
+        "SSAA from 1080 lines up (qualities h, p, k), MSAA below (l, m)."
+    )
+    background_top: Optional[str] = Field(
+        None, description="Colour at the top of a vertical background gradient ('background' is then the bottom "
+        "colour). Default: a plain background."
+    )
+    lighting: Literal["studio", "soft", "dramatic", "flat"] = Field(
+        "studio", description="Lighting preset. 'studio': VTK's light kit (key, fill, back and head lights); 'soft': "
+        "the light kit dimmed with more ambient light and a gentle highlight; 'dramatic': one low, raking key light "
+        "and a faint fill; 'flat': no shading at all, colours exactly as the colormap says."
+    )
+    pbr: bool = Field(False, description="Physically based material (metallic/roughness) instead of Phong shading.")
+    metallic: float = Field(0.0, ge=0, le=1, description="PBR only: 0 = dielectric (plastic), 1 = metal.")
+    roughness: float = Field(0.45, ge=0, le=1, description="PBR only: 0 = mirror-smooth, 1 = fully rough.")
+    wireframe: bool = Field(False, description="Overlay the grid's mesh lines on the surface.")
+    wireframe_color: str = Field("#ffffff", description="Colour of the wireframe overlay.")
+    view: Literal["surface", "contours"] = Field(
+        "surface", description="'surface': the 3D surface under the camera path; 'contours': a flat, top-down map of "
+        "filled contours with contour lines, the path and the marker drawn on it (the camera section is ignored)."
+    )
+    trail_coloring: Literal["solid", "loss"] = Field(
+        "solid", description="'solid': the training path in trail_color; 'loss': coloured by the loss along it "
+        "(trail_colormap, on the surface's colour range)."
+    )
+    trail_colormap: str = Field("plasma", description="Colormap of a trail coloured by loss.")
+    epoch: bool = Field(True, description="Show the epoch next to the step in the text overlay.")
+    legend: bool = Field(False, description="Show a colour bar with the loss values of the colours.")
+    loss_inset: bool = Field(False, description="Show a small chart of the training loss against the step, with a "
+                             "dot at the current step.")
+    inset_corner: Literal["top_right", "bottom_right", "top_left", "bottom_left"] = Field(
+        "top_right", description="Corner of the loss-curve inset."
     )
 
-    @field_validator("colormap")
+    @field_validator("colormap", "trail_colormap")
     @classmethod
     def _cmap(cls, v):
         import matplotlib
@@ -319,12 +409,13 @@ class LookSpec(_Section):
             raise ValueError(f"unknown colormap {v!r}{hint}")
         return v
 
-    @field_validator("background", "contour_color", "marker_color", "trail_color", "arrow_color", "text_color")
+    @field_validator("background", "contour_color", "marker_color", "trail_color", "arrow_color", "text_color",
+                     "background_top", "wireframe_color")
     @classmethod
     def _color(cls, v):
         from matplotlib.colors import is_color_like
 
-        if not is_color_like(v):
+        if v is not None and not is_color_like(v):
             raise ValueError(f"{v!r} is not a colour: use a name like 'white' or a hex code like '#1a2b3c'")
         return v
 

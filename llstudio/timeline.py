@@ -1,8 +1,9 @@
-"""Captured keyframes → one surface per video frame (interpolation, holds, scaling). Pure numpy.
+"""Captured keyframes → one surface per video frame (interpolation, holds, speed ramps, cards, scaling). Pure numpy.
 
-Time runs: ``hold_start`` seconds on the first captured step, ``seconds_per_step`` between consecutive captured
-steps, ``hold_end`` seconds on the last one. At exactly the time of a captured step, the frame shows that step's
-captured values unchanged, whatever the interpolation.
+Time runs: an optional title card; ``hold_start`` seconds on the first captured step; between consecutive captured
+steps a transition of ``seconds_per_step / speed`` (the speed ramp) and, on every step in between, ``hold_each``;
+``hold_end`` seconds on the last step; an optional end card. Every part boundary is snapped to a whole frame
+(:func:`schedule`), so a frame shows each captured step's values exactly, whatever the interpolation and the ramp.
 """
 
 from __future__ import annotations
@@ -56,11 +57,105 @@ def ease(s: np.ndarray | float, kind: str) -> np.ndarray | float:
     return s
 
 
-def film_length(n_captured: int, spec: TimelineSpec, fps: int) -> tuple[float, int]:
-    """(duration in seconds, number of frames) of a film of ``n_captured`` captured steps."""
-    duration = (spec.hold_start + (n_captured - 1) * spec.seconds_per_step
-                + max(n_captured - 2, 0) * spec.hold_each + spec.hold_end)
+def transition_seconds(steps, spec: TimelineSpec) -> np.ndarray:
+    """Seconds of each transition between consecutive captured ``steps`` (K,): (K-1,).
+
+    The speed ramp is read at the middle of each transition, in fractions of training (the captured step numbers
+    scaled to [0, 1]), so a ramp means the same whatever the capture spacing.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    n = max(len(steps) - 1, 0)
+    if not spec.speed or n == 0:
+        return np.full(n, spec.seconds_per_step)
+    span = steps[-1] - steps[0]
+    mid = ((steps[:-1] + steps[1:]) / 2 - steps[0]) / (span if span > 0 else 1.0)
+    speed = np.interp(mid, [k.at for k in spec.speed], [k.speed for k in spec.speed])
+    return spec.seconds_per_step / speed
+
+
+def _card_seconds(card) -> float:
+    return 0.0 if card is None else card.seconds
+
+
+def film_length(n_captured: int, spec: TimelineSpec, fps: int, steps=None) -> tuple[float, int]:
+    """(duration in seconds, number of frames) of a film of ``n_captured`` captured steps, cards included.
+
+    ``steps`` (the captured step numbers) only matter for a speed ramp; default 0, 1, … K-1.
+    """
+    if spec.speed:
+        moves = float(np.sum(transition_seconds(np.arange(n_captured) if steps is None else steps, spec)))
+    else:
+        moves = (n_captured - 1) * spec.seconds_per_step
+    duration = (spec.hold_start + moves + max(n_captured - 2, 0) * spec.hold_each + spec.hold_end
+                + _card_seconds(spec.title_card) + _card_seconds(spec.end_card))
     return duration, max(1, int(round(duration * fps)))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Whole-frame plan of a film. ``arrive`` and ``leave`` (K,): the first and the last frame showing captured step
+    k exactly (equal unless the step is held); the transition k → k+1 runs over the frames between ``leave[k]`` and
+    ``arrive[k+1]``. Frames [0, body_start) are the title card, [body_end, n_frames) the end card."""
+
+    arrive: np.ndarray
+    leave: np.ndarray
+    body_start: int
+    body_end: int
+    n_frames: int
+    duration: float
+
+
+def schedule(steps, spec: TimelineSpec, fps: int) -> Schedule:
+    """Snap the film's parts to frames: the times are summed in seconds, then each boundary is rounded once (not
+    each part), so rounding errors do not accumulate along a long film."""
+    k_n = len(steps)
+    duration, n_frames = film_length(k_n, spec, fps, steps)
+    moves = transition_seconds(steps, spec)
+    title = _card_seconds(spec.title_card)
+    t_arrive = np.empty(k_n)
+    t_leave = np.empty(k_n)
+    t = title + spec.hold_start
+    for k in range(k_n):
+        t_arrive[k] = t
+        if 0 < k < k_n - 1:
+            t += spec.hold_each
+        t_leave[k] = t
+        if k < k_n - 1:
+            t += moves[k]
+    arrive = np.round(t_arrive * fps).astype(np.int64)
+    leave = np.round(t_leave * fps).astype(np.int64)
+    # Every transition gets at least one frame of its own, so position() stays monotone and exact at each arrival.
+    for k in range(k_n):
+        if k > 0:
+            arrive[k] = max(arrive[k], leave[k - 1] + 1)
+        leave[k] = max(leave[k], arrive[k])
+    body_start = int(round(title * fps))
+    body_end = int(round((t + spec.hold_end) * fps)) if spec.end_card is not None else n_frames
+    return Schedule(arrive, leave, body_start, min(max(body_end, body_start + 1), n_frames), n_frames, duration)
+
+
+def card_mix(card, t: float, title: bool) -> tuple[float, float]:
+    """(text opacity, veil) of a card ``t`` seconds after its start; veil 1 hides the film behind the card's
+    background, 0 shows the film. Both eased (smoothstep) so nothing starts or stops with a jolt."""
+    def ramp(x, width):
+        return 1.0 if width <= 0 else float(ease(np.clip(x / width, 0.0, 1.0), "smoothstep"))
+
+    if not title:  # an end card is a title card played backwards
+        t = card.seconds - t
+    veil = ramp(card.seconds - t, card.dissolve)
+    text = min(ramp(t, card.fade), veil)
+    return text, veil
+
+
+@dataclass(frozen=True)
+class CardState:
+    """A title or end card over a frame: ``veil`` (0 … 1) fades the landscape to the background, ``opacity``
+    the text."""
+
+    text: str
+    subtitle: str
+    opacity: float
+    veil: float
 
 
 @dataclass(frozen=True)
@@ -78,6 +173,12 @@ class FrameState:
     marker: tuple = (0.0, 0.0)
     trail: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     arrow: Optional[tuple] = None  # ((alpha, beta) start, (alpha, beta) end) of the held step's update
+    # Scaled loss (as ``values``) along ``trail``, (M,): colours a trail by loss.
+    trail_values: Optional[np.ndarray] = None
+    epoch: Optional[float] = None
+    # (steps (T,), training loss (T,)): the loss-curve inset's data, the same arrays for every frame.
+    curve: Optional[tuple] = None
+    card: Optional[CardState] = None
 
 
 class Timeline:
@@ -85,12 +186,14 @@ class Timeline:
 
     ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,); ``path`` (K, 2)
     the (alpha, beta) of each captured step's weights on the plane (default: all at the centre); ``updates``
-    (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held).
+    (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held);
+    ``curve`` (steps (T,), loss (T,)) the training loss for an inset; ``steps_per_epoch`` turns steps into epochs.
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
                  timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
-                 updates: np.ndarray | None = None):
+                 updates: np.ndarray | None = None, curve: tuple | None = None,
+                 steps_per_epoch: float | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -103,7 +206,11 @@ class Timeline:
                                                                     posinf=0.0, neginf=0.0)
         self.spec, self.scaling, self.fps = timeline, scaling, fps
         k = len(self.steps)
-        self.duration, self.n_frames = film_length(k, timeline, fps)
+        self.schedule = schedule(self.steps, timeline, fps)
+        self.duration, self.n_frames = self.schedule.duration, self.schedule.n_frames
+        self.curve = None if curve is None else (np.asarray(curve[0], dtype=np.float64),
+                                                 np.asarray(curve[1], dtype=np.float64))
+        self.steps_per_epoch = steps_per_epoch
         self.vmin, self.vmax = float(self.values.min()), float(self.values.max())
         self._pchip = self._path_pchip = None
         if timeline.interpolation == "cubic" and k >= 3:
@@ -113,26 +220,33 @@ class Timeline:
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
 
     def position(self, frame: int) -> float:
-        """Fractional index into the captured steps shown at ``frame`` (0 … K-1)."""
-        # In frames rather than seconds, and snapped: a frame that falls on a captured step must show exactly it.
-        # After the start hold, each period is a transition (seconds_per_step) then a hold (hold_each).
-        x = frame - self.spec.hold_start * self.fps
-        move = self.spec.seconds_per_step * self.fps
-        period = move + self.spec.hold_each * self.fps
-        if x <= 0:
+        """Fractional index into the captured steps shown at ``frame`` (0 … K-1); monotone in ``frame``."""
+        sc = self.schedule
+        if frame <= sc.arrive[0]:
             return 0.0
-        k = np.floor(x / period + 1e-9)
-        r = x - k * period
-        u = k + min(r / move, 1.0)
-        if abs(u - round(u)) < 1e-9:
-            u = float(round(u))
-        return float(np.clip(u, 0.0, len(self.steps) - 1))
+        k = int(np.searchsorted(sc.arrive, frame, side="right")) - 1
+        if k >= len(self.steps) - 1:
+            return float(len(self.steps) - 1)
+        if frame <= sc.leave[k]:
+            return float(k)
+        return k + (frame - sc.leave[k]) / float(sc.arrive[k + 1] - sc.leave[k])
 
     def frame_of_step(self, k: int) -> int:
-        """A video frame that shows captured step index ``k`` exactly: the arrival at it (for step 0, the end of the
-        start hold); rounded when that falls between frames."""
-        s = self.spec
-        return int(round((s.hold_start + k * s.seconds_per_step + max(k - 1, 0) * s.hold_each) * self.fps))
+        """The first video frame that shows captured step index ``k`` exactly: the arrival at it (for step 0, the
+        end of the start hold)."""
+        return int(self.schedule.arrive[k])
+
+    def card_at(self, index: int) -> Optional[CardState]:
+        """The title or end card over frame ``index``, if any."""
+        sc, spec = self.schedule, self.spec
+        if spec.title_card is not None and index < sc.body_start:
+            card, t, title = spec.title_card, index / self.fps, True
+        elif spec.end_card is not None and index >= sc.body_end:
+            card, t, title = spec.end_card, (index - sc.body_end + 1) / self.fps, False
+        else:
+            return None
+        opacity, veil = card_mix(card, t, title)
+        return CardState(card.text, card.subtitle, opacity, veil)
 
     def _interpolate(self, u: float, data: np.ndarray, pchip) -> np.ndarray:
         """``data`` (K, ...) at fractional captured index ``u``; exactly ``data[k]`` at whole ``u``."""
@@ -159,6 +273,7 @@ class Timeline:
         return np.array([self.marker_at(t) for t in ts] + [self.marker_at(u)])
 
     def frame(self, index: int) -> FrameState:
+        """Everything frame ``index`` shows. Card frames show the first (last) step under their veil."""
         u = self.position(index)
         vals = self.values_at(u)
         idx = np.arange(len(self.steps))
@@ -171,8 +286,23 @@ class Timeline:
         moving = bool(np.any(self.path != 0.0))
         marker = tuple(float(v) for v in self.marker_at(u))
         trail = self.trail_at(u) if moving else np.zeros((0, 2))
+        trail_values = None
+        if len(trail):
+            ts = np.append(np.arange(0.0, u, 1.0 / 6), u)  # the parameters trail_at samples
+            trail_values = self.center_values(ts)
         arrow = None
         k = int(u)
         if self.updates is not None and self.spec.hold_each > 0 and u == k and k < len(self.steps) - 1:
             arrow = (marker, tuple(float(m + d) for m, d in zip(marker, self.updates[k])))
-        return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow)
+        epoch = None if not self.steps_per_epoch else step / self.steps_per_epoch
+        return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
+                          self.curve, self.card_at(index))
+
+    def center_values(self, u) -> np.ndarray:
+        """Scaled loss at the current weights at fractional captured indices ``u`` (M,), for colouring a trail."""
+        raw, _ = fill_nonfinite(np.interp(u, np.arange(len(self.steps)), self.center_loss))
+        return scale_loss(raw, self.scaling)
+
+    def marker_track(self) -> np.ndarray:
+        """(alpha, beta) of the marker at every frame: (n_frames, 2), for a camera that follows it."""
+        return np.array([self.marker_at(self.position(f)) for f in range(self.n_frames)])

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .errors import MissingDependency, RenderError
-from .scene import LookSpec
+from .scene import TRANSPARENT, LookSpec
 from .timeline import FrameState
 
 
@@ -99,7 +99,16 @@ class SurfaceRenderer:
             ) from None
         p = self.plotter
         p.ren_win.SetMultiSamples(4 if look.anti_aliasing == "msaa" else 0)
-        p.set_background(look.background)
+        # A transparent background: an alpha channel in the framebuffer, cleared to alpha 0 (we never enable FXAA,
+        # which would drop it; MSAA keeps it).
+        self.transparent = look.background == TRANSPARENT
+        self.channels = 4 if self.transparent else 3
+        if self.transparent:
+            p.ren_win.SetAlphaBitPlanes(1)
+            p.set_background("black")
+            p.renderer.SetBackgroundAlpha(0.0)
+        else:
+            p.set_background(look.background)
 
         X, Y = np.meshgrid(self.x, self.y, indexing="ij")
         self.grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
@@ -172,7 +181,8 @@ class SurfaceRenderer:
         return unit
 
     def render(self, state: FrameState, pose) -> np.ndarray:
-        """One frame as an (height, width, 3) uint8 array."""
+        """One frame as an (height, width, 3) uint8 RGB array, or (height, width, 4) RGBA with straight alpha when
+        the background is transparent."""
         unit = self._heights(state)
         z = unit * self.z_height
         # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
@@ -219,11 +229,17 @@ class SurfaceRenderer:
         win.Render()
         if self._buffer is None:
             self._buffer = vtkUnsignedCharArray()
-        win.GetPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
-        img = vtk_to_numpy(self._buffer).reshape(self.height, self.width, 3)
-        if img.shape != (self.height, self.width, 3):  # pragma: no cover
-            raise RenderError(f"render window returned {img.shape}, expected {(self.height, self.width, 3)}")
-        return np.ascontiguousarray(img[::-1])  # OpenGL rows run bottom-up
+        if self.transparent:
+            win.GetRGBACharPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
+        else:
+            win.GetPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
+        shape = (self.height, self.width, self.channels)
+        if self._buffer.GetNumberOfValues() != np.prod(shape):  # pragma: no cover
+            raise RenderError(f"render window returned {self._buffer.GetNumberOfValues()} values, expected {shape}")
+        img = np.ascontiguousarray(vtk_to_numpy(self._buffer).reshape(shape)[::-1])  # OpenGL rows run bottom-up
+        if self.transparent:
+            unpremultiply(img)
+        return img
 
     def close(self) -> None:
         self.plotter.close()
@@ -233,6 +249,18 @@ class SurfaceRenderer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def unpremultiply(img: np.ndarray) -> None:
+    """(H, W, 4) uint8 RGBA, in place: premultiplied colour (what blending over a clear, alpha-0 background leaves
+    in the framebuffer) → straight colour (what PNG and ProRes expect). Only partly covered pixels change."""
+    a = img[..., 3]
+    edge = (a > 0) & (a < 255)
+    if not edge.any():
+        return
+    px = img[edge].astype(np.float32)
+    px[:, :3] = np.clip(np.rint(px[:, :3] * 255.0 / px[:, 3:4]), 0, 255)
+    img[edge] = px.astype(np.uint8)
 
 
 def render_window_info() -> dict[str, str]:

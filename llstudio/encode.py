@@ -16,6 +16,7 @@ import os
 import queue
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -212,8 +213,9 @@ class FilmWriter:
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty ffmpeg can never block on it
         # process_group=0: a Ctrl-C in the terminal goes to llstudio only, which stops ffmpeg itself; otherwise
         # ffmpeg would finish the file on its own SIGINT, racing our clean-up.
+        group = {"process_group": 0} if sys.version_info >= (3, 11) else {"preexec_fn": os.setpgrp}
         self._proc = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=self._stderr, bufsize=0, process_group=0)
+                                      stderr=self._stderr, bufsize=0, **group)
         if self.queue_frames > 0:
             self._queue = queue.Queue(maxsize=self.queue_frames)
             self._thread = threading.Thread(target=self._pump, name="llstudio-encoder", daemon=True)

@@ -8,11 +8,12 @@ import os
 import signal
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import make_scene
+from conftest import TINY_TOML, make_scene
 from llstudio.encode import GIF_MAX_WIDTH, FilmWriter, available_encoders, output_frames
 from llstudio.errors import RenderError, SceneError, UsageError
 from llstudio.presets import FORMATS
@@ -289,3 +290,46 @@ def test_gif_film_through_the_pipeline(tiny_capture, tmp_path):
     info = json.loads((tmp_path / "f.json").read_text())
     assert info["format"] == "gif" and info["file"] == {"frames": 5, "fps": 15, "size": [640, 360]}
     assert tuple(meta["size"]) == (640, 360) and len(frames) == 5
+
+
+# ----------------------------------------------------------------------------------------------------- cli
+
+
+def test_cli_refuses_transparency_without_alpha_before_any_work(tmp_path, cli_env):
+    from test_cli import run_cli
+
+    scene = tmp_path / "t.toml"
+    scene.write_text(TINY_TOML.replace('[look]\n', '[look]\nbackground = "transparent"\n')
+                     .replace('[output]\n', '[output]\nformat = "png"\n'))
+    proc = run_cli(["render", scene, "--format", "mp4", "--progress", "none"], cli_env, tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "transparent" in proc.stderr and "png or prores" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]  # no renders/, nothing trained
+    assert not any(Path(cli_env["LLSTUDIO_CACHE"]).rglob("*.npz"))
+
+
+@pytest.mark.render
+def test_cli_format_flag_sets_codec_and_suffix(tmp_path, cli_env):
+    from test_cli import run_cli
+
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    proc = run_cli(["render", "tiny.toml", "--format", "webm", "-q", "l", "--frames", "0:3", "--progress", "none"],
+                   cli_env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    film = tmp_path / "renders" / "tiny.webm"
+    assert proc.stdout.strip() == str(Path("renders") / "tiny.webm")
+    assert "Video: vp9" in stream_info(film)
+    meta, frames = decode(film)
+    assert len(frames) == 3 and tuple(meta["size"]) == (854, 480)
+    assert sorted(p.name for p in film.parent.iterdir()) == ["tiny.json", "tiny.webm"]
+
+
+@pytest.mark.render
+def test_transparent_still_is_an_rgba_png(tiny_capture, tmp_path):
+    from PIL import Image
+
+    from llstudio.pipeline import render_still
+
+    out = render_still(_transparent(tiny_capture, "msaa"), 3, output=tmp_path / "s.png", quality="l")
+    img = np.asarray(Image.open(out))
+    assert img.shape == (480, 854, 4) and img[0, 0, 3] == 0 and (img[..., 3] == 255).any()

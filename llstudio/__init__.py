@@ -30,16 +30,18 @@ def capture(scene, device=None, use_cache: bool = True, progress: str = "none"):
 
 
 def render(scene, output=None, quality=None, frames=None, device=None, use_cache: bool = True,
-           progress: str = "auto"):
-    """Capture (cached) and render a scene to a film; returns the film's path."""
-    from .pipeline import capture_scene, render_film
+           progress: str = "auto", format=None):
+    """Capture (cached) and render a scene to a film; returns the film's path. ``format`` (mp4, webm, gif, png,
+    prores) overrides the scene's output.format."""
+    from .pipeline import capture_scene, check_output, render_film
     from .progress import Progress
 
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
+    check_output(scene, output, format)  # a missing encoder is reported before any training
     prog = Progress(progress)
     cap = capture_scene(scene, device=device, use_cache=use_cache, progress=prog)
-    return render_film(cap, output=output, quality=quality, frames=frames, progress=prog)
+    return render_film(cap, output=output, quality=quality, frames=frames, progress=prog, format=format)
 
 
 __all__ = ["Scene", "load_scene", "capture", "render", "LLStudioError", "SceneError", "__version__"]

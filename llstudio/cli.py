@@ -12,7 +12,8 @@ from typing import Optional
 
 from .errors import LLStudioError, SceneError, UsageError
 from .export import FORMATS
-from .presets import QUALITIES, quality_help
+from .presets import FORMATS as OUTPUT_FORMATS
+from .presets import QUALITIES, format_help, quality_help
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default=None, help="film path (only with a single scene); default: "
                    "the scene's output.path or renders/<scene>.mp4")
     p.add_argument("--frames", default=None, metavar="A:B", help="render only frames A … B-1")
+    p.add_argument("--format", default=None, choices=list(OUTPUT_FORMATS),
+                   help="file format (" + format_help() + "); default: the suffix of -o, else the scene's "
+                   "output.format")
     _add_common(p)
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
@@ -82,16 +86,19 @@ def _progress(args):
 
 
 def cmd_render(args) -> int:
-    from .pipeline import capture_scene, render_film
+    from .pipeline import capture_scene, check_output, render_film
 
     if args.output and len(args.scenes) > 1:
         raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
     scenes = _load_all(args.scenes)
+    for scene in scenes:  # a missing encoder or a format that cannot be honoured stops the batch before training
+        check_output(scene, args.output, args.format)
     for scene in scenes:
         prog = _progress(args)
         prog.log(f"── {scene.source}")
         cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=prog)
-        out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog)
+        out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
+                          format=args.format)
         print(out)
     return 0
 

@@ -26,9 +26,10 @@ def check_torch() -> tuple[bool, str]:
 
 def check_ffmpeg() -> tuple[bool, str]:
     from .encode import available_encoders, ffmpeg_exe
+    from .presets import FORMATS
 
     enc = available_encoders()
-    wanted = ["libx264", "libvpx-vp9", "prores_ks", "gif", "png"]
+    wanted = [f.encoder for f in FORMATS.values()]
     have = [e for e in wanted if e in enc]
     missing = [e for e in wanted if e not in enc]
     ok = "libx264" in enc

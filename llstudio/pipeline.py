@@ -16,9 +16,9 @@ import numpy as np
 
 from . import __version__
 from .errors import UsageError
-from .presets import QUALITIES
+from .presets import ALPHA_FORMATS, FORMATS, QUALITIES
 from .progress import Progress
-from .scene import Scene
+from .scene import TRANSPARENT, Scene
 from .store import FORMAT_VERSION, CaptureStore, canonical_hash
 
 # Sections of a scene that determine the captured numbers; the rest (look, camera, output...) does not.
@@ -428,10 +428,41 @@ class Film:
         return renderer.render(self.timeline.frame(index), self.pose(index))
 
 
-def default_output(scene: Scene, suffix: str = ".mp4") -> Path:
+def default_output(scene: Scene, fmt: Optional[str] = None) -> Path:
+    """The scene's output.path or renders/<name>, with the suffix of ``fmt`` (default: the scene's format)."""
+    suffix = FORMATS[fmt or scene.output.format].suffix
     if scene.output.path:
-        return Path(scene.output.path)
+        return Path(scene.output.path).with_suffix(suffix)
     return Path("renders") / f"{scene.name}{suffix}"
+
+
+def film_format(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None) -> str:
+    """The output format: ``fmt`` (--format), else the one an explicit output's suffix names (``-o f.webm``),
+    else the scene's output.format. Checked against the output's suffix and against a transparent background."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
+    by_suffix = {f.suffix: k for k, f in FORMATS.items() if f.suffix}
+    if fmt is None and output is not None:
+        fmt = by_suffix.get(Path(output).suffix)
+    fmt = fmt or scene.output.format
+    if output is not None and Path(output).suffix != FORMATS[fmt].suffix:
+        want = FORMATS[fmt].suffix
+        raise UsageError(f"output {str(output)!r} does not fit format '{fmt}', which writes "
+                         + (f"a '{want}' file" if want else "a directory of PNG frames (give a path without suffix)"))
+    if scene.look.background == TRANSPARENT and not FORMATS[fmt].alpha:
+        raise UsageError(f"look.background is 'transparent', which needs a format with alpha "
+                         f"({' or '.join(ALPHA_FORMATS)}), not '{fmt}'")
+    return fmt
+
+
+def check_output(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None) -> str:
+    """Everything about the film's output that can fail, checked before any training: the format and its
+    encoder. Returns the format."""
+    from .encode import require_format
+
+    fmt = film_format(scene, output, fmt)
+    require_format(fmt, alpha=scene.look.background == TRANSPARENT)
+    return fmt
 
 
 @contextlib.contextmanager
@@ -457,20 +488,24 @@ def _deferred_interrupt():
 
 
 def render_film(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
-                frames: Optional[str] = None, progress: Optional[Progress] = None) -> Path:
-    """Render and encode the film; returns its path. The film appears only when complete."""
-    from .encode import FilmWriter
+                frames: Optional[str] = None, progress: Optional[Progress] = None,
+                format: Optional[str] = None) -> Path:
+    """Render and encode the film; returns its path (a directory for a PNG sequence). The film appears only when
+    complete, with NAME.json beside it: the resolved scene, the capture key and the output settings."""
+    from .encode import FilmWriter, output_frames, output_size
     from .files import atomic_write
 
     progress = progress or Progress("none")
     scene = capture.scene
+    fmt = check_output(scene, output, format)
     settings = output_settings(scene, quality)
     film = Film(capture, settings)
     selected = parse_frames(frames, film.n_frames)
-    output = Path(output) if output is not None else default_output(scene)
+    output = Path(output) if output is not None else default_output(scene, fmt)
+    alpha = scene.look.background == TRANSPARENT
     with film.renderer() as renderer, \
             FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
-                       scene.output.encoder_preset) as writer, \
+                       scene.output.encoder_preset, format=fmt, alpha=alpha) as writer, \
             progress.stage("render", len(selected), "frames") as advance:
         with _deferred_interrupt() as interrupted:
             for i in selected:
@@ -478,10 +513,13 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
                 advance(1)
                 if interrupted():
                     raise KeyboardInterrupt
+    n_file, fps_file = output_frames(fmt, len(selected), settings.fps)
     sidecar = {
         "film": output.name, "scene": scene.source, "resolved_scene": scene.resolved_dump(),
         "capture_key": capture.key, "capture_path": str(capture.path), "frames": [selected.start, selected.stop],
         "n_frames_total": film.n_frames, "width": settings.width, "height": settings.height, "fps": settings.fps,
+        "format": fmt, "alpha": alpha, "file": {"frames": n_file, "fps": fps_file,
+                                                 "size": list(output_size(fmt, settings.width, settings.height))},
         "llstudio": __version__,
     }
     text = json.dumps(sidecar, indent=2)

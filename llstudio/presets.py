@@ -24,3 +24,29 @@ QUALITIES: dict[str, Quality] = {
 def quality_help() -> str:
     """One line per preset, for ``--help`` and the scene reference."""
     return ", ".join(f"{k} = {q.width}x{q.height}@{q.fps} ({q.label})" for k, q in QUALITIES.items())
+
+
+class OutputFormat(NamedTuple):
+    suffix: str  # "" for a directory of frames
+    encoder: str  # the ffmpeg encoder it needs
+    alpha: bool  # can carry a transparent background
+    label: str
+
+
+# One table drives output.format, --format, the default file suffix and the encoder checked before rendering.
+FORMATS: dict[str, OutputFormat] = {
+    "mp4": OutputFormat(".mp4", "libx264", False, "H.264 in MP4, yuv420p, BT.709: plays everywhere"),
+    "webm": OutputFormat(".webm", "libvpx-vp9", False, "VP9 in WebM, yuv420p: for web pages"),
+    "gif": OutputFormat(".gif", "gif", False, "animated GIF with one palette for the film, at most 640 px wide and "
+                        "25 fps"),
+    "png": OutputFormat("", "png", True, "a directory NAME/ of frame_00000.png ... (RGBA when transparent)"),
+    "prores": OutputFormat(".mov", "prores_ks", True, "ProRes 4444 in a QuickTime .mov, with alpha when "
+                           "transparent: for video editors"),
+}
+
+ALPHA_FORMATS = tuple(k for k, f in FORMATS.items() if f.alpha)
+
+
+def format_help() -> str:
+    """One line per output format, for ``--help`` and the scene reference."""
+    return "; ".join(f"{k} = {f.label}" for k, f in FORMATS.items())

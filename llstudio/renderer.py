@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from .errors import MissingDependency, RenderError
-from .scene import LookSpec
+from .scene import TRANSPARENT, LookSpec
 from .timeline import FrameState
 
 
@@ -156,7 +156,16 @@ class SurfaceRenderer:
         p.ren_win.SetMultiSamples(4 if self.anti_aliasing == "msaa" else 0)
         if self.anti_aliasing == "ssaa":
             p.enable_anti_aliasing("ssaa")
-        p.set_background(look.background, top=look.background_top)
+        # A transparent background: an alpha channel in the framebuffer, cleared to alpha 0 (we never enable FXAA,
+        # which would drop it; MSAA keeps it).
+        self.transparent = look.background == TRANSPARENT
+        self.channels = 4 if self.transparent else 3
+        if self.transparent:
+            p.ren_win.SetAlphaBitPlanes(1)
+            p.set_background("black")
+            p.renderer.SetBackgroundAlpha(0.0)
+        else:
+            p.set_background(look.background, top=look.background_top)
         _apply_lighting(pv, p, "flat" if self.flat else look.lighting)
         mat = material(look.model_copy(update={"lighting": "flat"}) if self.flat else look)
 
@@ -283,7 +292,8 @@ class SurfaceRenderer:
         return unit
 
     def render(self, state: FrameState, pose) -> np.ndarray:
-        """One frame as an (height, width, 3) uint8 array: the 3D scene, then the 2D overlays (legend, inset), then
+        """One frame as an (height, width, 3) uint8 RGB array ((height, width, 4) RGBA with straight alpha when the
+        background is transparent): the 3D scene, then the 2D overlays (legend, inset), then
         a card's veil and text when the frame belongs to a title or end card."""
         card = state.card
         if card is not None and card.veil >= 1.0:
@@ -319,7 +329,8 @@ class SurfaceRenderer:
                 self._inset_for = state.curve
                 self._inset = LossInset(state.curve[0], state.curve[1], self.width, self.height,
                                         self.look.inset_corner, self.log_values, self.look.text_color,
-                                        self.look.marker_color, self.look.background)
+                                        self.look.marker_color,
+                                        "black" if self.transparent else self.look.background)
             self._inset.draw(pil, state.step)
         return np.asarray(pil)
 
@@ -410,11 +421,17 @@ class SurfaceRenderer:
         win.Render()
         if self._buffer is None:
             self._buffer = vtkUnsignedCharArray()
-        win.GetPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
-        img = vtk_to_numpy(self._buffer).reshape(self.height, self.width, 3)
-        if img.shape != (self.height, self.width, 3):  # pragma: no cover
-            raise RenderError(f"render window returned {img.shape}, expected {(self.height, self.width, 3)}")
-        return np.ascontiguousarray(img[::-1])  # OpenGL rows run bottom-up
+        if self.transparent:
+            win.GetRGBACharPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
+        else:
+            win.GetPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
+        shape = (self.height, self.width, self.channels)
+        if self._buffer.GetNumberOfValues() != np.prod(shape):  # pragma: no cover
+            raise RenderError(f"render window returned {self._buffer.GetNumberOfValues()} values, expected {shape}")
+        img = np.ascontiguousarray(vtk_to_numpy(self._buffer).reshape(shape)[::-1])  # OpenGL rows run bottom-up
+        if self.transparent:
+            unpremultiply(img)
+        return img
 
     def close(self) -> None:
         self.plotter.close()
@@ -424,6 +441,18 @@ class SurfaceRenderer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def unpremultiply(img: np.ndarray) -> None:
+    """(H, W, 4) uint8 RGBA, in place: premultiplied colour (what blending over a clear, alpha-0 background leaves
+    in the framebuffer) → straight colour (what PNG and ProRes expect). Only partly covered pixels change."""
+    a = img[..., 3]
+    edge = (a > 0) & (a < 255)
+    if not edge.any():
+        return
+    px = img[edge].astype(np.float32)
+    px[:, :3] = np.clip(np.rint(px[:, :3] * 255.0 / px[:, 3:4]), 0, 255)
+    img[edge] = px.astype(np.uint8)
 
 
 def render_window_info() -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SceneError
-from .presets import QUALITIES, quality_help
+from .presets import ALPHA_FORMATS, FORMATS, QUALITIES, format_help, quality_help
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,6 +26,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SCHEMA_VERSION = 1
+
+# look.background value that renders an alpha channel instead of a colour.
+TRANSPARENT = "transparent"
 
 # "4.weight[5,250]": a parameter name (as in model.named_parameters()) and the index of one entry.
 WEIGHT_REF = re.compile(r"^\s*(?P<name>[\w][\w.]*)\s*(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?\s*$")
@@ -344,7 +347,11 @@ class LookSpec(_Section):
     """What the surface and its overlays look like."""
 
     colormap: str = Field("viridis", description="Matplotlib colormap name (e.g. viridis, magma, inferno, cividis).")
-    background: str = Field("#0b0e18", description="Background colour: a name or '#rrggbb'.")
+    background: str = Field(
+        "#0b0e18",
+        description="Background colour: a name or '#rrggbb', or 'transparent' (an alpha channel, for compositing; "
+        "needs output.format 'png' or 'prores').",
+    )
     contours: Annotated[int, Field(ge=0, le=200)] = Field(
         14, description="Number of contour lines drawn on the surface (0: none)."
     )
@@ -412,9 +419,11 @@ class LookSpec(_Section):
     @field_validator("background", "contour_color", "marker_color", "trail_color", "arrow_color", "text_color",
                      "background_top", "wireframe_color")
     @classmethod
-    def _color(cls, v):
+    def _color(cls, v, info):
         from matplotlib.colors import is_color_like
 
+        if info.field_name == "background" and v == TRANSPARENT:
+            return v
         if v is not None and not is_color_like(v):
             raise ValueError(f"{v!r} is not a colour: use a name like 'white' or a hex code like '#1a2b3c'")
         return v
@@ -434,7 +443,12 @@ class OutputSpec(_Section):
         "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
     ] = Field("medium", description="x264 speed/size trade-off.")
     path: Optional[str] = Field(
-        None, description="Where the film goes. Default: renders/<scene file name>.mp4 under the working directory."
+        None, description="Where the film goes. Default: renders/<scene file name> under the working directory, "
+        "with the format's suffix (.mp4, .webm, .gif, .mov; none for a PNG sequence's directory)."
+    )
+    format: Literal[tuple(FORMATS)] = Field(  # type: ignore[valid-type]
+        "mp4", description="File format: " + format_help() + ". crf applies to mp4 and webm (VP9's scale is "
+        "0-63; 30 is typical there). The command line's --format wins."
     )
 
 
@@ -474,6 +488,14 @@ class Scene(_Section):
         if isinstance(c, int) and c not in self.captured_steps():
             raise ValueError(f"directions.center: step {c} is not a captured step; captured steps are "
                              f"{self.captured_steps()[:8]}{' ...' if len(self.captured_steps()) > 8 else ''}")
+        if self.look.background == TRANSPARENT and self.output.format not in ALPHA_FORMATS:
+            raise ValueError(f"look.background: 'transparent' needs an output format with alpha: set output.format "
+                             f"to {' or '.join(repr(f) for f in ALPHA_FORMATS)} (it is {self.output.format!r})")
+        if self.output.path is not None and Path(self.output.path).suffix != FORMATS[self.output.format].suffix:
+            want = FORMATS[self.output.format].suffix
+            raise ValueError(f"output.path: {self.output.path!r} does not fit output.format = "
+                             f"{self.output.format!r}, which writes "
+                             + (f"a '{want}' file" if want else "a directory of PNG frames (a path without suffix)"))
         if self.directions.kind == "pca" and len(self.captured_steps()) < 3:
             raise ValueError("directions.kind: 'pca' needs at least 3 captured steps to find two components")
         return self

@@ -104,8 +104,13 @@ class SurfaceRenderer:
         X, Y = np.meshgrid(self.x, self.y, indexing="ij")
         self.grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
         self.grid["values"] = np.zeros(X.size)
+        # color_by = 'convexity' colours by the frame's own colour array (FrameState.colors), on a fixed 0..1 range.
+        self.color_by = getattr(look, "color_by", "loss")
+        self.grid["colors"] = np.zeros(X.size)
         self.surface_actor = p.add_mesh(
-            self.grid, scalars="values", cmap=look.colormap, clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
+            self.grid, scalars="values" if self.color_by == "loss" else "colors",
+            cmap=look.colormap if self.color_by == "loss" else look.convexity_colormap,
+            clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
             specular=look.specular, specular_power=30.0, show_scalar_bar=False, name="surface",
         )
         # A point without cells draws nothing but lets the actor exist before the first frame's lines.
@@ -178,6 +183,9 @@ class SurfaceRenderer:
         # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
         self.grid.points[:, 2] = z.ravel(order="F")
         self.grid["values"] = unit.ravel(order="F")
+        if self.color_by != "loss":
+            colors = state.colors if state.colors is not None else np.full_like(unit, np.nan)
+            self.grid["colors"] = np.clip(colors, 0.0, 1.0).ravel(order="F")
         if self.contour_actor is not None:
             levels = np.linspace(0.0, 1.0, self.look.contours + 2)[1:-1]
             lines = self.grid.contour(isosurfaces=levels, scalars="values")

@@ -78,6 +78,7 @@ class FrameState:
     marker: tuple = (0.0, 0.0)
     trail: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     arrow: Optional[tuple] = None  # ((alpha, beta) start, (alpha, beta) end) of the held step's update
+    colors: Optional[np.ndarray] = None  # (nx, ny) in [0, 1] (NaN: unknown), colours the surface instead of values
 
 
 class Timeline:
@@ -85,12 +86,14 @@ class Timeline:
 
     ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,); ``path`` (K, 2)
     the (alpha, beta) of each captured step's weights on the plane (default: all at the centre); ``updates``
-    (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held).
+    (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held);
+    ``colors`` (K, nx, ny) an optional colour value per point in [0, 1] (e.g. the convexity ratio), interpolated
+    through time like the loss.
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
                  timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
-                 updates: np.ndarray | None = None):
+                 updates: np.ndarray | None = None, colors: np.ndarray | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -111,6 +114,10 @@ class Timeline:
 
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
+        self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
+        self._colors_pchip = None
+        if self.colors is not None and self._pchip is not None:
+            self._colors_pchip = PchipInterpolator(np.arange(k), self.colors, axis=0)
 
     def position(self, frame: int) -> float:
         """Fractional index into the captured steps shown at ``frame`` (0 … K-1)."""
@@ -175,4 +182,5 @@ class Timeline:
         k = int(u)
         if self.updates is not None and self.spec.hold_each > 0 and u == k and k < len(self.steps) - 1:
             arrow = (marker, tuple(float(m + d) for m, d in zip(marker, self.updates[k])))
-        return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow)
+        colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_pchip)
+        return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, colors)

@@ -1,8 +1,8 @@
 """Curvature of the loss: Hessian-vector products, min/max Hessian eigenvalues on a grid, Hessian directions.
 
 The Hessian is that of the evaluation loss with respect to *all* parameters of the model (weights, biases,
-normalisation parameters), at the weights given. It is never formed: every product ``H v`` is one
-backward pass through the gradient's graph (reverse over reverse, the graph built once per point), and ARPACK's Lanczos method
+normalisation parameters), at the weights given. It is never formed: every product ``H v`` is one backward pass
+through the gradient's graph (reverse over reverse, the graph built once per point), and ARPACK's Lanczos method
 (``scipy.sparse.linalg.eigsh``) finds the extreme eigenvalues from such products. ``which="BE"`` asks for both
 ends of the spectrum from one Krylov space, so one run per grid point gives the minimum and the maximum
 eigenvalue. Grid points are visited in a snake order so that each one starts from the eigenvectors of the point

@@ -445,7 +445,8 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
         progress.log(f"curvature: all {len(steps)} maps reused from cache {cdir.path}")
     loaded = [cdir.load_curvature(int(s)) for s in steps]
     return {"curvature_alphas": ca, "curvature_betas": cb,
-            "curv_min": np.stack([z["curv_min"] for z in loaded]), "curv_max": np.stack([z["curv_max"] for z in loaded])}
+            "curv_min": np.stack([z["curv_min"] for z in loaded]),
+            "curv_max": np.stack([z["curv_max"] for z in loaded])}
 
 
 # ------------------------------------------------------------------------------------------------- film

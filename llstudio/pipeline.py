@@ -213,14 +213,24 @@ def _directions(scene: Scene, data, dtype, traj, progress: Progress, device=None
     """(d1, d2, explained variance ratio or eigenvalues or None) as the scene asks."""
     import torch
 
-    from .curvature import hessian_directions
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    from .curvature import NonFiniteCurvature, hessian_directions
     from .directions import pca_directions, random_directions, weight_directions
+    from .errors import SceneError
 
     spec = scene.directions
     if spec.kind == "hessian":
         at = -1 if spec.hessian_step == "final" else list(traj.steps).index(spec.hessian_step)
         op = _hessian_operator(scene, data, device or torch.device("cpu"), dtype)
-        d1, d2, vals = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
+        try:
+            d1, d2, vals = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
+        except (NonFiniteCurvature, ArpackNoConvergence) as exc:
+            why = ("the loss or its Hessian is not finite there (the run diverged)" if isinstance(
+                exc, NonFiniteCurvature) else "the eigenvalue solver did not converge there")
+            raise SceneError(scene.source or "<scene>", [(
+                "directions.hessian_step", f"no Hessian directions at step {int(traj.steps[at])}: {why}; choose an "
+                "earlier captured step, or other directions")]) from None
         progress.log(f"directions: Hessian eigenvectors at step {int(traj.steps[at])}, eigenvalues {vals[0]:.4g} "
                      f"and {vals[1]:.4g} ({op.products} Hessian-vector products)")
         return d1, d2, vals

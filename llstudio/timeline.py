@@ -116,7 +116,9 @@ class Timeline:
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
         self._colors_pchip = None
-        if self.colors is not None and self._pchip is not None:
+        # PCHIP refuses NaN (an unknown colour, e.g. curvature of diverged weights): those films blend linearly,
+        # which keeps NaN exactly where a neighbouring captured step has it.
+        if self.colors is not None and self._pchip is not None and np.all(np.isfinite(self.colors)):
             self._colors_pchip = PchipInterpolator(np.arange(k), self.colors, axis=0)
 
     def position(self, frame: int) -> float:

@@ -375,3 +375,50 @@ def test_exports_carry_the_curvature(curvature_capture, tmp_path):
     with h5py.File(files[2], "r") as f:
         np.testing.assert_array_equal(f["curv_min"][()], cap.curv_min[1].T)
         np.testing.assert_array_equal(f["curv_xcoordinates"][()], cap.curvature_alphas)
+
+
+# ------------------------------------------------------------------------------------------------ edge cases
+
+
+def test_diverging_run_gets_nan_curvature_and_a_clear_error_for_hessian_directions(tmp_path):
+    from llstudio.pipeline import Film, OutputSettings
+
+    div = dict(training={"lr": 1e3, "loss": "mse"}, data={"eval_size": 32},
+               model={"kind": "mlp", "hidden": [2], "activation": "tanh"})
+    scene = make_scene(tmp_path / "div.toml", capture={"curvature": {"resolution": 2}},
+                       directions={"normalize_to": "initial"}, look={"color_by": "convexity"}, **div)
+    cap = capture_scene(scene, device=CPU, store=CaptureStore(tmp_path / "s1"))
+    assert np.all(np.isfinite(cap.curv_max[0]))  # step 0 is fine
+    assert np.all(np.isnan(cap.curv_max[-1]))  # NaN, not a sentinel, where the weights blew up
+    with pytest.warns(RuntimeWarning):
+        film = Film(cap, OutputSettings(64, 48, 10))
+    assert np.all(np.isnan(film.timeline.frame(film.n_frames - 1).colors))
+    bad = make_scene(tmp_path / "div.toml", directions={"kind": "hessian"}, **div)
+    with pytest.raises(SceneError, match="directions.hessian_step"):
+        capture_scene(bad, device=CPU, store=CaptureStore(tmp_path / "s2"))
+    ok = make_scene(tmp_path / "div.toml", directions={"kind": "hessian", "hessian_step": 0}, **div)
+    assert np.all(np.isfinite(capture_scene(ok, device=CPU, store=CaptureStore(tmp_path / "s3")).loss[0]))
+
+
+def test_batch_landscapes_get_the_curvature_of_their_batch(tmp_path):
+    from llstudio.models import loss_fn
+
+    scene = make_scene(tmp_path / "b.toml", capture={"curvature": {"resolution": 2, "tolerance": 1e-10},
+                                                     "data": "batch", "dtype": "float64", "every": 12},
+                       model={"kind": "mlp", "hidden": [2], "activation": "tanh"}, data={"eval_size": 32})
+    store = CaptureStore(tmp_path / "s")
+    cap = capture_scene(scene, device=CPU, store=store)
+    data = cap.data
+    batches = store.open(cap.key).load_arrays("trajectory")["batches"]
+    k = 0  # step 0: the batch of the first update
+    xb = torch.as_tensor(data.x_train[batches[0]], dtype=torch.float64)
+    yb = torch.as_tensor(data.y_train[batches[0]])
+    model = cap.model(k).double()
+    crit = loss_fn("cross_entropy", data.n_classes)
+    op = HessianOperator(model, xb, yb, crit, CPU, torch.float64)
+    d1, d2 = cap.directions
+    theta = (op.flatten(cap.centers[k]) + cap.curvature_alphas[1] * op.flatten(d1)
+             + cap.curvature_betas[0] * op.flatten(d2))
+    ev = torch.linalg.eigvalsh(_dense_hessian(model, xb, yb, crit, theta, op)).numpy()
+    np.testing.assert_allclose([cap.curv_min[k, 1, 0], cap.curv_max[k, 1, 0]], [ev[0], ev[-1]], rtol=1e-7,
+                               atol=1e-10)

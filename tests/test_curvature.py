@@ -422,3 +422,11 @@ def test_batch_landscapes_get_the_curvature_of_their_batch(tmp_path):
     ev = torch.linalg.eigvalsh(_dense_hessian(model, xb, yb, crit, theta, op)).numpy()
     np.testing.assert_allclose([cap.curv_min[k, 1, 0], cap.curv_max[k, 1, 0]], [ev[0], ev[-1]], rtol=1e-7,
                                atol=1e-10)
+
+
+def test_estimate_counts_curvature_points():
+    from llstudio.pipeline import estimate
+
+    est = estimate(make_scene(capture={"curvature": {"resolution": [3, 4]}}), "l")
+    assert est["curvature_points"] == 4 * 3 * 4  # 4 captured steps
+    assert "curvature_points" not in estimate(make_scene(), "l")

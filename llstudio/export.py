@@ -54,7 +54,9 @@ Needs the optional dependency h5py (``pip install 'llstudio[h5]'``).
 ``ply`` — per captured step ``<name>_step_<step>.ply``, a triangulated surface (binary PLY, for Blender): vertex
 (alpha, beta, h) with h the scaled loss normalised as in the film, ``(v - vmin) / (vmax - vmin) * z_scale * width``
 (vmin, vmax over the whole capture, or over each step when ``scaling.range = "frame"``; width the larger side of
-the grid), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value.
+the grid), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value (with
+``look.color_by = "convexity"``: from ``look.convexity_colormap`` at the convexity ratio, as in the film; grey where
+it is unknown).
 """
 
 from __future__ import annotations
@@ -301,11 +303,17 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     alphas, betas = np.asarray(capture.alphas, float), np.asarray(capture.betas, float)
     width = float(max(alphas[-1] - alphas[0], betas[-1] - betas[0]))
     unit = normalized_values(capture)
+    colour_values = unit
+    if scene.look.color_by == "convexity" and getattr(capture, "curv_min", None) is not None:
+        from .pipeline import _surface_colors
+
+        cmap = matplotlib.colormaps[scene.look.convexity_colormap].with_extremes(bad="#808080")
+        colour_values = np.ma.masked_invalid(_surface_colors(capture))
     kwargs = _surface_kwargs()
     written = []
     for k, step in enumerate(capture.steps):
         grid = _structured_grid(capture, unit[k] * scene.scaling.z_scale * width)
-        rgb = np.rint(cmap(unit[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
+        rgb = np.rint(cmap(colour_values[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
         grid.point_data["colors"] = rgb
         # Point arrays travel through the filters, whatever order the surface's points end up in.
         mesh = grid.extract_surface(pass_pointid=False, pass_cellid=False, **kwargs).triangulate()

@@ -430,3 +430,19 @@ def test_estimate_counts_curvature_points():
     est = estimate(make_scene(capture={"curvature": {"resolution": [3, 4]}}), "l")
     assert est["curvature_points"] == 4 * 3 * 4  # 4 captured steps
     assert "curvature_points" not in estimate(make_scene(), "l")
+
+
+def test_ply_is_coloured_by_convexity_as_in_the_film(curvature_capture, tmp_path):
+    import matplotlib
+    import pyvista as pv
+
+    from llstudio.export import export
+    from llstudio.pipeline import _surface_colors
+
+    files = export(curvature_capture, "ply", tmp_path)
+    mesh = pv.read(files[1])
+    colours = _surface_colors(curvature_capture)[1]
+    cmap = matplotlib.colormaps["coolwarm"]
+    expected = {tuple(np.rint(np.asarray(cmap(v)[:3]) * 255).astype(int)) for v in colours.ravel()}
+    got = {tuple(int(c) for c in row) for row in np.asarray(mesh.point_data["RGB"])}
+    assert got == expected

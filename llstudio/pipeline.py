@@ -209,6 +209,12 @@ def _hessian_operator(scene: Scene, data, device, dtype):
                            torch.as_tensor(data.y_eval), loss_fn(scene.training.loss, data.n_classes), device, dtype)
 
 
+def _hessian_index(scene: Scene, traj) -> int:
+    """Index into the captured steps of directions.hessian_step."""
+    h = scene.directions.hessian_step
+    return len(traj.steps) - 1 if h == "final" else list(traj.steps).index(h)
+
+
 def _directions(scene: Scene, data, dtype, traj, progress: Progress, device=None):
     """(d1, d2, explained variance ratio or eigenvalues or None) as the scene asks."""
     import torch
@@ -221,7 +227,7 @@ def _directions(scene: Scene, data, dtype, traj, progress: Progress, device=None
 
     spec = scene.directions
     if spec.kind == "hessian":
-        at = -1 if spec.hessian_step == "final" else list(traj.steps).index(spec.hessian_step)
+        at = _hessian_index(scene, traj)
         op = _hessian_operator(scene, data, device or torch.device("cpu"), dtype)
         try:
             d1, d2, vals = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
@@ -329,9 +335,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             arrays["hessian_eigenvalues"] = eigenvalues
             manifest = cdir.read_manifest() or {}
             cdir.write_manifest({**manifest, "hessian_eigenvalues": [float(v) for v in eigenvalues],
-                                 "hessian_step": int(traj.steps[-1 if scene.directions.hessian_step == "final"
-                                                                else list(traj.steps).index(
-                                                                    scene.directions.hessian_step)])})
+                                 "hessian_step": int(traj.steps[_hessian_index(scene, traj)])})
         cdir.save_arrays("directions", arrays)
 
     # Capture -------------------------------------------------------------------------------------------

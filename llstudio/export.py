@@ -18,13 +18,20 @@ an interrupted export leaves no half-written file; multi-file exports write thei
                                    in the 'fixed' frame the grid is centred on one plane centre, not on these
     plane_path (steps, 2)          when the capture has it: each captured step's (alpha, beta) on the plane
     explained_variance (2,)        when the capture has it ('pca' directions)
+    hessian_eigenvalues (2,)       when the capture has it ('hessian' directions)
+    curvature_alphas (cx,),        with [capture.curvature]: the curvature grid's axes (same range, coarser)
+    curvature_betas (cy,)
+    curv_min, curv_max,            (steps, cx, cy) min/max Hessian eigenvalue and |curv_min / curv_max|, 'ij'
+    convexity                      indexing, NaN where not finite or not converged
     capture_key, scene, frame      0-d strings: the cache key, the resolved scene as JSON, the directions frame
 
 ``vts`` — per captured step ``<name>_step_<step>.vts`` (a VTK structured grid, ParaView and pyvista read it) with
 points (alpha, beta, z), z the scaled loss (``scaling``: clip, log10; non-finite values replaced by the highest
 finite loss of the capture, as in the film); point arrays ``loss`` (raw, NaN where not finite) and
 ``scaled_loss`` (= z); field data ``step`` and ``center_loss``. ``<name>.pvd`` lists them as a time series, the
-time of each file being its training step: open it in ParaView to step through training.
+time of each file being its training step: open it in ParaView to step through training. With curvature maps,
+``<name>_curvature_step_<step>.vts`` (flat, z = 0, on the curvature grid) holds point arrays ``curv_min``,
+``curv_max`` and ``convexity``, listed in ``<name>_curvature.pvd``.
 
 ``h5`` — the layout of the reference implementation of Li et al. (github.com/tomgoldstein/loss-landscape), per
 captured step ``<name>_step_<step>.h5``:
@@ -38,14 +45,18 @@ ycoordinates)`` ('xy' indexing; see its plot_2D.py and h52vtp.py): it is llstudi
 so that the reference plotting scripts draw it the right way round. (The reference allocates (nx, ny) but fills
 it in that 'xy' order, which is the same thing for the square grids it is used with.) Non-finite values are NaN.
 ``train_acc`` is left out: llstudio captures the loss only. The attributes ``step`` and ``center_loss`` are
-llstudio additions. ``<name>_directions.h5`` holds the groups ``xdirection`` and ``ydirection`` (d1, d2) with one
-dataset per parameter name, in the model's order, where the reference stores an anonymous list ("0", "1", ...).
+llstudio additions, as are, with curvature maps, ``curv_xcoordinates`` (cx,), ``curv_ycoordinates`` (cy,) and
+``curv_min``, ``curv_max``, ``convexity`` (cy, cx) in the same 'xy' layout. ``<name>_directions.h5`` holds the
+groups ``xdirection`` and ``ydirection`` (d1, d2) with one dataset per parameter name, in the model's order, where
+the reference stores an anonymous list ("0", "1", ...).
 Needs the optional dependency h5py (``pip install 'llstudio[h5]'``).
 
 ``ply`` — per captured step ``<name>_step_<step>.ply``, a triangulated surface (binary PLY, for Blender): vertex
 (alpha, beta, h) with h the scaled loss normalised as in the film, ``(v - vmin) / (vmax - vmin) * z_scale * width``
 (vmin, vmax over the whole capture, or over each step when ``scaling.range = "frame"``; width the larger side of
-the grid), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value.
+the grid), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value (with
+``look.color_by = "convexity"``: from ``look.convexity_colormap`` at the convexity ratio, as in the film; grey where
+it is unknown).
 """
 
 from __future__ import annotations
@@ -141,7 +152,8 @@ def export_npz(capture, directory: Path | str) -> list[Path]:
     for k, weights in enumerate(capture.centers):
         arrays.update({f"center/{k}/{n}": _np(v) for n, v in weights.items()})
     # Fields a capture may carry (the fixed frame's projected path, PCA's explained variance).
-    for name in ("plane_path", "explained_variance"):
+    for name in ("plane_path", "explained_variance", "hessian_eigenvalues", "curvature_alphas", "curvature_betas",
+                 "curv_min", "curv_max", "convexity"):
         v = getattr(capture, name, None)
         if v is not None:
             arrays[name] = np.asarray(v)
@@ -192,6 +204,32 @@ def export_vts(capture, directory: Path | str) -> list[Path]:
     pvd = directory / f"{capture.scene.name}.pvd"
     text = _pvd(entries)
     atomic_write(pvd, lambda tmp: Path(tmp).write_bytes(text))
+    return written + [pvd] + _export_curvature_vts(capture, directory)
+
+
+def _export_curvature_vts(capture, directory: Path) -> list[Path]:
+    """The curvature maps as flat grids of their own (they live on a coarser grid than the loss)."""
+    if getattr(capture, "curv_min", None) is None:
+        return []
+    import pyvista as pv
+
+    X, Y = np.meshgrid(np.asarray(capture.curvature_alphas, float), np.asarray(capture.curvature_betas, float),
+                       indexing="ij")
+    convexity = capture.convexity
+    written, entries = [], []
+    for k, step in enumerate(capture.steps):
+        grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
+        grid.point_data["curv_min"] = np.asarray(capture.curv_min[k], np.float64).ravel(order="F")
+        grid.point_data["curv_max"] = np.asarray(capture.curv_max[k], np.float64).ravel(order="F")
+        grid.point_data["convexity"] = np.asarray(convexity[k], np.float64).ravel(order="F")
+        grid.field_data["step"] = np.array([int(step)])
+        name = f"{capture.scene.name}_curvature_step_{int(step):07d}.vts"
+        atomic_write(directory / name, lambda tmp, g=grid: g.save(tmp))
+        written.append(directory / name)
+        entries.append((int(step), name))
+    pvd = directory / f"{capture.scene.name}_curvature.pvd"
+    text = _pvd(entries)
+    atomic_write(pvd, lambda tmp: Path(tmp).write_bytes(text))
     return written + [pvd]
 
 
@@ -229,6 +267,12 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
                 f["train_loss"] = loss
                 f.attrs["step"] = int(step)
                 f.attrs["center_loss"] = float(capture.center_loss[k])
+                if getattr(capture, "curv_min", None) is not None:
+                    f["curv_xcoordinates"] = np.asarray(capture.curvature_alphas, np.float64)
+                    f["curv_ycoordinates"] = np.asarray(capture.curvature_betas, np.float64)
+                    for key, v in (("curv_min", capture.curv_min), ("curv_max", capture.curv_max),
+                                   ("convexity", capture.convexity)):
+                        f[key] = np.ascontiguousarray(np.asarray(v[k], np.float64).T)
 
         name = _step_file(capture, step, ".h5")
         atomic_write(directory / name, write_step)
@@ -259,11 +303,17 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     alphas, betas = np.asarray(capture.alphas, float), np.asarray(capture.betas, float)
     width = float(max(alphas[-1] - alphas[0], betas[-1] - betas[0]))
     unit = normalized_values(capture)
+    colour_values = unit
+    if scene.look.color_by == "convexity" and getattr(capture, "curv_min", None) is not None:
+        from .pipeline import _surface_colors
+
+        cmap = matplotlib.colormaps[scene.look.convexity_colormap].with_extremes(bad="#808080")
+        colour_values = np.ma.masked_invalid(_surface_colors(capture))
     kwargs = _surface_kwargs()
     written = []
     for k, step in enumerate(capture.steps):
         grid = _structured_grid(capture, unit[k] * scene.scaling.z_scale * width)
-        rgb = np.rint(cmap(unit[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
+        rgb = np.rint(cmap(colour_values[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
         grid.point_data["colors"] = rgb
         # Point arrays travel through the filters, whatever order the surface's points end up in.
         mesh = grid.extract_surface(pass_pointid=False, pass_cellid=False, **kwargs).triangulate()

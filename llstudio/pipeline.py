@@ -52,6 +52,8 @@ def capture_key(scene: Scene, device_type: str) -> str:
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
     ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data}
+    if scene.capture.curvature_on:  # absent otherwise, so scenes without curvature keep their keys
+        ident["capture"]["curvature"] = dump["capture"]["curvature"]
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
@@ -68,6 +70,11 @@ class Capture:
     (steps, 2) their least-squares (alpha, beta) coordinates on the plane (zeros in the follow frame), and
     ``updates`` (steps, 2) the move from each captured step to the next in the same coordinates.
     ``explained_variance`` holds the PCA ratio of each direction for 'pca' directions.
+
+    With ``[capture.curvature]``: ``curv_min`` and ``curv_max`` (steps, cx, cy) are the minimum and maximum
+    eigenvalue of the Hessian (all parameters) at ``c_k + curvature_alphas[i] * d1 + curvature_betas[j] * d2``
+    (a coarser grid over the same range), NaN where not finite or not converged; ``convexity`` their ratio.
+    ``hessian_eigenvalues`` (2,) are the eigenvalues of 'hessian' directions.
     """
 
     scene: Scene
@@ -86,6 +93,21 @@ class Capture:
     updates: Optional[np.ndarray] = None
     frame: str = "follow"
     explained_variance: Optional[np.ndarray] = None
+    curvature_alphas: Optional[np.ndarray] = None
+    curvature_betas: Optional[np.ndarray] = None
+    curv_min: Optional[np.ndarray] = None
+    curv_max: Optional[np.ndarray] = None
+    hessian_eigenvalues: Optional[np.ndarray] = None
+
+    @property
+    def convexity(self) -> Optional[np.ndarray]:
+        """(steps, cx, cy) ``|curv_min / curv_max|``: near 0 where the surface is locally convex; None without
+        curvature maps."""
+        if self.curv_min is None:
+            return None
+        from .curvature import convexity_ratio
+
+        return convexity_ratio(self.curv_min, self.curv_max)
 
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -175,11 +197,49 @@ def _check_weight_refs(scene: Scene, data, dtype) -> None:
         raise SceneError(scene.source or "<scene>", problems)
 
 
-def _directions(scene: Scene, data, dtype, traj, progress: Progress):
-    """(d1, d2, explained variance ratio or None) as the scene asks."""
+def _hessian_operator(scene: Scene, data, device, dtype):
+    """Hessian-vector products of the loss on the fixed evaluation subset, on the capture's device."""
+    import torch
+
+    from .curvature import HessianOperator
+    from .models import loss_fn
+    from .training import initial_model
+
+    return HessianOperator(initial_model(scene, data, dtype), torch.as_tensor(data.x_eval),
+                           torch.as_tensor(data.y_eval), loss_fn(scene.training.loss, data.n_classes), device, dtype)
+
+
+def _hessian_index(scene: Scene, traj) -> int:
+    """Index into the captured steps of directions.hessian_step."""
+    h = scene.directions.hessian_step
+    return len(traj.steps) - 1 if h == "final" else list(traj.steps).index(h)
+
+
+def _directions(scene: Scene, data, dtype, traj, progress: Progress, device=None):
+    """(d1, d2, explained variance ratio or eigenvalues or None) as the scene asks."""
+    import torch
+
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    from .curvature import NonFiniteCurvature, hessian_directions
     from .directions import pca_directions, random_directions, weight_directions
+    from .errors import SceneError
 
     spec = scene.directions
+    if spec.kind == "hessian":
+        at = _hessian_index(scene, traj)
+        op = _hessian_operator(scene, data, device or torch.device("cpu"), dtype)
+        try:
+            d1, d2, vals = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
+        except (NonFiniteCurvature, ArpackNoConvergence) as exc:
+            why = ("the loss or its Hessian is not finite there (the run diverged)" if isinstance(
+                exc, NonFiniteCurvature) else "the eigenvalue solver did not converge there")
+            raise SceneError(scene.source or "<scene>", [(
+                "directions.hessian_step", f"no Hessian directions at step {int(traj.steps[at])}: {why}; choose an "
+                "earlier captured step, or other directions")]) from None
+        progress.log(f"directions: Hessian eigenvectors at step {int(traj.steps[at])}, eigenvalues {vals[0]:.4g} "
+                     f"and {vals[1]:.4g} ({op.products} Hessian-vector products)")
+        return d1, d2, vals
     if spec.kind == "weights":
         d1, d2 = weight_directions(spec.weights, traj.weights[-1])
         return d1, d2, None
@@ -247,8 +307,12 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         d2 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d2/")})
         alphas, betas, path, updates = arrays["alphas"], arrays["betas"], arrays["path"], arrays["updates"]
         explained = arrays.get("explained_variance")
+        eigenvalues = arrays.get("hessian_eigenvalues")
     else:
-        d1, d2, explained = _directions(scene, data, dtype, traj, progress)
+        d1, d2, explained = _directions(scene, data, dtype, traj, progress, device)
+        eigenvalues = None
+        if scene.directions.kind == "hessian":
+            eigenvalues, explained = explained, None
         if scene.directions.kind == "weights":
             path = weight_values(traj.weights, scene.directions.weights)
         elif scene.directions.frame == "fixed":
@@ -267,6 +331,11 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             arrays["explained_variance"] = explained
             progress.log(f"directions: PCA explains {explained[0]:.1%} and {explained[1]:.1%} of the trajectory's "
                          "variance")
+        if eigenvalues is not None:
+            arrays["hessian_eigenvalues"] = eigenvalues
+            manifest = cdir.read_manifest() or {}
+            cdir.write_manifest({**manifest, "hessian_eigenvalues": [float(v) for v in eigenvalues],
+                                 "hessian_step": int(traj.steps[_hessian_index(scene, traj)])})
         cdir.save_arrays("directions", arrays)
 
     # Capture -------------------------------------------------------------------------------------------
@@ -317,6 +386,9 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     else:
         progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
 
+    curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype, progress,
+                                   use_cache) if scene.capture.curvature_on else {}
+
     loaded = [cdir.load_step(s) for s in steps]
     return Capture(
         scene=scene, key=key, path=cdir.path, alphas=alphas, betas=betas, steps=np.asarray(steps),
@@ -324,7 +396,71 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
         plane_path=np.asarray(path), updates=np.asarray(updates), frame=scene.directions.frame,
         explained_variance=None if explained is None else np.asarray(explained),
+        hessian_eigenvalues=None if eigenvalues is None else np.asarray(eigenvalues), **curvature,
     )
+
+
+def curvature_axes(scene: Scene, alphas: np.ndarray, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The curvature grid's (cx,) and (cy,) coordinates: the loss grid's range at the curvature resolution."""
+    cx, cy = scene.capture.curvature.shape
+    return np.linspace(alphas[0], alphas[-1], cx), np.linspace(betas[0], betas[-1], cy)
+
+
+def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype,
+                       progress: Progress, use_cache: bool) -> dict:
+    """Min/max Hessian eigenvalue maps of every captured step, resuming partial ones; Capture's curvature fields."""
+    import torch
+
+    from .curvature import curvature_grid
+    from .directions import zero_entries
+
+    spec = scene.capture.curvature
+    ca, cb = curvature_axes(scene, alphas, betas)
+    fixed = scene.directions.frame == "fixed"
+    # As for the loss: one map serves every step when neither the centre nor the data changes between steps.
+    shared = fixed and scene.capture.data == "eval"
+    plane_center = _plane_center(scene, data, dtype, traj) if fixed else None
+
+    def center(k: int) -> dict:
+        c = plane_center if fixed else traj.weights[k]
+        return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
+
+    todo = [k for k, s in enumerate(steps) if not (use_cache and cdir.has_curvature(s))]
+    if todo:
+        op = _hessian_operator(scene, data, device, dtype)
+        progress.log(f"curvature: {1 if shared else len(todo)} map(s) of {len(ca)}x{len(cb)} points for {len(todo)} "
+                     f"of {len(steps)} steps ({op.n_params:,} parameters, tolerance {spec.tolerance:g})")
+        done_map = None
+        if shared:  # a complete map of any step is the map of all of them
+            done_map = next((cdir.load_curvature(s) for s in steps if use_cache and cdir.has_curvature(s)), None)
+        with progress.stage("curvature", (1 if shared else len(todo)) * len(ca) * len(cb), "points") as advance:
+            for k in todo:
+                step = int(steps[k])
+                if done_map is None:
+                    if scene.capture.data == "batch":
+                        batch = traj.batches[min(step, len(traj.batches) - 1)]
+                        op.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
+                    partial = cdir.load_curvature(step) if use_cache else None
+                    if partial is not None and partial["done"].shape != (len(ca), len(cb)):
+                        partial = None
+                    result = curvature_grid(op, center(k), d1, d2, ca, cb, spec.tolerance, spec.max_iterations,
+                                            seed=scene.directions.seed, state=partial, on_point=lambda: advance(1),
+                                            on_row=lambda st, s=step: cdir.save_curvature(s, st))
+                    if shared:
+                        done_map = result
+                else:
+                    result = done_map
+                cdir.save_curvature(step, result)
+                bad = int((~result["converged"]).sum())
+                if bad:
+                    progress.log(f"warning: curvature at step {step}: {bad} of {result['done'].size} points did not "
+                                 "converge or are not finite; they are NaN (raise max_iterations or tolerance)")
+    else:
+        progress.log(f"curvature: all {len(steps)} maps reused from cache {cdir.path}")
+    loaded = [cdir.load_curvature(int(s)) for s in steps]
+    return {"curvature_alphas": ca, "curvature_betas": cb,
+            "curv_min": np.stack([z["curv_min"] for z in loaded]),
+            "curv_max": np.stack([z["curv_max"] for z in loaded])}
 
 
 # ------------------------------------------------------------------------------------------------- film
@@ -365,6 +501,18 @@ def parse_frames(spec: Optional[str], n_frames: int) -> range:
     return r
 
 
+def _surface_colors(capture: Capture) -> Optional[np.ndarray]:
+    """(steps, nx, ny) colour values of the surface when look.color_by asks for them: the convexity ratio,
+    interpolated from the curvature grid onto the loss grid and clipped to [0, 1]; None for 'loss'."""
+    if capture.scene.look.color_by != "convexity" or capture.curv_min is None:
+        return None
+    from .curvature import resample
+
+    ratio = resample(capture.convexity, capture.curvature_alphas, capture.curvature_betas, capture.alphas,
+                     capture.betas)
+    return np.clip(ratio, 0.0, 1.0)
+
+
 class Film:
     """Timeline, camera path and renderer of one capture at one output setting."""
 
@@ -381,6 +529,7 @@ class Film:
             curve = (np.arange(len(capture.train_loss)), np.asarray(capture.train_loss))
         self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
                                  settings.fps, capture.plane_path, capture.updates, curve=curve,
+                                 colors=_surface_colors(capture),
                                  steps_per_epoch=self._steps_per_epoch() if look.epoch and look.overlay else None)
         sc = self.timeline.schedule
         # The camera moves over the film's body only: cards hold its first and last pose.
@@ -588,6 +737,8 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     return {
         "training_steps": scene.training.steps, "captured_steps": len(steps), "grid": f"{nx}x{ny}",
         "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,
+        **({"curvature_points": len(steps) * scene.capture.curvature.shape[0] * scene.capture.curvature.shape[1]}
+           if scene.capture.curvature_on else {}),
         "frames": n_frames, "duration_s": round(duration, 2),
         "resolution": f"{s.width}x{s.height}", "fps": s.fps,
     }

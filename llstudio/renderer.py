@@ -177,8 +177,13 @@ class SurfaceRenderer:
         self.grid["values"] = np.zeros(X.size)
         # In the contour view, as many colour bands as contour intervals: filled contours.
         bands = dict(n_colors=look.contours + 1) if self.flat and look.contours > 0 else {}
+        # color_by = 'convexity' colours by the frame's own colour array (FrameState.colors), on a fixed 0..1 range.
+        self.color_by = look.color_by
+        self.grid["colors"] = np.zeros(self.grid.n_points)
         self.surface_actor = p.add_mesh(
-            self.grid, scalars="values", cmap=look.colormap, clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
+            self.grid, scalars="values" if self.color_by == "loss" else "colors",
+            cmap=look.colormap if self.color_by == "loss" else look.convexity_colormap,
+            clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
             show_scalar_bar=False, name="surface", opacity=0.45 if self.one_d else 1.0, **mat, **bands,
         )
         self.curve = self.curve_actor = None
@@ -372,6 +377,12 @@ class SurfaceRenderer:
             # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
             self.grid.points[:, 2] = z.ravel(order="F")
             self.grid["values"] = unit.ravel(order="F")
+        if self.color_by != "loss":
+            colors = state.colors if state.colors is not None else np.full_like(unit, np.nan)
+            colors = np.clip(colors, 0.0, 1.0)
+            if self.one_d:
+                colors = np.repeat(colors[:, :1], 2, axis=1)
+            self.grid["colors"] = colors.ravel(order="F")
         if self.contour_actor is not None:
             levels = np.linspace(0.0, 1.0, self.look.contours + 2)[1:-1]
             lines = self.grid.contour(isosurfaces=levels, scalars="values")

@@ -102,12 +102,15 @@ class TrainingSpec(_Section):
 class DirectionsSpec(_Section):
     """How the two-dimensional slice through weight space is chosen."""
 
-    kind: Literal["random", "pca", "weights"] = Field(
+    kind: Literal["random", "pca", "weights", "hessian"] = Field(
         "random",
         description="'random': two Gaussian directions, drawn once and fixed for the whole film. 'pca': the first "
         "two principal components of the weights at the captured steps, relative to the final weights (Li et al. "
         "2018): the plane the training path moves in the most. 'weights': two chosen scalar weights (see "
-        "'weights'); the axes are their values and every other weight stays as it is.",
+        "'weights'); the axes are their values and every other weight stays as it is. 'hessian': the eigenvectors "
+        "of the two largest Hessian eigenvalues of the evaluation loss (all parameters) at 'hessian_step': the "
+        "plane of steepest curvature. Unit length and orthogonal, so the grid's range is a distance in weight "
+        "space; the eigenvalues are printed and kept in the manifest.",
     )
     weights: Optional[list[str]] = Field(
         None,
@@ -135,7 +138,15 @@ class DirectionsSpec(_Section):
     center: Union[Literal["initial", "final"], Annotated[int, Field(ge=0)]] = Field(
         "final", description="Fixed frame only: the centre of the plane, 'initial', 'final' or a captured step number."
     )
-    seed: int = Field(1, description="Seed of the random directions.")
+    seed: int = Field(1, description="Seed of the random directions (and of the Hessian solver's start vector).")
+    hessian_step: Union[Literal["final"], Annotated[int, Field(ge=0)]] = Field(
+        "final", description="kind = 'hessian' only: the weights whose Hessian gives the directions, 'final' or a "
+        "captured step number."
+    )
+    hessian_which: Literal["algebraic", "magnitude"] = Field(
+        "algebraic", description="kind = 'hessian' only: 'algebraic' takes the two largest eigenvalues (the "
+        "steepest upward curvature); 'magnitude' the two largest in absolute value (a strongly negative one wins)."
+    )
 
     @field_validator("weights")
     @classmethod
@@ -185,6 +196,38 @@ class GridSpec(_Section):
         return (self.resolution, self.resolution) if isinstance(self.resolution, int) else tuple(self.resolution)
 
 
+class CurvatureSpec(_Section):
+    """Curvature maps: the minimum and maximum Hessian eigenvalue at each point of a (coarser) grid."""
+
+    enabled: bool = Field(True, description="Capture curvature maps (the table's presence turns them on; set "
+                          "false to keep the table but skip them).")
+    resolution: Union[PosInt, list[PosInt]] = Field(
+        15, description="Points per axis of the curvature grid, which spans the same range as the loss grid: one "
+        "number or [cx, cy], at least 2 per axis. Each point costs tens of Hessian-vector products (about as many "
+        "forward+backward passes), so keep it coarser than the loss grid; the film interpolates it.",
+    )
+    tolerance: float = Field(
+        1e-3, gt=0, lt=1, description="Relative accuracy of the eigenvalues (ARPACK's tol)."
+    )
+    max_iterations: PosInt = Field(
+        300, description="Most Lanczos restarts per grid point; a point that does not converge is left NaN, with "
+        "a warning.",
+    )
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v):
+        vals = [v, v] if isinstance(v, int) else v
+        if len(vals) != 2 or any(n < 2 or n > 1025 for n in vals):
+            raise ValueError("must be an integer from 2 to 1025 or a list [cx, cy] of two such integers")
+        return v
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(cx, cy)."""
+        return (self.resolution, self.resolution) if isinstance(self.resolution, int) else tuple(self.resolution)
+
+
 class CaptureSpec(_Section):
     """When the landscape is captured and on what hardware."""
 
@@ -207,6 +250,16 @@ class CaptureSpec(_Section):
     memory_mb: PosInt = Field(
         512, description="Working-memory budget for one batch of grid points; larger is faster up to a point."
     )
+    curvature: Optional[CurvatureSpec] = Field(
+        None, description="[capture.curvature]: also capture the minimum and maximum Hessian eigenvalue and their "
+        "convexity ratio |min/max| on a grid over the same range (losslandscape.com's convexity maps; shown with "
+        "look.color_by = 'convexity'). Absent: no curvature.",
+    )
+
+    @property
+    def curvature_on(self) -> bool:
+        """Whether curvature maps are captured."""
+        return self.curvature is not None and self.curvature.enabled
 
     @field_validator("steps")
     @classmethod
@@ -404,8 +457,15 @@ class LookSpec(_Section):
     inset_corner: Literal["top_right", "bottom_right", "top_left", "bottom_left"] = Field(
         "top_right", description="Corner of the loss-curve inset."
     )
+    color_by: Literal["loss", "convexity"] = Field(
+        "loss", description="What colours the surface: 'loss' (its height, with 'colormap'), or 'convexity': the "
+        "ratio |lambda_min / lambda_max| of the Hessian's extreme eigenvalues (needs [capture.curvature]), with "
+        "'convexity_colormap' over a fixed 0..1 range: 0 locally convex, 1 and above (clipped) as much negative "
+        "curvature as positive.",
+    )
+    convexity_colormap: str = Field("coolwarm", description="Matplotlib colormap of the convexity ratio.")
 
-    @field_validator("colormap", "trail_colormap")
+    @field_validator("colormap", "trail_colormap", "convexity_colormap")
     @classmethod
     def _cmap(cls, v):
         import matplotlib
@@ -496,6 +556,13 @@ class Scene(_Section):
             raise ValueError(f"output.path: {self.output.path!r} does not fit output.format = "
                              f"{self.output.format!r}, which writes "
                              + (f"a '{want}' file" if want else "a directory of PNG frames (a path without suffix)"))
+        h = self.directions.hessian_step
+        if self.directions.kind == "hessian" and isinstance(h, int) and h not in self.captured_steps():
+            raise ValueError(f"directions.hessian_step: step {h} is not a captured step (the weights are kept only "
+                             f"at captured steps); captured steps are {self.captured_steps()[:8]}"
+                             f"{' ...' if len(self.captured_steps()) > 8 else ''}")
+        if self.look.color_by == "convexity" and not self.capture.curvature_on:
+            raise ValueError("look.color_by: 'convexity' needs curvature maps: add a [capture.curvature] table")
         if self.directions.kind == "pca" and len(self.captured_steps()) < 3:
             raise ValueError("directions.kind: 'pca' needs at least 3 captured steps to find two components")
         return self

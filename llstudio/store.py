@@ -6,6 +6,7 @@ Layout of ``<root>/captures/<key>/``::
     trajectory.npz       training losses, batch order, weights at the captured steps
     directions.npz       the two directions, by parameter name
     step_000120.npz      the loss grid of one captured step (nx, ny), NaN where not finite
+    curv_000120.npz      with [capture.curvature]: its min/max Hessian eigenvalue maps (cx, cy) and done-mask
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run leaves
 either the old state or the new one, never half a file; a rerun skips what exists.
@@ -98,6 +99,26 @@ class CaptureDir:
 
     def load_step(self, step: int) -> dict[str, np.ndarray]:
         return _load_npz(self.step_path(step))
+
+    # curvature maps (a companion file per captured step) ------------------------------------------------
+    def curvature_path(self, step: int) -> Path:
+        return self.path / f"curv_{step:07d}.npz"
+
+    def save_curvature(self, step: int, arrays: dict[str, np.ndarray]) -> None:
+        """``curv_min``, ``curv_max`` (cx, cy), NaN where not computed or not finite, and the masks ``done`` (points
+        visited) and ``converged``. Saved after every row too, so a killed capture resumes mid-grid."""
+        _save_npz(self.curvature_path(step), {k: np.asarray(arrays[k]) for k in
+                                              ("curv_min", "curv_max", "done", "converged")})
+
+    def load_curvature(self, step: int) -> Optional[dict[str, np.ndarray]]:
+        """The step's curvature arrays (complete or partial), or None."""
+        p = self.curvature_path(step)
+        return _load_npz(p) if p.exists() else None
+
+    def has_curvature(self, step: int) -> bool:
+        """Whether the step's curvature map is complete."""
+        z = self.load_curvature(step)
+        return z is not None and bool(z["done"].all())
 
 
 class CaptureStore:

@@ -179,6 +179,7 @@ class FrameState:
     # (steps (T,), training loss (T,)): the loss-curve inset's data, the same arrays for every frame.
     curve: Optional[tuple] = None
     card: Optional[CardState] = None
+    colors: Optional[np.ndarray] = None  # (nx, ny) in [0, 1] (NaN: unknown), colours the surface instead of values
 
 
 class Timeline:
@@ -188,12 +189,14 @@ class Timeline:
     the (alpha, beta) of each captured step's weights on the plane (default: all at the centre); ``updates``
     (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held);
     ``curve`` (steps (T,), loss (T,)) the training loss for an inset; ``steps_per_epoch`` turns steps into epochs.
+    ``colors`` (K, nx, ny) an optional colour value per point in [0, 1] (e.g. the convexity ratio), interpolated
+    through time like the loss.
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
                  timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
                  updates: np.ndarray | None = None, curve: tuple | None = None,
-                 steps_per_epoch: float | None = None):
+                 steps_per_epoch: float | None = None, colors: np.ndarray | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -218,6 +221,12 @@ class Timeline:
 
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
+        self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
+        self._colors_pchip = None
+        # PCHIP refuses NaN (an unknown colour, e.g. curvature of diverged weights): those films blend linearly,
+        # which keeps NaN exactly where a neighbouring captured step has it.
+        if self.colors is not None and self._pchip is not None and np.all(np.isfinite(self.colors)):
+            self._colors_pchip = PchipInterpolator(np.arange(k), self.colors, axis=0)
 
     def position(self, frame: int) -> float:
         """Fractional index into the captured steps shown at ``frame`` (0 … K-1); monotone in ``frame``."""
@@ -294,9 +303,10 @@ class Timeline:
         k = int(u)
         if self.updates is not None and self.spec.hold_each > 0 and u == k and k < len(self.steps) - 1:
             arrow = (marker, tuple(float(m + d) for m, d in zip(marker, self.updates[k])))
+        colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_pchip)
         epoch = None if not self.steps_per_epoch else step / self.steps_per_epoch
         return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
-                          self.curve, self.card_at(index))
+                          self.curve, self.card_at(index), colors)
 
     def center_values(self, u) -> np.ndarray:
         """Scaled loss at the current weights at fractional captured indices ``u`` (M,), for colouring a trail."""

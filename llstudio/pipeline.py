@@ -230,9 +230,9 @@ def _check_weight_refs(scene: Scene, data, dtype) -> None:
     refs = []
     if scene.directions.kind == "weights":
         refs += [(f"directions.weights[{i}]", ref) for i, ref in enumerate(scene.directions.weights)]
-    refs += [(f"training.init.{ref}", ref) for ref in scene.training.init or {}]
+    refs += [(f'training.init."{ref}"', ref) for ref in scene.training.init or {}]
     for j, run in enumerate(scene.training.runs or []):
-        refs += [(f"training.runs[{j}].init.{ref}", ref) for ref in run.init or {}]
+        refs += [(f'training.runs[{j}].init."{ref}"', ref) for ref in run.init or {}]
     files = {key: getattr(scene.directions, key) for key in endpoint_keys(scene)
              if endpoint_kind(getattr(scene.directions, key)) == "file"}
     if not refs and not files:
@@ -557,6 +557,10 @@ class Film:
         from .renderer import SurfaceRenderer
 
         scene = self.capture.scene
+        if len(self.capture.betas) < 2:
+            # VTK aborts the whole process on a surface one point wide: refuse before it is built.
+            raise UsageError(f"{scene.name}: a 1D capture (grid.dimensions = 1) is a curve, and the surface renderer "
+                             "draws 2D grids only; export it meanwhile (llstudio export --format npz, vts or h5)")
         return SurfaceRenderer(self.capture.alphas, self.capture.betas, scene.look, self.settings.width,
                                self.settings.height, scene.scaling.z_scale, scene.title)
 

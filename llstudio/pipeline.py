@@ -231,6 +231,7 @@ def _check_weight_refs(scene: Scene, data, dtype) -> None:
     if scene.directions.kind == "weights":
         refs += [(f"directions.weights[{i}]", ref) for i, ref in enumerate(scene.directions.weights)]
     refs += [(f'training.init."{ref}"', ref) for ref in scene.training.init or {}]
+    refs += [(f"training.train_only[{i}]", ref) for i, ref in enumerate(scene.training.train_only or [])]
     for j, run in enumerate(scene.training.runs or []):
         refs += [(f'training.runs[{j}].init."{ref}"', ref) for ref in run.init or {}]
     files = {key: getattr(scene.directions, key) for key in endpoint_keys(scene)
@@ -654,7 +655,9 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     s = output_settings(scene, quality)
     duration, n_frames = film_length(len(steps), scene.timeline, s.fps)
     return {
-        "training_steps": scene.training.steps, "captured_steps": len(steps), "grid": f"{nx}x{ny}",
+        "training_steps": scene.training.steps * len(scene.training.run_names()),
+        "runs": len(scene.training.run_names()), "captured_steps": len(steps),
+        "grid": f"{nx}x{ny}" if scene.grid.dimensions == 2 else f"{nx} (1D)",
         "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,
         "frames": n_frames, "duration_s": round(duration, 2),
         "resolution": f"{s.width}x{s.height}", "fps": s.fps,

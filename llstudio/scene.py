@@ -112,6 +112,12 @@ class TrainingSpec(_Section):
         "{\"0.weight[0,0]\" = -3.0, \"0.weight[0,1]\" = 2.5}: the starting point of gradient descent on a "
         "two-weight landscape.",
     )
+    train_only: Optional[list[str]] = Field(
+        None,
+        description="Update only these scalar weights, e.g. [\"2.weight[5,250]\", \"2.weight[5,251]\"]; every other "
+        "weight keeps its initial value. With directions.kind = 'weights' on the same weights, the film shows "
+        "gradient descent on exactly the landscape drawn (as in 'Gradient descent and loss landscape animations').",
+    )
     runs: Optional[list["RunSpec"]] = Field(
         None,
         description="Several training runs sharing one landscape ([[training.runs]] tables): each has a 'name' and "
@@ -125,6 +131,15 @@ class TrainingSpec(_Section):
     @classmethod
     def _init(cls, v):
         return _check_init(v)
+
+    @field_validator("train_only")
+    @classmethod
+    def _train_only(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("name at least one weight, or leave train_only out")
+            _check_init({ref: 0.0 for ref in v})
+        return v
 
     @field_validator("runs")
     @classmethod

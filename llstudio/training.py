@@ -73,6 +73,21 @@ def initial_model(scene: Scene, data: Dataset, dtype: torch.dtype) -> torch.nn.S
     return model
 
 
+def _frozen_entries(model: torch.nn.Module, train_only: Optional[list[str]]) -> list:
+    """For ``training.train_only``: (parameter, mask of entries that train, their initial values) for every
+    parameter; empty when everything trains."""
+    if not train_only:
+        return []
+    from .directions import parse_weight_ref
+
+    params = dict(model.named_parameters())
+    masks = {k: torch.zeros_like(v, dtype=torch.bool) for k, v in params.items()}
+    for ref in train_only:
+        name, index = parse_weight_ref(ref)
+        masks[name][index] = True
+    return [(p, masks[k], p.detach().clone()) for k, p in params.items()]
+
+
 def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
           on_step: Optional[Callable[[int], None]] = None) -> Trajectory:
     """Train from the seeded initial weights; snapshot the weights at every captured step.
@@ -101,6 +116,7 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
             weights.append({k: v.detach().to("cpu", copy=True) for k, v in model.named_parameters()})
 
     snapshot(0)
+    frozen = _frozen_entries(model, t.train_only)
     idx_all = torch.as_tensor(batches, device=device)
     for s in range(t.steps):
         idx = idx_all[s]
@@ -108,6 +124,12 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
         loss = criterion(model(x_all[idx]), y_all[idx])
         loss.backward()
         opt.step()
+        if frozen:
+            # Put back what must not move after the step rather than masking gradients: weight decay and momentum
+            # would otherwise still move it.
+            with torch.no_grad():
+                for p, keep, value in frozen:
+                    torch.where(keep, p, value, out=p)
         if sched is not None:
             sched.step()
         losses[s] = loss.detach()

@@ -90,6 +90,7 @@ def test_one_d_grid_shape_and_axes():
     ({"training": {"runs": [{"name": "a", "lr": -1.0}]}}, "training.runs[0].lr", "greater than 0"),
     ({"training": {"runs": [{"name": "a", "colour": 1}]}}, "training.runs[0].colour", "unknown key"),
     ({"training": {"init": {"0.weight[": 1.0}}}, "training.init", "not a weight reference"),
+    ({"training": {"train_only": []}}, "training.train_only", "at least one weight"),
 ])
 def test_scene_errors_name_their_key(over, path, msg):
     with pytest.raises(SceneError) as exc:
@@ -147,6 +148,7 @@ kind = "logistic"
 [training]
 steps = 8
 lr = 1.0
+train_only = ["0.weight[0,0]", "0.weight[0,1]"]
 [[training.runs]]
 name = "left"
 init = { "0.weight[0,0]" = -3.0, "0.weight[0,1]" = 2.0 }
@@ -202,6 +204,22 @@ def test_seed_000_three_starting_points_on_two_weights(tmp_path):
     # The primary run is the single-run view.
     np.testing.assert_array_equal(cap.plane_path, cap.runs[0].plane_path)
     np.testing.assert_array_equal(cap.center_loss, cap.runs[0].center_loss)
+    # Only the two weights train, so every run's weights lie exactly in the plane drawn: the landscape at a run's
+    # (alpha, beta) is that run's own loss, and gradient descent walks the surface shown.
+    from llstudio.directions import zero_entries
+
+    center = zero_entries(cap.centers[-1], cap.scene.directions.weights)
+    d1, d2 = cap.directions
+    frozen = {k: v.clone() for k, v in cap.centers[0].items()}
+    frozen["0.weight"][0, :2] = cap.centers[-1]["0.weight"][0, :2]
+    for n in frozen:
+        np.testing.assert_array_equal(frozen[n].numpy(), cap.centers[-1][n].numpy())
+    for r in cap.runs:
+        for k in range(len(cap.steps)):
+            a, b = r.plane_path[k]
+            at = {n: center[n] + a * d1[n] + b * d2[n] for n in center}
+            assert r.center_loss[k] == pytest.approx(_loss_at(cap, at), rel=1e-9)
+    assert len({tuple(r.plane_path[-1]) for r in cap.runs}) == 3
 
 
 def test_bad_init_reference_fails_before_training(tmp_path):

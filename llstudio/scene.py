@@ -161,7 +161,8 @@ class TrainingSpec(_Section):
         run = next((r for r in self.runs if r.name == name), None) if name is not None else self.runs[0]
         if run is None:
             raise KeyError(name)
-        over = {k: getattr(run, k) for k in run.model_fields_set if k != "name"}
+        # None means "keep [training]'s value" (also for a resolved dump, which writes every key out).
+        over = {k: v for k, v in run if k != "name" and v is not None}
         return self.model_copy(update={**over, "runs": None})
 
     def run_names(self) -> list[str]:
@@ -199,7 +200,6 @@ class RunSpec(_Section):
     @classmethod
     def _init(cls, v):
         return _check_init(v)
-
 
 
 TrainingSpec.model_rebuild()

@@ -6,6 +6,9 @@ Layout of ``<root>/captures/<key>/``::
     trajectory.npz       training losses, batch order, weights at the captured steps
     directions.npz       the two directions, by parameter name
     step_000120.npz      the loss grid of one captured step (nx, ny), NaN where not finite
+    trajectory_<run>.npz  with several [[training.runs]]: each further run's trajectory (the primary run's is
+                         trajectory.npz); directions.npz then also holds run/<run>/path and run/<run>/updates
+    run_<run>.npz        each further run's loss at its own weights per captured step (center_loss)
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run leaves
 either the old state or the new one, never half a file; a rerun skips what exists.

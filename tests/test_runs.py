@@ -109,6 +109,9 @@ def test_runs_are_overrides_of_training():
     assert (a.batch_size, a.lr, a.steps, a.runs) == (64, 0.1, 12, None)
     assert (b.batch_size, b.lr) == (8, 0.5)
     assert scene.training.for_run() == a
+    # The resolved scene (every key written out, overrides left out as null) means the same runs.
+    again = scene_from_dict(scene.resolved_dump())
+    assert again.training.for_run("bs8") == b and again.training.for_run("bs64") == a
     assert make_scene().training.run_names() == ["main"]
 
 

@@ -79,11 +79,13 @@ def _progress(args):
 
 
 def cmd_render(args) -> int:
-    from .pipeline import capture_scene, render_film
+    from .pipeline import capture_scene, check_renderable, render_film
 
     if args.output and len(args.scenes) > 1:
         raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
     scenes = _load_all(args.scenes)
+    for scene in scenes:
+        check_renderable(scene)
     for scene in scenes:
         prog = _progress(args)
         prog.log(f"── {scene.source}")
@@ -118,9 +120,10 @@ def _load_all(paths) -> list:
 
 
 def cmd_still(args) -> int:
-    from .pipeline import capture_scene, render_still
+    from .pipeline import capture_scene, check_renderable, render_still
 
     (scene,) = _load_all([args.scene])
+    check_renderable(scene)
     cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
     print(render_still(cap, args.frame, output=args.output, quality=args.quality))
     return 0

@@ -534,6 +534,14 @@ def parse_frames(spec: Optional[str], n_frames: int) -> range:
     return r
 
 
+def check_renderable(scene: Scene) -> None:
+    """Raise UsageError, before any training, for what the renderer cannot draw yet: 1D grids (VTK aborts the
+    whole process on a surface one point wide)."""
+    if scene.grid.dimensions == 1:
+        raise UsageError(f"{scene.name}: a 1D capture (grid.dimensions = 1) is a curve, and the surface renderer "
+                         "draws 2D grids only; export it meanwhile (llstudio export --format npz, vts or h5)")
+
+
 class Film:
     """Timeline, camera path and renderer of one capture at one output setting."""
 
@@ -558,10 +566,7 @@ class Film:
         from .renderer import SurfaceRenderer
 
         scene = self.capture.scene
-        if len(self.capture.betas) < 2:
-            # VTK aborts the whole process on a surface one point wide: refuse before it is built.
-            raise UsageError(f"{scene.name}: a 1D capture (grid.dimensions = 1) is a curve, and the surface renderer "
-                             "draws 2D grids only; export it meanwhile (llstudio export --format npz, vts or h5)")
+        check_renderable(scene)
         return SurfaceRenderer(self.capture.alphas, self.capture.betas, scene.look, self.settings.width,
                                self.settings.height, scene.scaling.z_scale, scene.title)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -476,10 +477,21 @@ def test_one_d_exports(one_d_capture, tmp_path):
         assert list(f) == ["xdirection"]
 
 
-def test_one_d_film_is_refused_with_a_clear_error(one_d_capture):
+def test_one_d_film_is_refused_with_a_clear_error(one_d_capture, tmp_path, cli_env):
+    import subprocess
+    import sys
+
     film = Film(one_d_capture, OutputSettings(160, 120, 10))
     with pytest.raises(UsageError, match="1D capture"):
         film.renderer()
+    # From the command line: refused before any training, exit status 2, nothing written.
+    toml = tmp_path / "line.toml"
+    toml.write_text("[grid]\ndimensions = 1\n")
+    proc = subprocess.run([sys.executable, "-m", "llstudio", "render", str(toml), "-q", "l"], capture_output=True,
+                          text=True, cwd=tmp_path, env=cli_env, timeout=120)
+    assert proc.returncode == 2 and "1D capture" in proc.stderr
+    assert not (tmp_path / "renders").exists()
+    assert not any(Path(cli_env["LLSTUDIO_CACHE"]).rglob("trajectory.npz"))
 
 
 @pytest.mark.render

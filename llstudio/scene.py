@@ -252,7 +252,8 @@ class DirectionsSpec(_Section):
         description="kind = 'interpolation' only: where alpha = 0 is (and the plane's centre). 'initial' or 'final' "
         "weights of the (primary) run, a captured step number, 'run:NAME' for the final weights of run NAME (see "
         "training.runs), or the path of a checkpoint file (a state dict saved with torch.save, loaded with "
-        "weights_only=True; relative to the scene file).",
+        "weights_only=True; relative to the scene file). 'final' and 'run:NAME' are the weights at the last "
+        "captured step (the last training step unless capture.steps stops earlier).",
     )
     end: Optional[Endpoint] = Field(
         None, description="kind = 'interpolation' only: where alpha = 1 is; the same choices as 'start'. Default "

@@ -6,6 +6,8 @@ seeded generator, so the same scene gives the same directions on any device.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import torch
 
@@ -98,17 +100,21 @@ def pca_directions(weights: list[dict[str, torch.Tensor]], reference: dict[str, 
     return out[0], out[1], pca.explained_variance_ratio_.copy()
 
 
-def project(weights: list[dict[str, torch.Tensor]], center: dict[str, torch.Tensor], d1: dict, d2: dict) -> np.ndarray:
-    """Least-squares coordinates (alpha, beta) of each ``weights[k] - center`` on the plane of d1, d2: (K, 2)."""
-    a, b = flatten(d1).double(), flatten(d2).double()
-    basis = torch.stack([a, b], dim=1)  # (P, 2)
+def project(weights: list[dict[str, torch.Tensor]], center: dict[str, torch.Tensor], d1: dict,
+            d2: Optional[dict]) -> np.ndarray:
+    """Least-squares coordinates (alpha, beta) of each ``weights[k] - center`` on the plane of d1, d2: (K, 2).
+    With ``d2`` None (a 1D grid), the coordinate along the line of d1, and beta = 0."""
+    cols = [flatten(d1).double()] + ([] if d2 is None else [flatten(d2).double()])
+    basis = torch.stack(cols, dim=1)  # (P, 1 or 2)
     c = flatten(center).double()
     diffs = torch.stack([flatten(w).double() - c for w in weights], dim=1)  # (P, K)
     # Weights of a diverged run (inf/NaN) have no coordinates: NaN, and LAPACK never sees them.
     ok = torch.isfinite(diffs).all(dim=0)
     coords = torch.full((2, diffs.shape[1]), float("nan"), dtype=torch.float64)
+    if d2 is None:
+        coords[1] = 0.0
     if bool(ok.any()):
-        coords[:, ok] = torch.linalg.lstsq(basis, diffs[:, ok]).solution
+        coords[:basis.shape[1], ok] = torch.linalg.lstsq(basis, diffs[:, ok]).solution
     return coords.T.numpy()
 
 
@@ -136,13 +142,16 @@ def check_weight_ref(ref: str, reference: dict[str, torch.Tensor]) -> tuple[str,
 
 
 def weight_directions(refs: list[str], reference: dict[str, torch.Tensor]) -> tuple[dict, dict]:
-    """Unit directions along two single weights: moving along them changes those weights and nothing else."""
+    """Unit directions along two single weights: moving along them changes those weights and nothing else.
+    With one weight (a 1D grid), the second direction is zero."""
     out = []
     for ref in refs:
         name, index = check_weight_ref(ref, reference)
         d = {k: torch.zeros_like(v) for k, v in reference.items()}
         d[name][index] = 1.0
         out.append(d)
+    if len(out) == 1:
+        out.append(zeros_like(reference))
     return out[0], out[1]
 
 
@@ -157,9 +166,11 @@ def zero_entries(weights: dict[str, torch.Tensor], refs: list[str]) -> dict[str,
 
 
 def weight_values(weights: list[dict[str, torch.Tensor]], refs: list[str]) -> np.ndarray:
-    """(K, 2): the values of the two named weights at each of ``weights``."""
+    """(K, 2): the values of the two named weights at each of ``weights`` (beta = 0 with one named weight)."""
     idx = [parse_weight_ref(r) for r in refs]
-    return np.array([[float(w[name][index]) for name, index in idx] for w in weights])
+    out = np.zeros((len(weights), 2))
+    out[:, :len(idx)] = [[float(w[name][index]) for name, index in idx] for w in weights]
+    return out
 
 
 def flatten(direction: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -170,3 +181,45 @@ def cosine(d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor]) -> float:
     """Cosine similarity of two directions (random ones are nearly orthogonal in high dimension)."""
     a, b = flatten(d1).double(), flatten(d2).double()
     return float(a @ b / (a.norm() * b.norm()).clamp_min(_EPS))
+
+
+def zeros_like(reference: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A zero direction: the unused second direction of a 1D grid."""
+    return {k: torch.zeros_like(v) for k, v in reference.items()}
+
+
+def orthogonalize(d: dict[str, torch.Tensor], against: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``d`` minus its component along ``against`` (one Gram-Schmidt step over the whole weight vector, computed in
+    float64 and cast back to each tensor's dtype)."""
+    a, v = flatten(against).double(), flatten(d).double()
+    c = float(v @ a) / max(float(a @ a), _EPS)
+    return {k: (d[k].double() - c * against[k].double()).to(d[k].dtype) for k in d}
+
+
+def interpolation_directions(start: dict[str, torch.Tensor], end: dict[str, torch.Tensor],
+                             via: Optional[dict[str, torch.Tensor]], spec: DirectionsSpec,
+                             dimensions: int) -> tuple[dict, dict, str]:
+    """Directions of the line (1D) or plane (2D) through checkpoints, centred at ``start``.
+
+    d1 = end - start, unnormalised (alpha = 0 is start, alpha = 1 is end), over every parameter, biases included
+    (the interpolated model is a real model). In 2D, d2 is ``via - start`` or a seeded random direction (normalised
+    against ``start`` as ``spec`` asks), either way orthogonalised against d1 (Gram-Schmidt). Returns d1, d2 (zero
+    in 1D) and a sentence saying how d2 was made, for the manifest.
+    """
+    d1 = {k: (end[k].double() - start[k].double()).to(start[k].dtype) for k in start}
+    if float(flatten(d1).double().norm()) == 0.0:
+        raise ValueError("the start and end weights are identical: there is no line between them")
+    if dimensions == 1:
+        return d1, zeros_like(start), "none (1D grid)"
+    if via is not None:
+        raw = {k: (via[k].double() - start[k].double()).to(start[k].dtype) for k in start}
+        how = "via - start, orthogonalised against d1 (Gram-Schmidt), unnormalised: via lies at beta = 1"
+    else:
+        g = torch.Generator().manual_seed(spec.seed)
+        raw = normalize(random_direction(start, g), start, spec.normalization, spec.include_biases)
+        how = (f"random (seed {spec.seed}), {spec.normalization}-normalised against the start weights, then "
+               "orthogonalised against d1 (Gram-Schmidt)")
+    d2 = orthogonalize(raw, d1)
+    if float(flatten(d2).double().norm()) <= 1e-12 * float(flatten(d1).double().norm()):
+        raise ValueError("the via point lies on the line through start and end: the three points span no plane")
+    return d1, d2, how

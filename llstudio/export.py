@@ -51,6 +51,13 @@ groups ``xdirection`` and ``ydirection`` (d1, d2) with one dataset per parameter
 the reference stores an anonymous list ("0", "1", ...).
 Needs the optional dependency h5py (``pip install 'llstudio[h5]'``).
 
+A 1D capture (``grid.dimensions = 1``) has ``betas = [0.0]`` and ``loss`` (steps, nx, 1) in npz; its vts grids are
+one point wide (a curve ParaView draws as a line); its h5 files follow the reference's 1D layout: ``train_loss``
+(nx,) and no ``ycoordinates`` (and no ``ydirection`` in the directions file). ply refuses it (no surface).
+``npz`` also holds, for every training run (``runs``, primary first), ``run/<name>/plane_path`` (steps, 2),
+``run/<name>/center_loss`` (steps,), ``run/<name>/train_loss`` and ``run/<name>/updates`` (steps, 2), and
+``run_names``.
+
 ``ply`` — per captured step ``<name>_step_<step>.ply``, a triangulated surface (binary PLY, for Blender): vertex
 (alpha, beta, h) with h the scaled loss normalised as in the film, ``(v - vmin) / (vmax - vmin) * z_scale * width``
 (vmin, vmax over the whole capture, or over each step when ``scaling.range = "frame"``; width the larger side of
@@ -157,6 +164,11 @@ def export_npz(capture, directory: Path | str) -> list[Path]:
         v = getattr(capture, name, None)
         if v is not None:
             arrays[name] = np.asarray(v)
+    for run in getattr(capture, "runs", None) or []:
+        for name in ("plane_path", "center_loss", "train_loss", "updates"):
+            arrays[f"run/{run.name}/{name}"] = np.asarray(getattr(run, name))
+    if getattr(capture, "runs", None):
+        arrays["run_names"] = np.array([r.name for r in capture.runs])
     arrays["capture_key"] = np.array(str(capture.key))
     arrays["scene"] = np.array(json.dumps(capture.scene.resolved_dump(), sort_keys=True))
     arrays["frame"] = np.array(str(getattr(capture, "frame", "follow")))
@@ -236,6 +248,10 @@ def _export_curvature_vts(capture, directory: Path) -> list[Path]:
 # ----------------------------------------------------------------------------------------------- h5
 
 
+def _is_1d(capture) -> bool:
+    return capture.scene.grid.dimensions == 1
+
+
 def export_h5(capture, directory: Path | str) -> list[Path]:
     """Li et al.'s surface files, one per captured step, and their directions file (layout in the module
     docstring). Raises MissingDependency without h5py."""
@@ -243,10 +259,11 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
     directory = Path(directory)
     dir_name = f"{capture.scene.name}_directions.h5"
     d1, d2 = capture.directions
+    one_d = _is_1d(capture)
 
     def write_directions(tmp):
         with h5py.File(tmp, "w") as f:
-            for group, d in (("xdirection", d1), ("ydirection", d2)):
+            for group, d in (("xdirection", d1),) + (() if one_d else (("ydirection", d2),)):
                 g = f.create_group(group, track_order=True)
                 for n, v in d.items():
                     g.create_dataset(n, data=_np(v))
@@ -256,14 +273,18 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
     written = [directory / dir_name]
     x, y = np.asarray(capture.alphas, np.float64), np.asarray(capture.betas, np.float64)
     for k, step in enumerate(capture.steps):
-        # (ny, nx), 'xy' indexing, as the reference code reads it with meshgrid(xcoordinates, ycoordinates).
+        # (ny, nx), 'xy' indexing, as the reference code reads it with meshgrid(xcoordinates, ycoordinates); a 1D
+        # capture is (nx,) without ycoordinates, the reference's 1D layout (its plot_1D.py).
         loss = np.ascontiguousarray(np.asarray(capture.loss[k], dtype=np.float64).T)
+        if one_d:
+            loss = loss[0]
 
         def write_step(tmp, loss=loss, step=step, k=k):
             with h5py.File(tmp, "w") as f:
                 f["dir_file"] = dir_name
                 f["xcoordinates"] = x
-                f["ycoordinates"] = y
+                if not one_d:
+                    f["ycoordinates"] = y
                 f["train_loss"] = loss
                 f.attrs["step"] = int(step)
                 f.attrs["center_loss"] = float(capture.center_loss[k])
@@ -297,6 +318,9 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     """One triangulated, vertex-coloured surface per captured step, scaled like the film (module docstring)."""
     import matplotlib
 
+    if _is_1d(capture):
+        raise UsageError(f"{capture.scene.name}: ply writes surfaces, and a 1D capture (grid.dimensions = 1) is a "
+                         "curve; use --format npz, vts or h5")
     directory = Path(directory)
     scene = capture.scene
     cmap = matplotlib.colormaps[scene.look.colormap]

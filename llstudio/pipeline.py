@@ -18,6 +18,7 @@ from . import __version__
 from .errors import UsageError
 from .presets import ALPHA_FORMATS, FORMATS, QUALITIES
 from .progress import Progress
+from .runs import checkpoint_files, endpoint_keys, endpoint_kind, run_scene
 from .scene import TRANSPARENT, Scene
 from .store import FORMAT_VERSION, CaptureStore, canonical_hash
 
@@ -38,10 +39,15 @@ def axes(scene: Scene, path: Optional[np.ndarray] = None) -> tuple[np.ndarray, n
     if scene.grid.range == "auto":
         if path is None:
             raise ValueError("an 'auto' grid range needs the projected path")
-        xr, yr = auto_range(path[:, 0]), auto_range(path[:, 1])
+        finite = path[np.all(np.isfinite(path), axis=1)]
+        finite = finite if len(finite) else np.zeros((1, 2))
+        xr, yr = auto_range(finite[:, 0]), auto_range(finite[:, 1])
     else:
         xr = scene.grid.range
         yr = scene.grid.y_range or scene.grid.range
+    if scene.grid.dimensions == 1:
+        # The 1D contract: one beta, zero, so loss is (steps, nx, 1) and every point lies on the line of d1.
+        return np.linspace(xr[0], xr[1], nx), np.array([0.0])
     return np.linspace(xr[0], xr[1], nx), np.linspace(yr[0], yr[1], ny)
 
 
@@ -54,9 +60,34 @@ def capture_key(scene: Scene, device_type: str) -> str:
     ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data}
     if scene.capture.curvature_on:  # absent otherwise, so scenes without curvature keep their keys
         ident["capture"]["curvature"] = dump["capture"]["curvature"]
+    # A checkpoint endpoint's numbers are in its file, not in the scene: its contents are part of the key.
+    ident["checkpoints"] = {k: _checkpoint_sha256(scene, k, p) for k, p in checkpoint_files(scene).items()}
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
+
+
+def _checkpoint_sha256(scene: Scene, key: str, path: Path) -> str:
+    from .errors import SceneError
+    from .runs import file_sha256, missing_checkpoint_message
+
+    if not path.is_file():
+        raise SceneError(scene.source or "<scene>", [(key, missing_checkpoint_message(path))])
+    return file_sha256(path)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run on the shared plane. ``plane_path`` (steps, 2): least-squares (alpha, beta) of its weights
+    at each captured step; ``center_loss`` (steps,): the loss at those weights (on the evaluation subset);
+    ``train_loss`` (training steps,): its mini-batch losses; ``updates`` (steps, 2): the move from each captured
+    step to the next on the plane (zero after the last)."""
+
+    name: str
+    plane_path: np.ndarray
+    center_loss: np.ndarray
+    train_loss: np.ndarray
+    updates: np.ndarray
 
 
 @dataclass
@@ -75,6 +106,9 @@ class Capture:
     eigenvalue of the Hessian (all parameters) at ``c_k + curvature_alphas[i] * d1 + curvature_betas[j] * d2``
     (a coarser grid over the same range), NaN where not finite or not converged; ``convexity`` their ratio.
     ``hessian_eigenvalues`` (2,) are the eigenvalues of 'hessian' directions.
+    On a 1D grid (``grid.dimensions = 1``) ``betas`` is ``[0.0]``, ``loss`` is (steps, nx, 1) and d2 is zero.
+    ``runs`` lists every training run on the plane, primary first (one record, named 'main', without
+    ``[[training.runs]]``); the single-run fields above describe the primary run.
     """
 
     scene: Scene
@@ -98,6 +132,7 @@ class Capture:
     curv_min: Optional[np.ndarray] = None
     curv_max: Optional[np.ndarray] = None
     hessian_eigenvalues: Optional[np.ndarray] = None
+    runs: list = field(default_factory=list)
 
     @property
     def convexity(self) -> Optional[np.ndarray]:
@@ -169,8 +204,11 @@ def _initial_weights(scene: Scene, data, dtype) -> dict:
     return {k: v.detach().clone() for k, v in initial_model(scene, data, dtype).named_parameters()}
 
 
-def _plane_center(scene: Scene, data, dtype, traj) -> dict:
-    """Centre of the fixed frame's plane: the initial, final or a captured step's weights."""
+def _plane_center(scene: Scene, data, dtype, traj, trajs: Optional[dict] = None) -> dict:
+    """Centre of the fixed frame's plane: the initial, final or a captured step's weights of the (primary) run;
+    for interpolation, the start point."""
+    if scene.directions.kind == "interpolation":
+        return _endpoint(scene, "start", data, dtype, trajs or {scene.training.run_names()[0]: traj})
     c = scene.directions.center
     if c == "initial":
         return _initial_weights(scene, data, dtype)
@@ -179,20 +217,64 @@ def _plane_center(scene: Scene, data, dtype, traj) -> dict:
     return traj.weights[list(traj.steps).index(c)]
 
 
+def _endpoint(scene: Scene, key: str, data, dtype, trajs: dict) -> dict:
+    """The weights an interpolation endpoint (``directions.<key>``) names. ``trajs``: run name → Trajectory,
+    primary first. 'final' and 'run:NAME' are the weights at the last captured step."""
+    from .errors import SceneError
+    from .runs import checkpoint_path, load_checkpoint
+
+    e = getattr(scene.directions, key)
+    primary = trajs[scene.training.run_names()[0]]
+    kind = endpoint_kind(e)
+    if kind == "initial":
+        return _initial_weights(scene, data, dtype)
+    if kind == "final":
+        return primary.weights[-1]
+    if kind == "step":
+        return primary.weights[list(primary.steps).index(e)]
+    if kind == "run":
+        return trajs[e[len("run:"):]].weights[-1]
+    try:
+        return load_checkpoint(checkpoint_path(scene, e), _initial_weights(scene, data, dtype))
+    except ValueError as exc:
+        raise SceneError(scene.source or "<scene>", [(f"directions.{key}", str(exc))]) from None
+
+
 def _check_weight_refs(scene: Scene, data, dtype) -> None:
-    """Named weights must exist in the model: say so before any training, as a scene error with its key path."""
+    """Named weights (directions, starting values) must exist in the model and checkpoint files must fit it: say so
+    before any training, as a scene error with its key path."""
     from .directions import check_weight_ref
     from .errors import SceneError
 
-    if scene.directions.kind != "weights":
+    from .runs import checkpoint_path, load_checkpoint
+
+    refs = []
+    if scene.directions.kind == "weights":
+        refs += [(f"directions.weights[{i}]", ref) for i, ref in enumerate(scene.directions.weights)]
+    refs += [(f'training.init."{ref}"', ref) for ref in scene.training.init or {}]
+    refs += [(f"training.train_only[{i}]", ref) for i, ref in enumerate(scene.training.train_only or [])]
+    for j, run in enumerate(scene.training.runs or []):
+        refs += [(f'training.runs[{j}].init."{ref}"', ref) for ref in run.init or {}]
+    files = {key: getattr(scene.directions, key) for key in endpoint_keys(scene)
+             if endpoint_kind(getattr(scene.directions, key)) == "file"}
+    if not refs and not files:
         return
-    params = _initial_weights(scene, data, dtype)
+    from .models import build_model
+
+    # Built without training.init: the references are checked before they are used.
+    params = dict(build_model(scene.model, data.input_shape, data.n_classes).to(dtype).named_parameters())
     problems = []
-    for i, ref in enumerate(scene.directions.weights):
+    for path, ref in refs:
         try:
             check_weight_ref(ref, params)
         except ValueError as exc:
-            problems.append((f"directions.weights[{i}]", str(exc)))
+            problems.append((path, str(exc)))
+    # Checkpoint files are read before any training, so a wrong one costs nothing.
+    for key, e in files.items():
+        try:
+            load_checkpoint(checkpoint_path(scene, e), params)
+        except ValueError as exc:
+            problems.append((f"directions.{key}", str(exc)))
     if problems:
         raise SceneError(scene.source or "<scene>", problems)
 
@@ -215,39 +297,114 @@ def _hessian_index(scene: Scene, traj) -> int:
     return len(traj.steps) - 1 if h == "final" else list(traj.steps).index(h)
 
 
-def _directions(scene: Scene, data, dtype, traj, progress: Progress, device=None):
-    """(d1, d2, explained variance ratio or eigenvalues or None) as the scene asks."""
+def _directions(scene: Scene, data, dtype, traj, progress: Progress, trajs: Optional[dict] = None, device=None):
+    """(d1, d2, explained variance ratio, or the eigenvalues of 'hessian' directions, or None) as the scene asks,
+    from the primary run ``traj`` (or, for PCA with ``directions.pca_runs = 'all'``, from every run in ``trajs``).
+    On a 1D grid d2 is zero."""
     import torch
 
     from scipy.sparse.linalg import ArpackNoConvergence
 
     from .curvature import NonFiniteCurvature, hessian_directions
-    from .directions import pca_directions, random_directions, weight_directions
+    from .directions import (interpolation_directions, pca_directions, random_directions, weight_directions,
+                             zeros_like)
     from .errors import SceneError
 
     spec = scene.directions
+    trajs = trajs or {scene.training.run_names()[0]: traj}
+    explained = None
     if spec.kind == "hessian":
         at = _hessian_index(scene, traj)
         op = _hessian_operator(scene, data, device or torch.device("cpu"), dtype)
         try:
-            d1, d2, vals = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
+            d1, d2, explained = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
         except (NonFiniteCurvature, ArpackNoConvergence) as exc:
             why = ("the loss or its Hessian is not finite there (the run diverged)" if isinstance(
                 exc, NonFiniteCurvature) else "the eigenvalue solver did not converge there")
             raise SceneError(scene.source or "<scene>", [(
                 "directions.hessian_step", f"no Hessian directions at step {int(traj.steps[at])}: {why}; choose an "
                 "earlier captured step, or other directions")]) from None
-        progress.log(f"directions: Hessian eigenvectors at step {int(traj.steps[at])}, eigenvalues {vals[0]:.4g} "
-                     f"and {vals[1]:.4g} ({op.products} Hessian-vector products)")
-        return d1, d2, vals
-    if spec.kind == "weights":
+        progress.log(f"directions: Hessian eigenvectors at step {int(traj.steps[at])}, eigenvalues "
+                     f"{explained[0]:.4g} and {explained[1]:.4g} ({op.products} Hessian-vector products)")
+    elif spec.kind == "weights":
         d1, d2 = weight_directions(spec.weights, traj.weights[-1])
-        return d1, d2, None
-    if spec.kind == "pca":
+    elif spec.kind == "interpolation":
+        ends = {k: _endpoint(scene, k, data, dtype, trajs) for k in endpoint_keys(scene)}
+        try:
+            d1, d2, _ = interpolation_directions(ends["start"], ends["end"], ends.get("via"), spec,
+                                                 scene.grid.dimensions)
+        except ValueError as exc:
+            key = "directions.via" if "via" in str(exc) else "directions.end"
+            raise SceneError(scene.source or "<scene>", [(key, str(exc))]) from None
+    elif spec.kind == "pca":
+        weights = traj.weights if spec.pca_runs == "primary" else [w for t in trajs.values() for w in t.weights]
         # PCA centres the differences on their mean, so the reference they are taken from does not matter.
-        return pca_directions(traj.weights, traj.weights[-1], spec.include_biases)
-    d1, d2 = random_directions(spec, _normalization_reference(scene, data, dtype, traj, progress))
-    return d1, d2, None
+        d1, d2, explained = pca_directions(weights, traj.weights[-1], spec.include_biases)
+    else:
+        d1, d2 = random_directions(spec, _normalization_reference(scene, data, dtype, traj, progress))
+    if scene.grid.dimensions == 1:
+        d2 = zeros_like(d1)
+    return d1, d2, explained
+
+
+def second_direction_note(scene: Scene) -> str:
+    """How d2 is made, for the manifest (pure: from the scene alone)."""
+    d = scene.directions
+    if scene.grid.dimensions == 1:
+        return "none: a 1D grid uses d1 only (d2 is zero, beta = 0)"
+    if d.kind == "interpolation":
+        if d.via is not None:
+            return "via - start, orthogonalised against d1 (Gram-Schmidt), unnormalised: via lies at beta = 1"
+        return (f"random (seed {d.seed}), {d.normalization}-normalised against the start weights, then "
+                "orthogonalised against d1 (Gram-Schmidt)")
+    return {"weights": "the second named weight", "pca": "the second principal component",
+            "random": f"random (seed {d.seed}), {d.normalization}-normalised"}[d.kind]
+
+
+def _run_path(scene: Scene, weights: list, plane_center: Optional[dict], d1: dict, d2: dict) -> np.ndarray:
+    """(K, 2) coordinates of a run's weights on the plane: named weights' values, the least-squares projection
+    (fixed frame), or zeros (follow frame: the grid moves with the weights)."""
+    from .directions import project, weight_values
+
+    if scene.directions.kind == "weights":
+        return weight_values(weights, scene.directions.weights)
+    if scene.directions.frame == "fixed":
+        return project(weights, plane_center, d1, d2 if scene.grid.dimensions == 2 else None)
+    return np.zeros((len(weights), 2))
+
+
+def _run_updates(scene: Scene, weights: list, d1: dict, d2: dict) -> np.ndarray:
+    """(K, 2): each captured step's move to the next on the plane (zero after the last). Least squares is linear
+    in the point, so differences of one projection are the projected differences."""
+    from .directions import project
+
+    updates = np.zeros((len(weights), 2))
+    updates[:-1] = np.diff(project(weights, weights[0], d1, d2 if scene.grid.dimensions == 2 else None), axis=0)
+    return updates
+
+
+def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: bool, progress: Progress, label: str):
+    """Train one run (``scene`` is its own scene), or load it from the store entry ``name``."""
+    from .training import Trajectory, train
+
+    if use_cache and cdir.has(name):
+        arrays = cdir.load_arrays(name)
+        names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
+        traj = Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
+                                            for i in range(len(arrays["steps"]))],
+                          arrays["train_loss"], arrays["batches"])
+        progress.log(f"{label}: reused from cache {cdir.path}")
+        return traj
+    with progress.stage(label, scene.training.steps, "steps") as advance:
+        traj = train(scene, data, device, dtype, on_step=lambda s: advance(1))
+    arrays = {"steps": traj.steps, "train_loss": traj.train_loss, "batches": traj.batches}
+    for i, w in enumerate(traj.weights):
+        arrays.update({f"w{i}/{n}": v for n, v in _to_numpy(w).items()})
+    cdir.save_arrays(name, arrays)
+    if not np.all(np.isfinite(traj.train_loss)):
+        progress.log(f"warning: the training loss of {label} became NaN/inf (the run diverged); the landscape shows "
+                     "it clipped")
+    return traj
 
 
 def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
@@ -258,9 +415,9 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     from .landscape import LandscapeEvaluator
     from .data import load_dataset
     from .device import resolve_device
-    from .directions import cosine, project, weight_values, zero_entries
+    from .directions import cosine, zero_entries
     from .models import loss_fn
-    from .training import Trajectory, initial_model, train
+    from .training import initial_model
 
     progress = progress or Progress("none")
     device = device if device is not None else resolve_device(scene.capture.device)
@@ -278,55 +435,51 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             "dtype": scene.capture.dtype, "capture_mode": "eval", "loss_on": scene.capture.data,
             "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
+            "dimensions": scene.grid.dimensions, "second_direction": second_direction_note(scene),
+            "runs": scene.training.run_names(),
+            "checkpoints": {k: str(p) for k, p in checkpoint_files(scene).items()},
         })
     data = load_dataset(scene.data)
     _check_weight_refs(scene, data, dtype)
+    run_names = scene.training.run_names()
+    multi = scene.training.runs is not None
 
-    # Training ------------------------------------------------------------------------------------------
-    if use_cache and cdir.has("trajectory"):
-        arrays = cdir.load_arrays("trajectory")
-        names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
-        traj = Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
-                                            for i in range(len(arrays["steps"]))],
-                          arrays["train_loss"], arrays["batches"])
-        progress.log(f"training: reused from cache {cdir.path}")
-    else:
-        with progress.stage("training", scene.training.steps, "steps") as advance:
-            traj = train(scene, data, device, dtype, on_step=lambda s: advance(1))
-        arrays = {"steps": traj.steps, "train_loss": traj.train_loss, "batches": traj.batches}
-        for i, w in enumerate(traj.weights):
-            arrays.update({f"w{i}/{n}": v for n, v in _to_numpy(w).items()})
-        cdir.save_arrays("trajectory", arrays)
-        if not np.all(np.isfinite(traj.train_loss)):
-            progress.log("warning: the training loss became NaN/inf (the run diverged); the landscape shows it clipped")
+    # Training: every run from its own scene; the primary run keeps the single-run store entry --------------
+    trajs = {}
+    for i, name in enumerate(run_names):
+        trajs[name] = _trajectory(run_scene(scene, name if multi else None), cdir,
+                                  "trajectory" if i == 0 else f"trajectory_{name}", data, device, dtype, use_cache,
+                                  progress, f"training {name}" if multi else "training")
+    traj = trajs[run_names[0]]
 
     # Directions and the plane -------------------------------------------------------------------------
+    fixed = scene.directions.frame == "fixed"
+    plane_center = _plane_center(scene, data, dtype, traj, trajs) if fixed else None
     if use_cache and cdir.has("directions"):
         arrays = cdir.load_arrays("directions")
         d1 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d1/")})
         d2 = _to_torch({k[3:]: v for k, v in arrays.items() if k.startswith("d2/")})
-        alphas, betas, path, updates = arrays["alphas"], arrays["betas"], arrays["path"], arrays["updates"]
+        alphas, betas = arrays["alphas"], arrays["betas"]
+        paths = {n: arrays[f"run/{n}/path"] for n in run_names[1:]}
+        run_updates = {n: arrays[f"run/{n}/updates"] for n in run_names[1:]}
+        paths[run_names[0]], run_updates[run_names[0]] = arrays["path"], arrays["updates"]
         explained = arrays.get("explained_variance")
         eigenvalues = arrays.get("hessian_eigenvalues")
     else:
-        d1, d2, explained = _directions(scene, data, dtype, traj, progress, device)
+        d1, d2, explained = _directions(scene, data, dtype, traj, progress, trajs, device)
         eigenvalues = None
         if scene.directions.kind == "hessian":
             eigenvalues, explained = explained, None
-        if scene.directions.kind == "weights":
-            path = weight_values(traj.weights, scene.directions.weights)
-        elif scene.directions.frame == "fixed":
-            path = project(traj.weights, _plane_center(scene, data, dtype, traj), d1, d2)
-        else:
-            path = np.zeros((len(steps), 2))
-        alphas, betas = axes(scene, path)
-        # Each captured step's update to the next, as (alpha, beta) on the plane: the arrows of the earthquake films.
-        # Least squares is linear in the point, so differences of one projection are the projected differences.
-        updates = np.zeros((len(steps), 2))
-        updates[:-1] = np.diff(project(traj.weights, traj.weights[0], d1, d2), axis=0)
+        # Every run is projected onto the one plane (least squares), each with its own update arrows.
+        paths = {n: _run_path(scene, trajs[n].weights, plane_center, d1, d2) for n in run_names}
+        run_updates = {n: _run_updates(scene, trajs[n].weights, d1, d2) for n in run_names}
+        alphas, betas = axes(scene, np.concatenate(list(paths.values())))
         arrays = {**{f"d1/{k}": v for k, v in _to_numpy(d1).items()},
                   **{f"d2/{k}": v for k, v in _to_numpy(d2).items()},
-                  "alphas": alphas, "betas": betas, "path": path, "updates": updates}
+                  "alphas": alphas, "betas": betas, "path": paths[run_names[0]],
+                  "updates": run_updates[run_names[0]]}
+        for n in run_names[1:]:
+            arrays[f"run/{n}/path"], arrays[f"run/{n}/updates"] = paths[n], run_updates[n]
         if explained is not None:
             arrays["explained_variance"] = explained
             progress.log(f"directions: PCA explains {explained[0]:.1%} and {explained[1]:.1%} of the trajectory's "
@@ -337,28 +490,30 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             cdir.write_manifest({**manifest, "hessian_eigenvalues": [float(v) for v in eigenvalues],
                                  "hessian_step": int(traj.steps[_hessian_index(scene, traj)])})
         cdir.save_arrays("directions", arrays)
+    path, updates = paths[run_names[0]], run_updates[run_names[0]]
 
     # Capture -------------------------------------------------------------------------------------------
     todo = [k for k, s in enumerate(steps) if not (use_cache and cdir.has_step(s))]
-    if todo:
+    # The other runs' losses at their own weights: one small store entry per run, resumable like the steps.
+    runs_todo = [n for n in run_names[1:] if not (use_cache and cdir.has(f"run_{n}"))]
+    ev = None
+    if todo or runs_todo:
         model = initial_model(scene, data, dtype)
         crit = loss_fn(scene.training.loss, data.n_classes)
         ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
                                 device, dtype, scene.capture.memory_mb)
-        fixed = scene.directions.frame == "fixed"
+    zero = torch.zeros(1, dtype=torch.float64)
+    if todo:
         # One plane serves every step only when neither the centre nor the data changes between steps.
         shared = fixed and scene.capture.data == "eval"
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
                      f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
-        zero = torch.zeros(1, dtype=torch.float64)
-
-        plane_center = _plane_center(scene, data, dtype, traj) if fixed else None
 
         def grid_center(k: Optional[int]) -> dict:
             """Weights at grid point (0, 0): the plane centre (fixed frame) or step k's weights; for named weights,
-            with those two entries at zero so that the grid's coordinates are their values."""
+            with those entries at zero so that the grid's coordinates are their values."""
             c = plane_center if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
@@ -385,17 +540,29 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 advance(1 if shared else grid.size)
     else:
         progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
+    if runs_todo:
+        # Several runs imply the evaluation subset (scene cross-check), which the evaluator holds unless a
+        # mini-batch capture above replaced it.
+        ev.set_data(torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval))
+        for n in runs_todo:
+            losses = np.array([float(ev.evaluate(w, zero, zero)[0]) for w in trajs[n].weights])
+            cdir.save_arrays(f"run_{n}", {"center_loss": losses})
 
     curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype, progress,
                                    use_cache) if scene.capture.curvature_on else {}
 
     loaded = [cdir.load_step(s) for s in steps]
+    center_loss = np.array([float(z["center_loss"]) for z in loaded])
+    runs = [RunRecord(name=n, plane_path=np.asarray(paths[n]),
+                      center_loss=center_loss if i == 0 else cdir.load_arrays(f"run_{n}")["center_loss"],
+                      train_loss=np.asarray(trajs[n].train_loss), updates=np.asarray(run_updates[n]))
+            for i, n in enumerate(run_names)]
     return Capture(
         scene=scene, key=key, path=cdir.path, alphas=alphas, betas=betas, steps=np.asarray(steps),
-        loss=np.stack([z["loss"] for z in loaded]), center_loss=np.array([float(z["center_loss"]) for z in loaded]),
+        loss=np.stack([z["loss"] for z in loaded]), center_loss=center_loss,
         train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
         plane_path=np.asarray(path), updates=np.asarray(updates), frame=scene.directions.frame,
-        explained_variance=None if explained is None else np.asarray(explained),
+        explained_variance=None if explained is None else np.asarray(explained), runs=runs,
         hessian_eigenvalues=None if eigenvalues is None else np.asarray(eigenvalues), **curvature,
     )
 
@@ -735,7 +902,9 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     s = output_settings(scene, quality)
     duration, n_frames = film_length(len(steps), scene.timeline, s.fps, steps)
     return {
-        "training_steps": scene.training.steps, "captured_steps": len(steps), "grid": f"{nx}x{ny}",
+        "training_steps": scene.training.steps * len(scene.training.run_names()),
+        "runs": len(scene.training.run_names()), "captured_steps": len(steps),
+        "grid": f"{nx}x{ny}" if scene.grid.dimensions == 2 else f"{nx} (1D)",
         "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,
         **({"curvature_points": len(steps) * scene.capture.curvature.shape[0] * scene.capture.curvature.shape[1]}
            if scene.capture.curvature_on else {}),

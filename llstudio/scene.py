@@ -79,6 +79,14 @@ class ModelSpec(_Section):
     bias: bool = Field(True, description="Whether linear layers have bias terms.")
 
 
+def _check_init(v: Optional[dict[str, float]]) -> Optional[dict[str, float]]:
+    for ref in v or {}:
+        if not WEIGHT_REF.match(ref):
+            raise ValueError(f"{ref!r} is not a weight reference: write the parameter name and the index of the "
+                             "entry, e.g. \"0.weight[0,1]\"")
+    return v
+
+
 class TrainingSpec(_Section):
     """The training run whose landscape is filmed."""
 
@@ -97,12 +105,116 @@ class TrainingSpec(_Section):
         "cross_entropy", description="Training loss, also the loss the landscape shows. 'mse' is against one-hot targets."
     )
     seed: int = Field(0, description="Seed of the initial weights and of the mini-batch order.")
+    init_seed: Optional[int] = Field(
+        None, description="Seed of the initial weights only, when it should differ from 'seed' (which then sets "
+        "the mini-batch order alone). Default: 'seed'."
+    )
+    init: Optional[dict[str, float]] = Field(
+        None,
+        description="Starting values of chosen scalar weights, set after the seeded initialisation, e.g. "
+        "{\"0.weight[0,0]\" = -3.0, \"0.weight[0,1]\" = 2.5}: the starting point of gradient descent on a "
+        "two-weight landscape.",
+    )
+    train_only: Optional[list[str]] = Field(
+        None,
+        description="Update only these scalar weights, e.g. [\"2.weight[5,250]\", \"2.weight[5,251]\"]; every other "
+        "weight keeps its initial value. With directions.kind = 'weights' on the same weights, the film shows "
+        "gradient descent on exactly the landscape drawn (as in 'Gradient descent and loss landscape animations').",
+    )
+    runs: Optional[list["RunSpec"]] = Field(
+        None,
+        description="Several training runs sharing one landscape ([[training.runs]] tables): each has a 'name' and "
+        "overrides of the keys above (seed, init_seed, init, optimizer, lr, lr_schedule, momentum, weight_decay, "
+        "batch_size). Every run trains for 'steps' and is captured at the same steps. The first run is the primary "
+        "one: the directions come from it (see directions.pca_runs) and the single-run outputs describe it. Needs "
+        "directions.frame = 'fixed' (the default when runs are given).",
+    )
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v):
+        return _check_init(v)
+
+    @field_validator("train_only")
+    @classmethod
+    def _train_only(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("name at least one weight, or leave train_only out")
+            _check_init({ref: 0.0 for ref in v})
+        return v
+
+    @field_validator("runs")
+    @classmethod
+    def _runs(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("give at least one run, or leave training.runs out")
+            names = [r.name for r in v]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"run names must be unique; repeated: {', '.join(dup)}")
+        return v
+
+    def for_run(self, name: Optional[str] = None) -> "TrainingSpec":
+        """The spec of one run: these settings with run ``name``'s overrides (the first run when None); without
+        runs, these settings. The result has no runs."""
+        if not self.runs:
+            return self
+        run = next((r for r in self.runs if r.name == name), None) if name is not None else self.runs[0]
+        if run is None:
+            raise KeyError(name)
+        # None means "keep [training]'s value" (also for a resolved dump, which writes every key out).
+        over = {k: v for k, v in run if k != "name" and v is not None}
+        return self.model_copy(update={**over, "runs": None})
+
+    def run_names(self) -> list[str]:
+        """Names of the runs, primary first ('main' for a scene without training.runs)."""
+        return [r.name for r in self.runs] if self.runs else ["main"]
+
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+class RunSpec(_Section):
+    """One of several training runs: a name and overrides of [training]; keys left out keep [training]'s values."""
+
+    name: str = Field(..., description="Name of the run (letters, digits, '_' and '-'), e.g. 'bs64'; "
+                      "directions.start = 'run:bs64' refers to its final weights.")
+    seed: Optional[int] = Field(None, description="Seed of the initial weights and of the mini-batch order.")
+    init_seed: Optional[int] = Field(None, description="Seed of the initial weights only.")
+    init: Optional[dict[str, float]] = Field(None, description="Starting values of chosen scalar weights, e.g. "
+                                             "{\"0.weight[0,0]\" = -3.0}.")
+    optimizer: Optional[Literal["sgd", "momentum", "adam", "adamw", "rmsprop"]] = Field(None, description="Optimizer.")
+    lr: Optional[float] = Field(None, gt=0, description="Learning rate.")
+    lr_schedule: Optional[Literal["constant", "cosine"]] = Field(None, description="'constant' or 'cosine'.")
+    momentum: Optional[float] = Field(None, ge=0, lt=1, description="Momentum ('momentum' and 'rmsprop').")
+    weight_decay: Optional[NonNegFloat] = Field(None, description="L2 weight decay.")
+    batch_size: Optional[PosInt] = Field(None, description="Mini-batch size.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if not RUN_NAME.match(v):
+            raise ValueError(f"{v!r} is not a run name: use letters, digits, '_' and '-', e.g. 'bs64'")
+        return v
+
+    @field_validator("init")
+    @classmethod
+    def _init(cls, v):
+        return _check_init(v)
+
+
+TrainingSpec.model_rebuild()
+
+# An interpolation endpoint: a captured step number, or 'initial' / 'final' / 'run:NAME' / a checkpoint path.
+Endpoint = Union[Annotated[int, Field(ge=0)], Annotated[str, Field(min_length=1)]]
 
 
 class DirectionsSpec(_Section):
     """How the two-dimensional slice through weight space is chosen."""
 
-    kind: Literal["random", "pca", "weights", "hessian"] = Field(
+    kind: Literal["random", "pca", "weights", "hessian", "interpolation"] = Field(
         "random",
         description="'random': two Gaussian directions, drawn once and fixed for the whole film. 'pca': the first "
         "two principal components of the weights at the captured steps, relative to the final weights (Li et al. "
@@ -110,7 +222,9 @@ class DirectionsSpec(_Section):
         "'weights'); the axes are their values and every other weight stays as it is. 'hessian': the eigenvectors "
         "of the two largest Hessian eigenvalues of the evaluation loss (all parameters) at 'hessian_step': the "
         "plane of steepest curvature. Unit length and orthogonal, so the grid's range is a distance in weight "
-        "space; the eigenvalues are printed and kept in the manifest.",
+        "space; the eigenvalues are printed and kept in the manifest. 'interpolation': the line "
+        "from 'start' to 'end' (d1 = end - start, unnormalised: alpha = 0 is start, alpha = 1 is end; Goodfellow et "
+        "al. 2015), in 2D with a second direction through 'via' or a random one; fixed frame centred at 'start'.",
     )
     weights: Optional[list[str]] = Field(
         None,
@@ -147,14 +261,39 @@ class DirectionsSpec(_Section):
         "algebraic", description="kind = 'hessian' only: 'algebraic' takes the two largest eigenvalues (the "
         "steepest upward curvature); 'magnitude' the two largest in absolute value (a strongly negative one wins)."
     )
+    start: Optional[Endpoint] = Field(
+        None,
+        description="kind = 'interpolation' only: where alpha = 0 is (and the plane's centre). 'initial' or 'final' "
+        "weights of the (primary) run, a captured step number, 'run:NAME' for the final weights of run NAME (see "
+        "training.runs), or the path of a checkpoint file (a state dict saved with torch.save, loaded with "
+        "weights_only=True; relative to the scene file). 'final' and 'run:NAME' are the weights at the last "
+        "captured step (the last training step unless capture.steps stops earlier).",
+    )
+    end: Optional[Endpoint] = Field(
+        None, description="kind = 'interpolation' only: where alpha = 1 is; the same choices as 'start'. Default "
+        "(with 'start'): 'initial' → 'final'."
+    )
+    via: Optional[Endpoint] = Field(
+        None,
+        description="kind = 'interpolation' on a 2D grid only: a third point (same choices as 'start'); the plane "
+        "goes through start, end and via, its second direction being via - start orthogonalised against d1 "
+        "(unnormalised: via lies at beta = 1). Default: a random direction (seed, normalization, include_biases), "
+        "normalised against the start weights and orthogonalised against d1.",
+    )
+    pca_runs: Literal["primary", "all"] = Field(
+        "primary",
+        description="kind = 'pca' with several training.runs: the principal components of the primary run's "
+        "trajectory, or of all runs' trajectories together.",
+    )
 
     @field_validator("weights")
     @classmethod
     def _weights(cls, v):
         if v is None:
             return v
-        if len(v) != 2 or v[0] == v[1]:
-            raise ValueError("must name two different weights, e.g. [\"4.weight[5,250]\", \"4.weight[3,100]\"]")
+        if len(v) not in (1, 2) or len(set(v)) != len(v):
+            raise ValueError("must name two different weights, e.g. [\"4.weight[5,250]\", \"4.weight[3,100]\"] "
+                             "(one on a 1D grid)")
         for ref in v:
             if not WEIGHT_REF.match(ref):
                 raise ValueError(f"{ref!r} is not a weight reference: write the parameter name and the index of "
@@ -174,6 +313,11 @@ class GridSpec(_Section):
         "(fixed frame only) fits both axes to the projected training path with a margin.",
     )
     y_range: Optional[list[float]] = Field(None, description="[min, max] of beta, when it differs from range.")
+    dimensions: Literal[1, 2] = Field(
+        2,
+        description="2: a surface over (alpha, beta); 1: a curve over alpha alone (only the first direction is "
+        "used; the loss is stored as (steps, nx, 1) with beta = 0). A 1D grid takes one resolution and no y_range.",
+    )
 
     @field_validator("resolution")
     @classmethod
@@ -192,7 +336,9 @@ class GridSpec(_Section):
 
     @property
     def shape(self) -> tuple[int, int]:
-        """(nx, ny)."""
+        """(nx, ny); ny = 1 on a 1D grid."""
+        if self.dimensions == 1:
+            return (self.resolution if isinstance(self.resolution, int) else self.resolution[0], 1)
         return (self.resolution, self.resolution) if isinstance(self.resolution, int) else tuple(self.resolution)
 
 
@@ -532,8 +678,68 @@ class Scene(_Section):
     # Not part of the file: where it came from (excluded from hashes and dumps).
     source: Optional[str] = Field(None, exclude=True, description="Path of the scene file (set by load_scene).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data):
+        # Interpolation and several runs only make sense on one fixed plane, and interpolation wants a range that
+        # shows both endpoints: these defaults are filled into the file's data so the resolved scene shows them.
+        if not isinstance(data, dict):
+            return data
+        d, t, g = data.get("directions", {}), data.get("training", {}), data.get("grid", {})
+        if not (isinstance(d, dict) and isinstance(t, dict) and isinstance(g, dict)):
+            return data
+        interp = d.get("kind") == "interpolation"
+        data = dict(data)
+        if (interp or t.get("runs") is not None) and "frame" not in d:
+            data["directions"] = d = {**d, "frame": "fixed"}
+        if interp:
+            data["directions"] = {"start": "initial", "end": "final", **d}
+        if interp and "range" not in g:
+            data["grid"] = {**g, "range": [-0.5, 1.5]}
+        return data
+
     @model_validator(mode="after")
     def _cross_checks(self):
+        g, d, t = self.grid, self.directions, self.training
+        if g.dimensions == 1 and g.y_range is not None:
+            raise ValueError("grid.y_range: a 1D grid (grid.dimensions = 1) has no beta axis; remove y_range")
+        if g.dimensions == 1 and not isinstance(g.resolution, int):
+            raise ValueError("grid.resolution: a 1D grid (grid.dimensions = 1) takes one number of points, e.g. 101")
+        if d.kind == "weights" and d.weights is not None and len(d.weights) != g.dimensions:
+            need = ("two different weights, e.g. [\"4.weight[5,250]\", \"4.weight[3,100]\"]" if g.dimensions == 2
+                    else "one weight, e.g. [\"4.weight[5,250]\"]")
+            raise ValueError(f"directions.weights: a {g.dimensions}D grid needs {need}; got {len(d.weights)}")
+        names = t.run_names() if t.runs else []
+        if t.runs:
+            if d.frame != "fixed":
+                raise ValueError("directions.frame: several training.runs share one landscape, which needs "
+                                 "frame = 'fixed' (leave frame out to get it)")
+            if self.capture.data != "eval":
+                raise ValueError("capture.data: several training.runs share one landscape, measured on the fixed "
+                                 "evaluation subset: use data = 'eval'")
+        ends = [k for k in ("start", "end", "via") if getattr(d, k) is not None]
+        if d.kind != "interpolation" and ends:
+            raise ValueError(f"directions.{ends[0]}: only for kind = 'interpolation'")
+        if d.kind == "interpolation":
+            if d.frame != "fixed":
+                raise ValueError("directions.frame: kind = 'interpolation' is one fixed plane centred at "
+                                 "directions.start; 'follow' does not apply (leave frame out)")
+            if d.center != "final":  # the default, which an interpolation ignores
+                raise ValueError("directions.center: kind = 'interpolation' centres the plane at directions.start")
+            if d.via is not None and g.dimensions == 1:
+                raise ValueError("directions.via: a third point needs a 2D grid (grid.dimensions = 2)")
+            for key in ("start", "end", "via"):
+                e = getattr(d, key)
+                if isinstance(e, int) and e not in self.captured_steps():
+                    raise ValueError(f"directions.{key}: step {e} is not a captured step; captured steps are "
+                                     f"{self.captured_steps()[:8]}{' ...' if len(self.captured_steps()) > 8 else ''}")
+                if isinstance(e, str) and e.startswith("run:") and e[4:] not in names:
+                    raise ValueError(f"directions.{key}: {e!r} names no run; "
+                                     + (f"the runs are {', '.join(names)}" if names else "the scene has no "
+                                        "[[training.runs]]"))
+            if d.start == d.end:
+                raise ValueError(f"directions.end: the same point as directions.start ({d.start!r}); the line "
+                                 "between them would have no direction")
         if self.capture.steps is not None and self.capture.steps[-1] > self.training.steps:
             raise ValueError(
                 f"capture.steps: step {self.capture.steps[-1]} is after the last training step ({self.training.steps})"

@@ -7,6 +7,9 @@ Layout of ``<root>/captures/<key>/``::
     directions.npz       the two directions, by parameter name
     step_000120.npz      the loss grid of one captured step (nx, ny), NaN where not finite
     curv_000120.npz      with [capture.curvature]: its min/max Hessian eigenvalue maps (cx, cy) and done-mask
+    trajectory_<run>.npz  with several [[training.runs]]: each further run's trajectory (the primary run's is
+                         trajectory.npz); directions.npz then also holds run/<run>/path and run/<run>/updates
+    run_<run>.npz        each further run's loss at its own weights per captured step (center_loss)
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run leaves
 either the old state or the new one, never half a file; a rerun skips what exists.

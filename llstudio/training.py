@@ -29,7 +29,7 @@ class Trajectory:
 
 
 def _optimizer(scene: Scene, params):
-    t = scene.training
+    t = scene.training.for_run()
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, weight_decay=t.weight_decay)
     if t.optimizer == "momentum":
@@ -56,9 +56,36 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
 
 
 def initial_model(scene: Scene, data: Dataset, dtype: torch.dtype) -> torch.nn.Sequential:
-    """The model at step 0, seeded by ``training.seed``."""
-    torch.manual_seed(scene.training.seed)
-    return build_model(scene.model, data.input_shape, data.n_classes).to(dtype)
+    """The model at step 0, seeded by ``training.init_seed`` (default ``training.seed``), with the scalar weights
+    named in ``training.init`` set to their values. With several runs, give the run's own scene
+    (``scene.model_copy(update={"training": scene.training.for_run(name)})``); otherwise the primary run's."""
+    from .directions import parse_weight_ref
+
+    t = scene.training.for_run()
+    torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)
+    model = build_model(scene.model, data.input_shape, data.n_classes).to(dtype)
+    if t.init:
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for ref, value in t.init.items():
+                name, index = parse_weight_ref(ref)
+                params[name][index] = value
+    return model
+
+
+def _frozen_entries(model: torch.nn.Module, train_only: Optional[list[str]]) -> list:
+    """For ``training.train_only``: (parameter, mask of entries that train, their initial values) for every
+    parameter; empty when everything trains."""
+    if not train_only:
+        return []
+    from .directions import parse_weight_ref
+
+    params = dict(model.named_parameters())
+    masks = {k: torch.zeros_like(v, dtype=torch.bool) for k, v in params.items()}
+    for ref in train_only:
+        name, index = parse_weight_ref(ref)
+        masks[name][index] = True
+    return [(p, masks[k], p.detach().clone()) for k, p in params.items()]
 
 
 def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
@@ -67,7 +94,7 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
 
     Diverging runs are not stopped: a NaN/inf loss is recorded and the landscape shows it (clipped, with a warning).
     """
-    t = scene.training
+    t = scene.training.for_run()
     model = initial_model(scene, data, dtype).to(device)
     model.train()
     opt = _optimizer(scene, model.parameters())
@@ -89,6 +116,7 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
             weights.append({k: v.detach().to("cpu", copy=True) for k, v in model.named_parameters()})
 
     snapshot(0)
+    frozen = _frozen_entries(model, t.train_only)
     idx_all = torch.as_tensor(batches, device=device)
     for s in range(t.steps):
         idx = idx_all[s]
@@ -96,6 +124,12 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
         loss = criterion(model(x_all[idx]), y_all[idx])
         loss.backward()
         opt.step()
+        if frozen:
+            # Put back what must not move after the step rather than masking gradients: weight decay and momentum
+            # would otherwise still move it.
+            with torch.no_grad():
+                for p, keep, value in frozen:
+                    torch.where(keep, p, value, out=p)
         if sched is not None:
             sched.step()
         losses[s] = loss.detach()

@@ -358,7 +358,8 @@ def second_direction_note(scene: Scene) -> str:
         return (f"random (seed {d.seed}), {d.normalization}-normalised against the start weights, then "
                 "orthogonalised against d1 (Gram-Schmidt)")
     return {"weights": "the second named weight", "pca": "the second principal component",
-            "random": f"random (seed {d.seed}), {d.normalization}-normalised"}[d.kind]
+            "random": f"random (seed {d.seed}), {d.normalization}-normalised",
+            "hessian": f"the Hessian eigenvector of the second {d.hessian_which} eigenvalue"}[d.kind]
 
 
 def _run_path(scene: Scene, weights: list, plane_center: Optional[dict], d1: dict, d2: dict) -> np.ndarray:

@@ -387,7 +387,7 @@ class PanelSpec(_Section):
     like any other: identical panels are captured once); time, camera and output are shared by all panels."""
 
     title: Optional[str] = Field(
-        None, description="Title shown in the panel. Default: the overridden keys, e.g. 'training.batch_size = 10' "
+        None, description="Title shown in the panel. Default: the overridden keys, e.g. 'batch_size = 10' "
         "(the scene's title when nothing is overridden); \"\" for none.")
     data: Optional[DataOverride] = Field(None, description="Keys of [data] to change in this panel.")
     model: Optional[ModelOverride] = Field(None, description="Keys of [model] to change in this panel.")
@@ -442,8 +442,8 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _override_title(overrides: dict[str, dict[str, Any]]) -> str:
-    return ", ".join(f"{s}.{k} = {json.dumps(v) if isinstance(v, str) else v}"
-                     for s, keys in overrides.items() for k, v in keys.items())
+    # Short enough for a narrow panel: the key without its section, the value without quotes.
+    return ", ".join(f"{k} = {v}" for keys in overrides.values() for k, v in keys.items())
 
 
 class Scene(_Section):

@@ -124,7 +124,7 @@ def test_two_panel_scene_validates_and_derives_panel_scenes(tmp_path):
     p = scene.panel_scenes()
     assert [s.name for s in p] == ["cmp_panel1", "cmp_panel2", "cmp_panel3", "cmp_panel4"]
     assert [s.training.batch_size for s in p] == [4, 64, 16, 16]
-    assert [s.title for s in p] == ["batch size 4", "batch size 64", 'look.colormap = "magma"', "tiny"]
+    assert [s.title for s in p] == ["batch size 4", "batch size 64", 'colormap = magma', "tiny"]
     assert p[2].look.colormap == "magma" and p[2].look.contours == scene.look.contours
     # Everything not overridden is the main scene's; panel scenes have no panels of their own.
     for s in p:
@@ -241,7 +241,7 @@ def test_identical_panels_are_captured_once(tmp_path, monkeypatch):
     a, b, c = cap.panels
     assert a.key == c.key != b.key
     assert cap.key == f"{a.key}+{b.key}+{a.key}"
-    assert [p.scene.title for p in cap.panels] == ["a", 'training.batch_size = 4', "b"]
+    assert [p.scene.title for p in cap.panels] == ["a", 'batch_size = 4', "b"]
     assert c.scene.look.colormap == "magma" and a.scene.look.colormap == "viridis"
     np.testing.assert_array_equal(a.loss, c.loss)
     assert not np.allclose(a.loss, b.loss)

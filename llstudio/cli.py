@@ -151,8 +151,10 @@ def cmd_export(args) -> int:
     require(args.format)  # a missing h5py is reported before any training
     directory = Path(args.output) if args.output else default_directory(scene)
     cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
-    for path in export(cap, args.format, directory):
-        print(path)
+    # A scene with panels exports every panel's capture, each under its own name (<scene>_panel<i>).
+    for one in (cap.panels if scene.panels else [cap]):
+        for path in export(one, args.format, directory):
+            print(path)
     return 0
 
 

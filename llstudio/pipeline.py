@@ -410,8 +410,13 @@ def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: b
 
 def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
                   progress: Optional[Progress] = None) -> Capture:
-    """Train, choose directions and capture every sampled step, reusing whatever the store already holds."""
+    """Train, choose directions and capture every sampled step, reusing whatever the store already holds.
+
+    A scene with panels gives a :class:`llstudio.panels.PanelCapture`: one capture per panel scene."""
     import torch
+
+    if scene.panels:
+        return _capture_panels(scene, device, store, use_cache, progress)
 
     from .landscape import LandscapeEvaluator
     from .data import load_dataset
@@ -631,6 +636,33 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
             "curv_max": np.stack([z["curv_max"] for z in loaded])}
 
 
+def _capture_panels(scene: Scene, device, store: Optional[CaptureStore], use_cache: bool,
+                    progress: Optional[Progress]):
+    """Capture every panel scene; panels with the same capture key are captured (and loaded) once."""
+    import dataclasses
+
+    import torch
+
+    from .device import resolve_device
+    from .panels import PanelCapture
+
+    progress = progress or Progress("none")
+    done: dict[str, Capture] = {}
+    captures = []
+    panels = scene.panel_scenes()
+    for i, ps in enumerate(panels):
+        dev = torch.device(device if device is not None else resolve_device(ps.capture.device))
+        key = capture_key(ps, dev.type)
+        progress.log(f"panel {i + 1}/{len(panels)}: {ps.title or ps.name}")
+        if key in done:
+            progress.log(f"capture: same as panel {list(done).index(key) + 1}'s capture, reused")
+            captures.append(dataclasses.replace(done[key], scene=ps))
+            continue
+        done[key] = capture_scene(ps, device=dev, store=store, use_cache=use_cache, progress=progress)
+        captures.append(done[key])
+    return PanelCapture(scene, captures)
+
+
 # ------------------------------------------------------------------------------------------------- film
 
 
@@ -745,6 +777,15 @@ class Film:
         return renderer.render(self.timeline.frame(index), self.pose(index))
 
 
+def make_film(capture, settings: OutputSettings):
+    """The film of a capture: a :class:`Film`, or a :class:`llstudio.panels.PanelFilm` for a scene with panels."""
+    if capture.scene.panels:
+        from .panels import PanelFilm
+
+        return PanelFilm(capture, settings)
+    return Film(capture, settings)
+
+
 def default_output(scene: Scene, fmt: Optional[str] = None) -> Path:
     """The scene's output.path or renders/<name>, with the suffix of ``fmt`` (default: the scene's format)."""
     suffix = FORMATS[fmt or scene.output.format].suffix
@@ -816,7 +857,7 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
     scene = capture.scene
     fmt = check_output(scene, output, format)
     settings = output_settings(scene, quality)
-    film = Film(capture, settings)
+    film = make_film(capture, settings)
     selected = parse_frames(frames, film.n_frames)
     output = Path(output) if output is not None else default_output(scene, fmt)
     alpha = scene.look.background == TRANSPARENT
@@ -849,7 +890,7 @@ def render_still(capture: Capture, index: int, output: Optional[Path] = None, qu
     from .renderer import save_png
 
     scene = capture.scene
-    film = Film(capture, output_settings(scene, quality))
+    film = make_film(capture, output_settings(scene, quality))
     if not -film.n_frames <= index < film.n_frames:
         raise UsageError(f"--frame {index}: the film has {film.n_frames} frames (0 … {film.n_frames - 1})")
     index %= film.n_frames
@@ -878,12 +919,12 @@ def render_contact_sheet(capture: Capture, count: int, output: Optional[Path] = 
 
     scene = capture.scene
     settings = output_settings(scene, quality)
-    frames = contact_frames(Film(capture, settings).n_frames, count)
+    frames = contact_frames(make_film(capture, settings).n_frames, count)
     rows, cols = sheet_shape(len(frames), settings.width / settings.height)
     scale = max(rows, cols)
     w = max(64, settings.width // scale // 2 * 2)
     h = max(36, settings.height // scale // 2 * 2)
-    film = Film(capture, OutputSettings(w, h, settings.fps))
+    film = make_film(capture, OutputSettings(w, h, settings.fps))
     images, labels = [], []
     with film.renderer() as renderer:
         for f in frames:
@@ -895,7 +936,23 @@ def render_contact_sheet(capture: Capture, count: int, output: Optional[Path] = 
 
 
 def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
-    """What a render will cost: captured steps, grid evaluations, frames (no torch, no OpenGL)."""
+    """What a render will cost: captured steps, grid evaluations, frames (no torch, no OpenGL); for a scene with
+    panels, each panel's cost and the film's frames (the longest panel's)."""
+    if scene.panels:
+        from .panels import gap_pixels, grid_shape, panel_size
+
+        s = output_settings(scene, quality)
+        cols, rows = grid_shape(len(scene.panels), scene.layout.columns)
+        pw, ph = panel_size(s.width, s.height, cols, rows, gap_pixels(scene.layout, s.height))
+        per = [{"name": p.name, "title": p.title,
+                **{k: v for k, v in estimate(p, quality).items() if k not in ("resolution", "fps")}}
+               for p in scene.panel_scenes()]
+        longest = max(per, key=lambda e: e["frames"])
+        return {
+            "panels": per, "layout": f"{cols}x{rows}", "panel_resolution": f"{pw}x{ph}",
+            "grid_evaluations": sum(e["grid_evaluations"] for e in per), "frames": longest["frames"],
+            "duration_s": longest["duration_s"], "resolution": f"{s.width}x{s.height}", "fps": s.fps,
+        }
     steps = scene.captured_steps()
     nx, ny = scene.grid.shape
     from .timeline import film_length

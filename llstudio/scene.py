@@ -15,7 +15,8 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_serializer,
+                      model_validator)
 
 from .errors import SceneError
 from .presets import ALPHA_FORMATS, FORMATS, QUALITIES, format_help, quality_help
@@ -658,6 +659,104 @@ class OutputSpec(_Section):
     )
 
 
+# ------------------------------------------------------------------------------------------------- panels
+
+# The sections a panel may override. camera, timeline and output are shared by every panel: that is what keeps the
+# panels of one film in step (same frames, same camera path, one file).
+PANEL_SECTIONS = ("data", "model", "training", "directions", "grid", "capture", "scaling", "look")
+
+
+class _Override(BaseModel):
+    """Base of the partial sections a panel overrides: only the keys written in the file are kept (and dumped)."""
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler):
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+
+def _partial(cls: type[_Section]) -> type[_Section]:
+    """``cls`` with every field optional and no default, keeping its types, bounds, validators and descriptions:
+    a panel's override is checked key by key where it is written (``panels[1].training.batch_size``)."""
+    import copy
+
+    fields = {}
+    for name, f in cls.model_fields.items():
+        info = copy.copy(f)
+        info.default, info.default_factory = None, None
+        fields[name] = (Optional[f.annotation], info)
+    doc = f"Overrides of [{cls.__name__}] for one panel: any of its keys; the others come from the main scene."
+    return create_model(f"{cls.__name__}Override", __base__=(cls, _Override), __doc__=doc, **fields)
+
+
+DataOverride, ModelOverride, TrainingOverride, DirectionsOverride, GridOverride, CaptureOverride, \
+    ScalingOverride, LookOverride = (_partial(c) for c in (DataSpec, ModelSpec, TrainingSpec, DirectionsSpec,
+                                                             GridSpec, CaptureSpec, ScalingSpec, LookSpec))
+
+
+class PanelSpec(_Section):
+    """One panel of a multi-panel film: the main scene with some keys changed. Its capture is its own (and cached
+    like any other: identical panels are captured once); time, camera and output are shared by all panels."""
+
+    title: Optional[str] = Field(
+        None, description="Title shown in the panel. Default: the overridden keys, e.g. 'batch_size = 10' "
+        "(the scene's title when nothing is overridden); \"\" for none.")
+    data: Optional[DataOverride] = Field(None, description="Keys of [data] to change in this panel.")
+    model: Optional[ModelOverride] = Field(None, description="Keys of [model] to change in this panel.")
+    training: Optional[TrainingOverride] = Field(None, description="Keys of [training] to change in this panel.")
+    directions: Optional[DirectionsOverride] = Field(None, description="Keys of [directions] to change in this panel.")
+    grid: Optional[GridOverride] = Field(None, description="Keys of [grid] to change in this panel.")
+    capture: Optional[CaptureOverride] = Field(None, description="Keys of [capture] to change in this panel.")
+    scaling: Optional[ScalingOverride] = Field(None, description="Keys of [scaling] to change in this panel.")
+    look: Optional[LookOverride] = Field(None, description="Keys of [look] to change in this panel.")
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler):
+        return {k: v for k, v in handler(self).items() if k in self.model_fields_set}
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """``{section: {key: value}}`` as written in the file (python values)."""
+        return {s: getattr(self, s).model_dump() for s in PANEL_SECTIONS if getattr(self, s) is not None}
+
+
+class LayoutSpec(_Section):
+    """How the panels share the frame (only used when the scene has [[panels]])."""
+
+    columns: Optional[PosInt] = Field(
+        None, description="Panels per row, filled left to right, top to bottom (an incomplete last row is centred). "
+        "Default: all panels in one row up to 3 panels, else a near-square grid (4 → 2x2, 5 or 6 → 3x2, 7 to 9 → "
+        "3x3).")
+    gap: float = Field(
+        0.004, ge=0, le=0.1, description="Width of the separator between panels, as a fraction of the film's height "
+        "(0: none); panels are as large as fits, and any pixels left over become a border of the same colour.")
+    gap_color: str = Field("#000000", description="Colour of the separator and border: a name or '#rrggbb'.")
+    shared_range: bool = Field(
+        False, description="Give every panel the same height and colour range (the union of theirs), so that equal "
+        "heights mean equal loss across panels. Needs the same scaling.log and scaling.clip in every panel and "
+        "scaling.range = 'film'. Default: each panel uses its own range (compares shapes, not levels).")
+
+    @field_validator("gap_color")
+    @classmethod
+    def _color(cls, v):
+        from matplotlib.colors import is_color_like
+
+        if not is_color_like(v):
+            raise ValueError(f"{v!r} is not a colour: use a name like 'black' or a hex code like '#1a2b3c'")
+        return v
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Deep merge: tables are merged key by key, anything else (numbers, strings, lists) is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _override_title(overrides: dict[str, dict[str, Any]]) -> str:
+    # Short enough for a narrow panel: the key without its section, the value without quotes.
+    return ", ".join(f"{k} = {v}" for keys in overrides.values() for k, v in keys.items())
+
+
 class Scene(_Section):
     """A scene: the whole recipe of one film."""
 
@@ -674,9 +773,17 @@ class Scene(_Section):
     camera: CameraSpec = Field(default_factory=CameraSpec)
     look: LookSpec = Field(default_factory=LookSpec)
     output: OutputSpec = Field(default_factory=OutputSpec)
+    panels: list[PanelSpec] = Field(
+        default_factory=list,
+        description="Several views in one film ([[panels]] tables): each panel is this scene with some keys of data, "
+        "model, training, directions, grid, capture, scaling or look changed, captured on its own; all panels share "
+        "the timeline, camera and output. Empty: a single view.")
+    layout: LayoutSpec = Field(default_factory=LayoutSpec, description="Arrangement of the panels.")
 
     # Not part of the file: where it came from (excluded from hashes and dumps).
     source: Optional[str] = Field(None, exclude=True, description="Path of the scene file (set by load_scene).")
+    panel: Optional[str] = Field(None, exclude=True, description="Set by panel_scenes() on a panel's scene: its "
+                                 "name suffix ('panel2'); not part of the file.")
 
     @model_validator(mode="before")
     @classmethod
@@ -771,12 +878,47 @@ class Scene(_Section):
             raise ValueError("look.color_by: 'convexity' needs curvature maps: add a [capture.curvature] table")
         if self.directions.kind == "pca" and len(self.captured_steps()) < 3:
             raise ValueError("directions.kind: 'pca' needs at least 3 captured steps to find two components")
+        if self.layout.columns is not None and self.panels and self.layout.columns > len(self.panels):
+            raise ValueError(f"layout.columns: {self.layout.columns} columns for {len(self.panels)} panels; at most "
+                             f"{len(self.panels)}")
         return self
 
     @property
     def name(self) -> str:
-        """The film's name: the scene file's stem, or 'scene'."""
-        return Path(self.source).stem if self.source else "scene"
+        """The film's name: the scene file's stem, or 'scene'; a panel's scene adds its suffix ('tiny_panel2')."""
+        stem = Path(self.source).stem if self.source else "scene"
+        return f"{stem}_{self.panel}" if self.panel else stem
+
+    def panel_scenes(self) -> list["Scene"]:
+        """One scene per panel: this scene (without panels) deep-merged with the panel's overrides, validated like
+        a scene file, named '<name>_panel<i>' (from 1) and titled as PanelSpec.title says. Raises
+        :class:`SceneError` listing every problem with its key path (``panels[1].capture.steps: ...``)."""
+        base = self.model_dump(exclude={"panels", "layout", "source", "panel"})
+        scenes, problems = [], []
+        for i, spec in enumerate(self.panels):
+            over = spec.overrides()
+            data = _merge(base, over)
+            if spec.title is not None:
+                data["title"] = spec.title
+            elif over:
+                data["title"] = _override_title(over)
+            try:
+                scene = Scene.model_validate(data)
+            except ValidationError as exc:
+                for path, msg in _dedupe([_describe(e) for e in exc.errors()]):
+                    problems.append((f"panels[{i}]" + (f".{path}" if path else ""), msg))
+                continue
+            scenes.append(scene.model_copy(update={"source": self.source, "panel": f"panel{i + 1}"}))
+        if not problems and self.layout.shared_range and len({(p.scaling.log, p.scaling.clip, p.scaling.range)
+                                                               for p in scenes}) > 1:
+            problems.append(("layout.shared_range", "one range for all panels needs the same scaling.log, "
+                             "scaling.clip and scaling.range in every panel; the panels differ"))
+        if not problems and self.layout.shared_range and scenes[0].scaling.range != "film":
+            problems.append(("layout.shared_range", "needs scaling.range = 'film' (with 'frame' every frame has a "
+                             "range of its own)"))
+        if problems:
+            raise SceneError(self.source or "<scene>", problems)
+        return scenes
 
     def captured_steps(self) -> list[int]:
         """The training steps at which the landscape is captured, increasing."""
@@ -839,10 +981,12 @@ def _describe(err: dict) -> tuple[str, str]:
     kind = err["type"]
     if kind == "extra_forbidden":
         owner = _model_at(loc[:-1])
-        allowed = sorted(k for k in owner.model_fields if k != "source") if owner else []
+        allowed = sorted(k for k in owner.model_fields if k not in ("source", "panel")) if owner else []
         key = str(loc[-1])
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
         hint = f"did you mean '{close[0]}'? " if close else ""
+        if owner is PanelSpec and key in ("camera", "timeline", "output"):
+            hint += "camera, timeline and output are shared by every panel (set them in the main scene); "
         return path, f"unknown key '{key}'; {hint}allowed here: {', '.join(allowed)}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
@@ -875,7 +1019,10 @@ def scene_from_dict(data: dict, source: str = "<scene>") -> Scene:
         scene = Scene.model_validate(data)
     except ValidationError as exc:
         raise SceneError(source, _dedupe([_describe(e) for e in exc.errors()])) from None
-    return scene.model_copy(update={"source": source})
+    scene = scene.model_copy(update={"source": source})
+    if scene.panels:
+        scene.panel_scenes()  # every panel must be a valid scene too: report its problems now, with their paths
+    return scene
 
 
 def load_scene(path: str | Path) -> Scene:
@@ -898,4 +1045,5 @@ def json_schema() -> str:
     """The JSON Schema of scene files (point a TOML editor at it with a '#:schema' comment)."""
     schema = Scene.model_json_schema()
     schema["properties"].pop("source", None)
+    schema["properties"].pop("panel", None)
     return json.dumps(schema, indent=2)

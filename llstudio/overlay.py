@@ -224,3 +224,23 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: Opt
 
 
 __all__ = ["LossInset", "Legend", "draw_card", "veil", "contact_sheet", "sheet_shape", "font", "smooth"]
+
+
+def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, text_color: str) -> None:
+    """Names of the training runs with a dot of each run's colour, bottom right of the PIL image ``img``:
+    ``runs`` is ((name, colour), ...), the primary run first."""
+    from PIL import ImageDraw
+
+    draw = ImageDraw.Draw(img)
+    size = max(8, int(height / 46))
+    f = font(size)
+    margin = int(0.025 * height)
+    line = int(1.5 * size)
+    text_w = max(draw.textlength(name, font=f) for name, _ in runs)
+    x = width - margin - text_w
+    y = height - margin - line * len(runs)
+    r = max(2, size // 3)
+    for i, (name, colour) in enumerate(runs):
+        cy = y + i * line + size // 2
+        draw.ellipse([x - 2.2 * r - r, cy - r, x - 2.2 * r + r, cy + r], fill=rgb(colour))
+        draw.text((x, y + i * line), name, font=f, fill=rgb(text_color))

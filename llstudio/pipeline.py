@@ -730,6 +730,8 @@ class Film:
         self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
                                  settings.fps, capture.plane_path, capture.updates, curve=curve,
                                  colors=_surface_colors(capture),
+                                 runs=tuple((r.name, r.plane_path) for r in capture.runs)
+                                 if len(capture.runs) > 1 else (),
                                  steps_per_epoch=self._steps_per_epoch() if look.epoch and look.overlay else None)
         sc = self.timeline.schedule
         # The camera moves over the film's body only: cards hold its first and last pose.

@@ -242,6 +242,7 @@ class SurfaceRenderer:
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
                                          color=look.text_color, name="info")
         self._buffer = None
+        self._run_actors = None
         self._background = None
         self._inset = self._inset_for = None
         self._legend = None
@@ -320,11 +321,17 @@ class SurfaceRenderer:
         return img
 
     def _overlays(self, img: np.ndarray, state: FrameState) -> np.ndarray:
-        if self._legend is None and not (self.look.loss_inset and state.curve is not None):
+        keyed = len(state.runs) > 1 and self.look.overlay
+        if self._legend is None and not (self.look.loss_inset and state.curve is not None) and not keyed:
             return img
         from PIL import Image
 
         pil = Image.fromarray(img)
+        if keyed:
+            from .overlay import draw_run_key
+
+            draw_run_key(pil, [(name, self.run_color(i)) for i, (name, _, _) in enumerate(state.runs)], self.width,
+                         self.height, self.look.text_color)
         if self._legend is not None:
             self._legend.draw(pil, state.vmin, state.vmax)
         if self.look.loss_inset and state.curve is not None:
@@ -414,6 +421,8 @@ class SurfaceRenderer:
                 self.trail.copy_from(empty)
         if self.arrow_actor is not None:
             self._update_arrow(state, surface)
+        if len(state.runs) > 1:
+            self._update_runs(state, z)
         if self.info_actor is not None:
             epoch = f"    epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
             self.info_actor.SetInput(f"step {state.step:,.0f}{epoch}    loss {_fmt_loss(state.center_loss)}")
@@ -423,6 +432,40 @@ class SurfaceRenderer:
             cam.position, cam.focal_point, cam.up = position, focal, up
         self.plotter.renderer.ResetCameraClippingRange()
         return self._grab()
+
+    def run_color(self, i: int) -> str:
+        """Colour of run ``i`` (0: the primary run, drawn in marker_color)."""
+        return self.look.marker_color if i == 0 else self.look.run_colors[(i - 1) % len(self.look.run_colors)]
+
+    def _update_runs(self, state: FrameState, z: np.ndarray) -> None:
+        """Marker and path of every further run (the primary run is the ordinary marker and trail), each in its own
+        colour; actors are made on the first frame, then their data updated in place."""
+        surface = self._height_function(z)
+        if self._run_actors is None:
+            self._run_actors = []
+            radius = 0.018 * self.extent
+            for i in range(1, len(state.runs)):
+                color = self.run_color(i)
+                sphere = self.pv.Sphere(radius=radius, theta_resolution=20, phi_resolution=20)
+                marker = self.plotter.add_mesh(sphere, color=color, smooth_shading=True, specular=0.6,
+                                               name=f"run{i}_marker", reset_camera=False) if self.look.marker else None
+                trail = _empty(self.pv)
+                trail_actor = self.plotter.add_mesh(trail, color=color, line_width=max(2.0, self.height / 360),
+                                                    name=f"run{i}_trail", reset_camera=False,
+                                                    lighting=False) if self.look.trail else None
+                self._run_actors.append((marker, trail, trail_actor))
+        for (name, (ma, mb), trail_ab), (marker, trail, trail_actor) in zip(state.runs[1:], self._run_actors):
+            mx, my = self.display_coords(ma, 0), self.display_coords(mb, 1)
+            if marker is not None:
+                marker.SetPosition(float(mx), float(my), float(surface([[mx, my]])[0]) + 0.01 * self.extent)
+            if trail_actor is not None:
+                if len(trail_ab) >= 2:
+                    xy = np.column_stack([self.display_coords(trail_ab[:, 0], 0),
+                                          self.display_coords(trail_ab[:, 1], 1)])
+                    trail.copy_from(self.pv.lines_from_points(
+                        np.column_stack([xy, surface(xy) + 0.006 * self.extent])))
+                else:
+                    trail.copy_from(_empty(self.pv))
 
     def _grab(self) -> np.ndarray:
         from vtkmodules.util.numpy_support import vtk_to_numpy

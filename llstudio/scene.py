@@ -560,6 +560,11 @@ class LookSpec(_Section):
     marker_color: str = Field("#ff5a36", description="Colour of the minimiser marker.")
     trail: bool = Field(True, description="Draw the training path so far on the surface (fixed frame).")
     trail_color: str = Field("#f4f4f4", description="Colour of the training path.")
+    run_colors: list[str] = Field(
+        default_factory=lambda: ["#36c5ff", "#ffd23f", "#7cff6b", "#ff6bd6", "#b388ff"],
+        description="Marker and path colours of the further training runs ([[training.runs]] after the first, which "
+        "uses marker_color and trail_color), in order; reused cyclically.",
+    )
     arrows: bool = Field(True, description="While a step is held (timeline.hold_each), draw its update as an arrow.")
     arrow_color: str = Field("#ffd166", description="Colour of the update arrow.")
     arrow_scale: float = Field(
@@ -621,6 +626,17 @@ class LookSpec(_Section):
             close = difflib.get_close_matches(v, list(matplotlib.colormaps), n=3)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise ValueError(f"unknown colormap {v!r}{hint}")
+        return v
+
+    @field_validator("run_colors")
+    @classmethod
+    def _run_colors(cls, v):
+        from matplotlib.colors import is_color_like
+
+        bad = [c for c in v if not is_color_like(c)]
+        if not v or bad:
+            raise ValueError(f"must be a non-empty list of colours (names like 'white' or hex codes like '#1a2b3c'); "
+                             f"not colours: {bad}")
         return v
 
     @field_validator("background", "contour_color", "marker_color", "trail_color", "arrow_color", "text_color",

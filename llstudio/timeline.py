@@ -180,6 +180,9 @@ class FrameState:
     curve: Optional[tuple] = None
     card: Optional[CardState] = None
     colors: Optional[np.ndarray] = None  # (nx, ny) in [0, 1] (NaN: unknown), colours the surface instead of values
+    # With several training runs on the plane, every run (the primary first, also drawn as marker/trail):
+    # (name, marker (alpha, beta), trail (M, 2)) each.
+    runs: tuple = ()
 
 
 class Timeline:
@@ -190,13 +193,15 @@ class Timeline:
     (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held);
     ``curve`` (steps (T,), loss (T,)) the training loss for an inset; ``steps_per_epoch`` turns steps into epochs.
     ``colors`` (K, nx, ny) an optional colour value per point in [0, 1] (e.g. the convexity ratio), interpolated
-    through time like the loss.
+    through time like the loss. ``runs``: with several training runs on the same plane, ``(name, path (K, 2))`` for
+    each (the primary first), interpolated like ``path``.
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
                  timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
                  updates: np.ndarray | None = None, curve: tuple | None = None,
-                 steps_per_epoch: float | None = None, colors: np.ndarray | None = None):
+                 steps_per_epoch: float | None = None, colors: np.ndarray | None = None,
+                 runs: tuple = ()):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -222,6 +227,15 @@ class Timeline:
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
+        self.runs = []
+        for name, run_path in runs:
+            p = _hold_last_finite(run_path)
+            pchip = None
+            if self._path_pchip is not None:
+                from scipy.interpolate import PchipInterpolator
+
+                pchip = PchipInterpolator(np.arange(k), p, axis=0)
+            self.runs.append((str(name), p, pchip))
         self._colors_pchip = None
         # PCHIP refuses NaN (an unknown colour, e.g. curvature of diverged weights): those films blend linearly,
         # which keeps NaN exactly where a neighbouring captured step has it.
@@ -305,8 +319,15 @@ class Timeline:
             arrow = (marker, tuple(float(m + d) for m, d in zip(marker, self.updates[k])))
         colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_pchip)
         epoch = None if not self.steps_per_epoch else step / self.steps_per_epoch
+        runs = tuple(self._run_at(u, name, p, pchip) for name, p, pchip in self.runs)
         return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
-                          self.curve, self.card_at(index), colors)
+                          self.curve, self.card_at(index), colors, runs)
+
+    def _run_at(self, u: float, name: str, path: np.ndarray, pchip) -> tuple:
+        """(name, marker, trail) of a run at fractional captured index ``u``, sampled like ``trail_at``."""
+        ts = np.append(np.arange(0.0, u, 1.0 / 6), u)
+        trail = np.array([self._interpolate(t, path, pchip) for t in ts])
+        return name, tuple(float(v) for v in trail[-1]), trail
 
     def center_values(self, u) -> np.ndarray:
         """Scaled loss at the current weights at fractional captured indices ``u`` (M,), for colouring a trail."""

@@ -51,7 +51,10 @@ def capture_key(scene: Scene, device_type: str) -> str:
 
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
-    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data}
+    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data,
+                        "mode": scene.capture.mode}
+    if scene.capture.mode == "recompute_bn":
+        ident["capture"]["bn_samples"] = scene.capture.bn_samples
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
@@ -67,7 +70,8 @@ class Capture:
     model's parameters. ``center_loss`` (steps,) is the loss at each captured step's own weights; ``plane_path``
     (steps, 2) their least-squares (alpha, beta) coordinates on the plane (zeros in the follow frame), and
     ``updates`` (steps, 2) the move from each captured step to the next in the same coordinates.
-    ``explained_variance`` holds the PCA ratio of each direction for 'pca' directions.
+    ``explained_variance`` holds the PCA ratio of each direction for 'pca' directions. ``center_buffers[k]`` are
+    the BatchNorm running statistics (name → tensor) at captured step ``k`` (empty dicts without BatchNorm).
     """
 
     scene: Scene
@@ -86,6 +90,7 @@ class Capture:
     updates: Optional[np.ndarray] = None
     frame: str = "follow"
     explained_variance: Optional[np.ndarray] = None
+    center_buffers: list = field(default_factory=list, repr=False)
 
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +100,9 @@ class Capture:
     def data(self):
         """The dataset, with the fixed evaluation subset the landscape was measured on (``x_eval``, ``y_eval``)."""
         from .data import load_dataset
+        from .models import wants_images
 
-        return load_dataset(self.scene.data)
+        return load_dataset(self.scene.data, images=wants_images(self.scene.model))
 
     @property
     def eval_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -114,6 +120,10 @@ class Capture:
         with torch.no_grad():
             for name, p in m.named_parameters():
                 p.copy_(self.centers[k][name])
+            if self.center_buffers:
+                for name, b in m.named_buffers():
+                    if name in self.center_buffers[k]:
+                        b.copy_(self.center_buffers[k][name])
         return m.eval()
 
 
@@ -199,7 +209,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     from .data import load_dataset
     from .device import resolve_device
     from .directions import cosine, project, weight_values, zero_entries
-    from .models import loss_fn
+    from .data import bn_subset
+    from .models import has_batch_norm, loss_fn, state_buffers, wants_images
     from .training import Trajectory, initial_model, train
 
     progress = progress or Progress("none")
@@ -215,20 +226,22 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
             "steps": steps, "device": device.type,
-            "dtype": scene.capture.dtype, "capture_mode": "eval", "loss_on": scene.capture.data,
+            "dtype": scene.capture.dtype, "capture_mode": scene.capture.mode, "loss_on": scene.capture.data,
             "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
         })
-    data = load_dataset(scene.data)
+    data = load_dataset(scene.data, images=wants_images(scene.model))
     _check_weight_refs(scene, data, dtype)
 
     # Training ------------------------------------------------------------------------------------------
     if use_cache and cdir.has("trajectory"):
         arrays = cdir.load_arrays("trajectory")
         names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
+        bnames = [k[len("b0/"):] for k in arrays if k.startswith("b0/")]
         traj = Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
                                             for i in range(len(arrays["steps"]))],
-                          arrays["train_loss"], arrays["batches"])
+                          arrays["train_loss"], arrays["batches"],
+                          [_to_torch({n: arrays[f"b{i}/{n}"] for n in bnames}) for i in range(len(arrays["steps"]))])
         progress.log(f"training: reused from cache {cdir.path}")
     else:
         with progress.stage("training", scene.training.steps, "steps") as advance:
@@ -236,6 +249,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         arrays = {"steps": traj.steps, "train_loss": traj.train_loss, "batches": traj.batches}
         for i, w in enumerate(traj.weights):
             arrays.update({f"w{i}/{n}": v for n, v in _to_numpy(w).items()})
+        for i, b in enumerate(traj.buffers):  # BatchNorm running statistics, for eval-mode capture
+            arrays.update({f"b{i}/{n}": v for n, v in _to_numpy(b).items()})
         cdir.save_arrays("trajectory", arrays)
         if not np.all(np.isfinite(traj.train_loss)):
             progress.log("warning: the training loss became NaN/inf (the run diverged); the landscape shows it clipped")
@@ -274,18 +289,36 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     if todo:
         model = initial_model(scene, data, dtype)
         crit = loss_fn(scene.training.loss, data.n_classes)
+        mode = scene.capture.mode
+        if mode == "recompute_bn" and not has_batch_norm(model):  # a custom model: known only once built
+            from .errors import SceneError
+
+            raise SceneError(scene.source or "<scene>", [("capture.mode", "'recompute_bn' recomputes BatchNorm "
+                             "statistics, but the model has no BatchNorm layer; use capture.mode = 'eval'")])
+        bn_x = (torch.as_tensor(bn_subset(data, scene.capture.bn_samples, scene.data.eval_seed))
+                if mode == "recompute_bn" else None)
+        initial_buffers = state_buffers(model)
         ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
-                                device, dtype, scene.capture.memory_mb)
+                                device, dtype, scene.capture.memory_mb, mode=mode, bn_x=bn_x)
         fixed = scene.directions.frame == "fixed"
         # One plane serves every step only when neither the centre nor the data changes between steps.
         shared = fixed and scene.capture.data == "eval"
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
-                     f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
+                     f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, {mode} mode, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
                      f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
         zero = torch.zeros(1, dtype=torch.float64)
 
         plane_center = _plane_center(scene, data, dtype, traj) if fixed else None
+
+        def step_buffers(k: Optional[int]) -> dict:
+            """BatchNorm running statistics at captured step k, or at the fixed plane's centre (k None)."""
+            if k is not None:
+                return traj.buffers[k] if traj.buffers else {}
+            c = scene.directions.center
+            if c == "initial" or not traj.buffers:
+                return initial_buffers
+            return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
 
         def grid_center(k: Optional[int]) -> dict:
             """Weights at grid point (0, 0): the plane centre (fixed frame) or step k's weights; for named weights,
@@ -299,7 +332,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 plane = cdir.load_arrays("plane")["loss"]
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane = ev.grid(grid_center(None), alphas, betas)
+                    plane = ev.grid(grid_center(None), alphas, betas, step_buffers(None))
                     advance(plane.size)
                 cdir.save_arrays("plane", {"loss": plane})
         with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
@@ -308,10 +341,11 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 if scene.capture.data == "batch":
                     batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
                     ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
-                grid = plane if shared else ev.grid(grid_center(k), alphas, betas)
+                grid = plane if shared else ev.grid(grid_center(k), alphas, betas,
+                                                    step_buffers(None if fixed else k))
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
-                center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
+                center = float(ev.evaluate(traj.weights[k], zero, zero, step_buffers(k))[0])
                 cdir.save_step(steps[k], grid, center)
                 advance(1 if shared else grid.size)
     else:
@@ -324,6 +358,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
         plane_path=np.asarray(path), updates=np.asarray(updates), frame=scene.directions.frame,
         explained_variance=None if explained is None else np.asarray(explained),
+        center_buffers=list(traj.buffers),
     )
 
 

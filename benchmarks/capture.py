@@ -50,9 +50,9 @@ def resnet10_w16() -> nn.Module:
 CASES = {
     "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse", (1, 28, 28), "eval"),
     "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse", (1, 28, 28), "eval"),
-    "mnist-cnn N=16": (mnist_cnn, 16, "cross_entropy", (1, 28, 28), "eval"),
-    "resnet10-w16 N=16 eval": (resnet10_w16, 16, "cross_entropy", (3, 32, 32), "eval"),
-    "resnet10-w16 N=16 train": (resnet10_w16, 16, "cross_entropy", (3, 32, 32), "train"),
+    "mnist-cnn N=8": (mnist_cnn, 8, "cross_entropy", (1, 28, 28), "eval"),
+    "resnet10-w16 N=4 eval": (resnet10_w16, 4, "cross_entropy", (3, 32, 32), "eval"),
+    "resnet10-w16 N=4 train": (resnet10_w16, 4, "cross_entropy", (3, 32, 32), "train"),
 }
 
 

@@ -51,6 +51,8 @@ def capture_key(scene: Scene, device_type: str) -> str:
 
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
+    # Where the dataset lives does not change the numbers: moving it must not invalidate the cache.
+    ident["data"].pop("root", None)
     ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data,
                         "mode": scene.capture.mode}
     if scene.capture.mode == "recompute_bn":

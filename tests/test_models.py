@@ -300,3 +300,33 @@ def test_custom_factory(factory_module):
         build_model(ModelSpec(kind="custom", factory=f"{factory_module}:nope"), (1, 8, 8), 10)
     with pytest.raises(SceneError, match="model.factory.*cannot import module 'no_such_pkg_xyz.nets'"):
         build_model(ModelSpec(kind="custom", factory="no_such_pkg_xyz.nets:make"), (1, 8, 8), 10)
+
+
+def test_fixed_plane_uses_the_running_statistics_of_its_centre(tmp_path):
+    """Fixed frame, eval mode: the grid point at the plane's centre is the final model with its final running
+    statistics (not the initial ones a fresh model carries)."""
+    from llstudio.pipeline import capture_scene
+
+    scene = make_scene(tmp_path / "fixed.toml", model={"kind": "cnn", "width": 2, "batch_norm": True},
+                       data={"eval_size": 24, "train_size": 96}, training={"steps": 4, "batch_size": 16},
+                       directions={"kind": "pca", "frame": "fixed", "center": "final"},
+                       grid={"resolution": 3, "range": [-1.0, 1.0]}, capture={"every": 2, "device": "cpu"})
+    cap = capture_scene(scene)
+    m = cap.model(-1)
+    x, y = cap.eval_data
+    with torch.no_grad():
+        want = float(nn.functional.cross_entropy(m(torch.as_tensor(x)), torch.as_tensor(y)))
+    assert cap.loss[0, 1, 1] == pytest.approx(want, rel=1e-5)
+    m.load_state_dict({**m.state_dict(), **{k: torch.zeros_like(v) if "mean" in k else torch.ones_like(v)
+                                             for k, v in cap.center_buffers[0].items()}})
+    with torch.no_grad():
+        stale = float(nn.functional.cross_entropy(m(torch.as_tensor(x)), torch.as_tensor(y)))
+    assert stale != pytest.approx(want, rel=1e-5)
+
+
+def test_capture_key_ignores_where_the_dataset_lives():
+    from llstudio.pipeline import capture_key
+
+    a = make_scene(data={"dataset": "mnist", "root": "/data/a"}, model={"kind": "cnn"})
+    b = make_scene(data={"dataset": "mnist", "root": "/mnt/b"}, model={"kind": "cnn"})
+    assert capture_key(a, "cpu") == capture_key(b, "cpu")

@@ -85,7 +85,3 @@ def swap_batch_norm(model: nn.Module) -> Optional[BNState]:
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, attr, CaptureBatchNorm(bn, state, slot))
     return state
-
-
-def has_dropout(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())

@@ -8,8 +8,12 @@ For each case the same model, data, centre, directions and grid are evaluated tw
 ``LandscapeEvaluator.grid``. The table prints points/s of each, their ratio, and the largest relative difference
 between the two results (they must agree: the fast path is only useful if it is right).
 
-Inputs are seeded random 28x28 images (timings do not depend on pixel values); the models are the 784-50-500-10
-sigmoid MLP without biases of the "gradient descent and loss landscape animations" write-up, with MSE loss.
+Inputs are seeded random images (timings do not depend on pixel values). The models: the 784-50-500-10 sigmoid MLP
+without biases of the "gradient descent and loss landscape animations" write-up, with MSE loss; the small MNIST CNN
+of "Visualising the loss landscape" (1,199,882 weights, 28x28 inputs, cross-entropy); a reduced torchvision
+ResNet-10 (base width 16, BatchNorm, 3x32x32 inputs), captured in 'eval' mode (running statistics) and in 'train'
+mode (batch statistics; the loop then runs the model in train mode). N, the number of evaluation samples, is part
+of each case's name; conv cases use few samples so that the plain loop finishes on a CPU.
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from torch import nn
 from llstudio.landscape import LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
 from llstudio.directions import random_directions
-from llstudio.models import loss_fn
-from llstudio.scene import DirectionsSpec
+from llstudio.models import build_model, loss_fn
+from llstudio.scene import DirectionsSpec, ModelSpec
 
 
 def mlp_784_50_500_10() -> nn.Sequential:
@@ -34,9 +38,21 @@ def mlp_784_50_500_10() -> nn.Sequential:
                          nn.Linear(50, 500, bias=False), nn.Sigmoid(), nn.Linear(500, 10, bias=False))
 
 
+def mnist_cnn() -> nn.Module:
+    return build_model(ModelSpec(kind="cnn"), (1, 28, 28), 10)
+
+
+def resnet10_w16() -> nn.Module:
+    return build_model(ModelSpec(kind="resnet", width=16, depth=1), (3, 32, 32), 10)
+
+
+# name → (model factory, N, loss, input shape, capture mode)
 CASES = {
-    "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse"),
-    "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse"),
+    "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse", (1, 28, 28), "eval"),
+    "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse", (1, 28, 28), "eval"),
+    "mnist-cnn N=8": (mnist_cnn, 8, "cross_entropy", (1, 28, 28), "eval"),
+    "resnet10-w16 N=4 eval": (resnet10_w16, 4, "cross_entropy", (3, 32, 32), "eval"),
+    "resnet10-w16 N=4 train": (resnet10_w16, 4, "cross_entropy", (3, 32, 32), "train"),
 }
 
 
@@ -45,10 +61,10 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def run_case(name, factory, n, loss_kind, grid, device, dtype, strategy):
+def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, strategy):
     torch.manual_seed(0)
     model = factory().to(dtype)
-    x = torch.rand(n, 1, 28, 28, dtype=dtype)
+    x = torch.rand(n, *shape, dtype=dtype)
     y = torch.randint(0, 10, (n,))
     center = {k: v.detach().clone() for k, v in model.named_parameters()}
     d1, d2 = random_directions(DirectionsSpec(), center)
@@ -56,7 +72,9 @@ def run_case(name, factory, n, loss_kind, grid, device, dtype, strategy):
     axis = np.linspace(-1.0, 1.0, grid)
 
     # Plain loop: model and data on the device, weights set per point.
-    m = factory().to(device=device, dtype=dtype).eval()
+    m = factory().to(device=device, dtype=dtype)
+    # 'train' capture = BatchNorm with batch statistics = the module in train mode (these models have no dropout)
+    m.train(mode == "train")
     xd, yd = x.to(device), y.to(device)
     cd = {k: v.to(device) for k, v in center.items()}
     d1d = {k: v.to(device) for k, v in d1.items()}
@@ -67,7 +85,8 @@ def run_case(name, factory, n, loss_kind, grid, device, dtype, strategy):
     sync(device)
     t_loop = time.perf_counter() - t0
 
-    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy)
+    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy,
+                            mode=mode)
     ev.grid(center, axis[:2], axis[:2])  # warm-up: allocations, kernels
     sync(device)
     t0 = time.perf_counter()
@@ -93,10 +112,10 @@ def main():
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
     print(f"{'case':28s} {'strategy':12s} {'chunk':>5s} {'loop pts/s':>11s} {'llstudio pts/s':>15s} "
           f"{'ratio':>7s} {'max rel diff':>13s}")
-    for name, (factory, n, loss_kind) in CASES.items():
+    for name, (factory, n, loss_kind, shape, mode) in CASES.items():
         if args.case and not any(c in name for c in args.case):
             continue
-        row = run_case(name, factory, n, loss_kind, args.grid, device, dtype, args.strategy)
+        row = run_case(name, factory, n, loss_kind, shape, mode, args.grid, device, dtype, args.strategy)
         print(f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}",
               flush=True)
 

@@ -5,6 +5,9 @@ weights are formed fresh as ``c + a*d1 + b*d2`` inside a vectorised (``torch.fun
 model starts with a linear layer (after parameter-free ones such as ``Flatten``), that layer's output is linear in
 its weights, so it is computed three times per centre (for ``c``, ``d1`` and ``d2``) instead of once per point.
 
+Models with BatchNorm are captured in one of three modes (eval, train, recompute_bn; see ``bncapture``) through
+the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers.
+
 This module knows nothing of files or pixels.
 """
 
@@ -17,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
+
+from .bncapture import MODES, swap_batch_norm
 
 _LINEAR_FIRST = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -90,13 +95,27 @@ class LandscapeEvaluator:
     Strategies, fastest that applies first: ``mlp`` (batched matrix products into reused buffers, first layer
     computed three times per centre instead of once per point), ``linear_first`` (vmap over the rest of the model,
     first layer as above), ``vmap`` (vmap over the whole model).
+
+    ``mode`` says how BatchNorm layers normalise (``bncapture``): 'eval' with the running statistics (the model's
+    own buffers, or those passed to :meth:`evaluate`), 'train' with the statistics of the evaluated batch,
+    'recompute_bn' with statistics recomputed at every point from ``bn_x`` (m, ...), a fixed subset of training
+    inputs. Dropout is always off. Models with BatchNorm in a mode other than 'eval' use the vmap strategy.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], device: torch.device,
-                 dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto"):
+                 dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto", mode: str = "eval",
+                 bn_x: Optional[torch.Tensor] = None):
         self.device, self.dtype = device, dtype
         self.model = model.to(device=device, dtype=dtype).eval()
+        if mode not in MODES:
+            raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.bn_state = swap_batch_norm(self.model)
+        if mode == "recompute_bn" and (self.bn_state is None or bn_x is None):
+            raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x, the "
+                             "training inputs their statistics are recomputed from")
+        self.mode = mode
+        self.bn_x = None if bn_x is None else bn_x.to(device=device, dtype=dtype)
         self.loss = loss
         self.x = x.to(device=device, dtype=dtype)
         self.y = y.to(device=device)
@@ -107,6 +126,9 @@ class LandscapeEvaluator:
         split = _split_first_linear(self.model)
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        if self.bn_state is not None and mode != "eval":
+            # Batch statistics (and the recompute pass) need the whole model inside one vmapped function.
+            split = None
         if strategy == "auto":
             strategy = "mlp" if _MLPPlan.supports(split) else ("linear_first" if split else "vmap")
         if strategy in ("mlp", "linear_first") and split is None or strategy == "mlp" and not _MLPPlan.supports(split):
@@ -138,7 +160,8 @@ class LandscapeEvaluator:
             for h in hooks:
                 h.remove()
         itemsize = torch.finfo(self.dtype).bits // 8
-        per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * len(self.x) * sum(sizes)) * itemsize
+        n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
+        per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * n * sum(sizes)) * itemsize
         budget = memory_mb * 2**20
         if self.strategy == "mlp" and self.device.type == "cpu":
             budget = min(budget, 64 * 2**20)
@@ -164,15 +187,41 @@ class LandscapeEvaluator:
         zs = [functional_call(first, local(p), (x0,)) for p in (center, self.d1, self.d2)]
         return zs, [k for k in self.names if k not in fkeys]
 
+    def _loss_at(self, params: dict, buffers: dict) -> torch.Tensor:
+        """Loss of the whole model at one point's ``params`` (vmapped over points by the caller)."""
+        st = self.bn_state
+        if st is not None:
+            if self.mode == "recompute_bn":
+                st.phase = "collect"
+                functional_call(self.model, (params, buffers), (self.bn_x,))
+                st.phase = "apply"
+            else:
+                st.phase = "batch" if self.mode == "train" else "eval"
+        return self.loss(functional_call(self.model, (params, buffers), (self.x,)), self.y)
+
+    def _buffers_for(self, buffers: Optional[dict]) -> dict:
+        """The model's buffers, with those given (e.g. a captured step's BatchNorm running statistics) instead."""
+        out = dict(self.buffers)
+        for k, v in (buffers or {}).items():
+            if k in out:
+                out[k] = v.to(device=self.device, dtype=out[k].dtype)
+        return out
+
     @torch.no_grad()
-    def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device."""
+    def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                 buffers: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+        """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device.
+
+        ``buffers`` (name → tensor) replace the model's own, e.g. the BatchNorm running statistics of the step
+        whose weights ``center`` are.
+        """
+        bufs = self._buffers_for(buffers)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
         a = a.to(device=self.device, dtype=self.dtype)
         b = b.to(device=self.device, dtype=self.dtype)
         out = torch.empty(len(a), device=self.device, dtype=self.dtype)
         if self.strategy == "vmap":
-            fn = vmap(lambda p: self.loss(functional_call(self.model, (p, self.buffers), (self.x,)), self.y))
+            fn = vmap(lambda p: self._loss_at(p, bufs))
             for s in range(0, len(a), self.chunk):
                 out[s:s + self.chunk] = fn(self._points(center, a[s:s + self.chunk], b[s:s + self.chunk], self.names))
             return out
@@ -180,7 +229,7 @@ class LandscapeEvaluator:
         if self.strategy == "linear_first":
             rest = self.split[3]
             fname = self.split[1]
-            rest_buffers = {k: v for k, v in self.buffers.items() if not k.startswith(fname + ".")}
+            rest_buffers = {k: v for k, v in bufs.items() if not k.startswith(fname + ".")}
 
             def one(params, za, zb):
                 return self.loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
@@ -228,10 +277,11 @@ class LandscapeEvaluator:
             out[s:s + p] = batched_loss(h.transpose(1, 2), self.y)
         return out
 
-    def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray,
+             buffers: Optional[dict[str, torch.Tensor]] = None) -> np.ndarray:
         """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``."""
         A, B = np.meshgrid(alphas, betas, indexing="ij")
-        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()))
+        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()), buffers)
         return vals.cpu().numpy().astype(np.float64).reshape(len(alphas), len(betas))
 
 

@@ -57,7 +57,12 @@ def capture_key(scene: Scene, device_type: str) -> str:
 
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
-    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data}
+    # Where the dataset lives does not change the numbers: moving it must not invalidate the cache.
+    ident["data"].pop("root", None)
+    ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data,
+                        "mode": scene.capture.mode}
+    if scene.capture.mode == "recompute_bn":
+        ident["capture"]["bn_samples"] = scene.capture.bn_samples
     if scene.capture.curvature_on:  # absent otherwise, so scenes without curvature keep their keys
         ident["capture"]["curvature"] = dump["capture"]["curvature"]
     # A checkpoint endpoint's numbers are in its file, not in the scene: its contents are part of the key.
@@ -108,7 +113,8 @@ class Capture:
     ``hessian_eigenvalues`` (2,) are the eigenvalues of 'hessian' directions.
     On a 1D grid (``grid.dimensions = 1``) ``betas`` is ``[0.0]``, ``loss`` is (steps, nx, 1) and d2 is zero.
     ``runs`` lists every training run on the plane, primary first (one record, named 'main', without
-    ``[[training.runs]]``); the single-run fields above describe the primary run.
+    ``[[training.runs]]``); the single-run fields above describe the primary run. ``center_buffers[k]`` are
+    the BatchNorm running statistics (name → tensor) at captured step ``k`` (empty dicts without BatchNorm).
     """
 
     scene: Scene
@@ -133,6 +139,7 @@ class Capture:
     curv_max: Optional[np.ndarray] = None
     hessian_eigenvalues: Optional[np.ndarray] = None
     runs: list = field(default_factory=list)
+    center_buffers: list = field(default_factory=list, repr=False)
 
     @property
     def convexity(self) -> Optional[np.ndarray]:
@@ -152,8 +159,9 @@ class Capture:
     def data(self):
         """The dataset, with the fixed evaluation subset the landscape was measured on (``x_eval``, ``y_eval``)."""
         from .data import load_dataset
+        from .models import wants_images
 
-        return load_dataset(self.scene.data)
+        return load_dataset(self.scene.data, images=wants_images(self.scene.model))
 
     @property
     def eval_data(self) -> tuple[np.ndarray, np.ndarray]:
@@ -171,6 +179,10 @@ class Capture:
         with torch.no_grad():
             for name, p in m.named_parameters():
                 p.copy_(self.centers[k][name])
+            if self.center_buffers:
+                for name, b in m.named_buffers():
+                    if name in self.center_buffers[k]:
+                        b.copy_(self.center_buffers[k][name])
         return m.eval()
 
 
@@ -391,9 +403,11 @@ def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: b
     if use_cache and cdir.has(name):
         arrays = cdir.load_arrays(name)
         names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
+        bnames = [k[len("b0/"):] for k in arrays if k.startswith("b0/")]
         traj = Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
                                             for i in range(len(arrays["steps"]))],
-                          arrays["train_loss"], arrays["batches"])
+                          arrays["train_loss"], arrays["batches"],
+                          [_to_torch({n: arrays[f"b{i}/{n}"] for n in bnames}) for i in range(len(arrays["steps"]))])
         progress.log(f"{label}: reused from cache {cdir.path}")
         return traj
     with progress.stage(label, scene.training.steps, "steps") as advance:
@@ -401,6 +415,8 @@ def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: b
     arrays = {"steps": traj.steps, "train_loss": traj.train_loss, "batches": traj.batches}
     for i, w in enumerate(traj.weights):
         arrays.update({f"w{i}/{n}": v for n, v in _to_numpy(w).items()})
+    for i, b in enumerate(traj.buffers):  # BatchNorm running statistics, for eval-mode capture
+        arrays.update({f"b{i}/{n}": v for n, v in _to_numpy(b).items()})
     cdir.save_arrays(name, arrays)
     if not np.all(np.isfinite(traj.train_loss)):
         progress.log(f"warning: the training loss of {label} became NaN/inf (the run diverged); the landscape shows "
@@ -422,7 +438,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     from .data import load_dataset
     from .device import resolve_device
     from .directions import cosine, zero_entries
-    from .models import loss_fn
+    from .data import bn_subset
+    from .models import has_batch_norm, loss_fn, state_buffers, wants_images
     from .training import initial_model
 
     progress = progress or Progress("none")
@@ -438,14 +455,14 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
             "steps": steps, "device": device.type,
-            "dtype": scene.capture.dtype, "capture_mode": "eval", "loss_on": scene.capture.data,
+            "dtype": scene.capture.dtype, "capture_mode": scene.capture.mode, "loss_on": scene.capture.data,
             "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
             "dimensions": scene.grid.dimensions, "second_direction": second_direction_note(scene),
             "runs": scene.training.run_names(),
             "checkpoints": {k: str(p) for k, p in checkpoint_files(scene).items()},
         })
-    data = load_dataset(scene.data)
+    data = load_dataset(scene.data, images=wants_images(scene.model))
     _check_weight_refs(scene, data, dtype)
     run_names = scene.training.run_names()
     multi = scene.training.runs is not None
@@ -506,16 +523,34 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     if todo or runs_todo:
         model = initial_model(scene, data, dtype)
         crit = loss_fn(scene.training.loss, data.n_classes)
+        mode = scene.capture.mode
+        if mode == "recompute_bn" and not has_batch_norm(model):  # a custom model: known only once built
+            from .errors import SceneError
+
+            raise SceneError(scene.source or "<scene>", [("capture.mode", "'recompute_bn' recomputes BatchNorm "
+                             "statistics, but the model has no BatchNorm layer; use capture.mode = 'eval'")])
+        bn_x = (torch.as_tensor(bn_subset(data, scene.capture.bn_samples, scene.data.eval_seed))
+                if mode == "recompute_bn" else None)
+        initial_buffers = state_buffers(model)
         ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
-                                device, dtype, scene.capture.memory_mb)
+                                device, dtype, scene.capture.memory_mb, mode=mode, bn_x=bn_x)
     zero = torch.zeros(1, dtype=torch.float64)
     if todo:
         # One plane serves every step only when neither the centre nor the data changes between steps.
         shared = fixed and scene.capture.data == "eval"
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
-                     f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
+                     f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, {mode} mode, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
                      f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
+
+        def step_buffers(k: Optional[int]) -> dict:
+            """BatchNorm running statistics at captured step k, or at the fixed plane's centre (k None)."""
+            if k is not None:
+                return traj.buffers[k] if traj.buffers else {}
+            c = scene.directions.center
+            if c == "initial" or not traj.buffers:
+                return initial_buffers
+            return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
 
         def grid_center(k: Optional[int]) -> dict:
             """Weights at grid point (0, 0): the plane centre (fixed frame) or step k's weights; for named weights,
@@ -529,7 +564,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 plane = cdir.load_arrays("plane")["loss"]
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane = ev.grid(grid_center(None), alphas, betas)
+                    plane = ev.grid(grid_center(None), alphas, betas, step_buffers(None))
                     advance(plane.size)
                 cdir.save_arrays("plane", {"loss": plane})
         with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
@@ -538,10 +573,11 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 if scene.capture.data == "batch":
                     batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
                     ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
-                grid = plane if shared else ev.grid(grid_center(k), alphas, betas)
+                grid = plane if shared else ev.grid(grid_center(k), alphas, betas,
+                                                    step_buffers(None if fixed else k))
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
-                center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
+                center = float(ev.evaluate(traj.weights[k], zero, zero, step_buffers(k))[0])
                 cdir.save_step(steps[k], grid, center)
                 advance(1 if shared else grid.size)
     else:
@@ -551,7 +587,9 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         # mini-batch capture above replaced it.
         ev.set_data(torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval))
         for n in runs_todo:
-            losses = np.array([float(ev.evaluate(w, zero, zero)[0]) for w in trajs[n].weights])
+            t = trajs[n]
+            losses = np.array([float(ev.evaluate(w, zero, zero, t.buffers[k] if t.buffers else {})[0])
+                               for k, w in enumerate(t.weights)])
             cdir.save_arrays(f"run_{n}", {"center_loss": losses})
 
     curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype, progress,
@@ -570,6 +608,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         plane_path=np.asarray(path), updates=np.asarray(updates), frame=scene.directions.frame,
         explained_variance=None if explained is None else np.asarray(explained), runs=runs,
         hessian_eigenvalues=None if eigenvalues is None else np.asarray(eigenvalues), **curvature,
+        center_buffers=list(traj.buffers),
     )
 
 

@@ -47,10 +47,12 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 class DataSpec(_Section):
     """What the network learns from, and the fixed subset the landscape is measured on."""
 
-    dataset: Literal["digits", "moons", "blobs", "spirals"] = Field(
+    dataset: Literal["digits", "moons", "blobs", "spirals", "mnist", "fashion_mnist", "cifar10"] = Field(
         "digits",
         description="Dataset. 'digits' is scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes, "
-        "no download). 'moons', 'blobs' and 'spirals' are synthetic 2D sets generated from the seed.",
+        "no download). 'moons', 'blobs' and 'spirals' are synthetic 2D sets generated from the seed. 'mnist', "
+        "'fashion_mnist' (28x28, 1 channel) and 'cifar10' (32x32, 3 channels) are read from the torchvision "
+        "folder 'root' (training split; never downloaded).",
     )
     train_size: Optional[PosInt] = Field(
         None, description="Use only this many training samples (a seeded subset). Default: all of them."
@@ -63,13 +65,33 @@ class DataSpec(_Section):
     eval_seed: int = Field(0, description="Seed of the evaluation subset (and of the train subset).")
     samples: PosInt = Field(1000, description="Synthetic datasets only: how many samples to generate.")
     noise: NonNegFloat = Field(0.1, description="Synthetic datasets only: noise level.")
+    root: Optional[str] = Field(
+        None,
+        description="mnist, fashion_mnist, cifar10 only: the torchvision data folder holding MNIST/raw, "
+        "FashionMNIST/raw or cifar-10-batches-py. Default: $LLSTUDIO_DATA, else ./data.",
+    )
+    image_size: Optional[Annotated[int, Field(ge=4, le=256)]] = Field(
+        None,
+        description="Image datasets only: resize the images to image_size x image_size (bilinear), e.g. 16 or 32 "
+        "so that a ResNet or VGG can run on the 8x8 digits. Default: native size.",
+    )
+    channels: Optional[Literal[1, 3]] = Field(
+        None,
+        description="Image datasets only: 3 replicates a grey image into RGB (digits, MNIST for a ResNet/VGG); 1 "
+        "averages RGB to grey. Default: native channels.",
+    )
 
 
 class ModelSpec(_Section):
     """The network."""
 
-    kind: Literal["mlp", "logistic"] = Field(
-        "mlp", description="'mlp': fully connected network; 'logistic': logistic (softmax) regression."
+    kind: Literal["mlp", "logistic", "cnn", "resnet", "vgg", "custom"] = Field(
+        "mlp",
+        description="'mlp': fully connected network; 'logistic': logistic (softmax) regression; 'cnn': the small "
+        "MNIST CNN (2 conv layers, max-pool, dropout, 2 fully connected layers); 'resnet': torchvision's ResNet "
+        "with BasicBlocks, reduced for small images (3x3 stem, no max-pool, 4 stages of width, 2*width, 4*width, "
+        "8*width); 'vgg': torchvision's VGG on VGG-11's layer plan, reduced (base width, fewer stages, small "
+        "classifier); 'custom': your own model from 'factory'. Conv models take (N, C, H, W) images.",
     )
     hidden: list[PosInt] = Field(
         default_factory=lambda: [32], description="MLP only: widths of the hidden layers, e.g. [50, 500]."
@@ -78,6 +100,42 @@ class ModelSpec(_Section):
         "relu", description="MLP only: activation after each hidden layer."
     )
     bias: bool = Field(True, description="Whether linear layers have bias terms.")
+    width: Optional[PosInt] = Field(
+        None,
+        description="cnn, resnet, vgg: base channel width. cnn: channels of the first conv layer (the second has "
+        "2*width, the hidden fully connected layer 4*width); default 32, the write-up's network. resnet and vgg: "
+        "channels of the first stage, doubled per stage up to 8*width; default 16 (torchvision's full size is 64).",
+    )
+    depth: Optional[PosInt] = Field(
+        None,
+        description="resnet: BasicBlocks per stage (1 gives a ResNet-10, 2 a ResNet-18); default 1. vgg: number of "
+        "stages of VGG-11's plan (conv counts 1, 1, 2, 2, 2, each stage ending in a 2x2 max-pool), at most 5 and "
+        "at most log2 of the image size; default: as many as fit (5 on 32x32 images: VGG-11's features).",
+    )
+    batch_norm: Optional[bool] = Field(
+        None,
+        description="cnn, resnet, vgg: BatchNorm after every conv layer. Default: on for resnet, off for cnn and "
+        "vgg (as in the write-ups). See capture.mode for how BatchNorm is treated in the landscape.",
+    )
+    dropout: Optional[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        None,
+        description="cnn, vgg: probability of every dropout layer (0 removes them). Default: the architecture's "
+        "own (cnn: 0.25 after pooling and 0.5 before the last layer; vgg: 0.5 in the classifier). Dropout is "
+        "active in training only; the landscape is always measured with dropout off (see capture.mode).",
+    )
+    factory: Optional[str] = Field(
+        None,
+        description="custom only: 'package.module:function', called as function(input_shape, n_classes) with "
+        "input_shape (C, H, W) for image datasets or (features,) otherwise; it must return a torch.nn.Module that "
+        "maps a batch of inputs to (N, n_classes) logits. Only this module is imported, never other scene code.",
+    )
+
+    @field_validator("factory")
+    @classmethod
+    def _factory(cls, v):
+        if v is not None and not re.match(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$", v):
+            raise ValueError(f"{v!r} is not 'package.module:function', e.g. 'mypkg.nets:make_model'")
+        return v
 
 
 def _check_init(v: Optional[dict[str, float]]) -> Optional[dict[str, float]]:
@@ -407,6 +465,19 @@ class CaptureSpec(_Section):
     def curvature_on(self) -> bool:
         """Whether curvature maps are captured."""
         return self.curvature is not None and self.curvature.enabled
+    mode: Literal["eval", "train", "recompute_bn"] = Field(
+        "eval",
+        description="How BatchNorm behaves at each grid point. 'eval': with the running statistics as trained at "
+        "the captured step (perturbed weights then meet stale statistics); 'train': with the statistics of the "
+        "evaluated batch itself; 'recompute_bn': running statistics recomputed at every grid point from a fixed, "
+        "seeded subset of the training data (bn_samples), as Garipov et al. do. Dropout is off in every mode: a "
+        "fresh random mask per grid point would be noise, and any one fixed mask an arbitrary sub-network.",
+    )
+    bn_samples: PosInt = Field(
+        256,
+        description="capture.mode = 'recompute_bn' only: training samples (a fixed subset drawn with "
+        "data.eval_seed) whose statistics become the BatchNorm running statistics at every grid point.",
+    )
 
     @field_validator("steps")
     @classmethod
@@ -892,12 +963,41 @@ class Scene(_Section):
                              f"{' ...' if len(self.captured_steps()) > 8 else ''}")
         if self.look.color_by == "convexity" and not self.capture.curvature_on:
             raise ValueError("look.color_by: 'convexity' needs curvature maps: add a [capture.curvature] table")
+        self._model_checks()
         if self.directions.kind == "pca" and len(self.captured_steps()) < 3:
             raise ValueError("directions.kind: 'pca' needs at least 3 captured steps to find two components")
         if self.layout.columns is not None and self.panels and self.layout.columns > len(self.panels):
             raise ValueError(f"layout.columns: {self.layout.columns} columns for {len(self.panels)} panels; at most "
                              f"{len(self.panels)}")
         return self
+
+    def _model_checks(self) -> None:
+        m = self.model
+        if (m.kind == "custom") != (m.factory is not None):
+            raise ValueError("model.factory: name a factory ('package.module:function') exactly when "
+                             "model.kind = 'custom'")
+        conv = ("cnn", "resnet", "vgg")
+        for key in ("width", "depth", "batch_norm"):
+            if getattr(m, key) is not None and m.kind not in conv:
+                raise ValueError(f"model.{key}: applies to model.kind 'cnn', 'resnet' or 'vgg' only "
+                                 f"(model.kind is '{m.kind}')")
+        if m.depth is not None and m.kind == "cnn":
+            raise ValueError("model.depth: applies to model.kind 'resnet' or 'vgg' only (the cnn has 2 conv layers)")
+        if m.dropout is not None and m.kind not in ("cnn", "vgg"):
+            raise ValueError(f"model.dropout: only model.kind 'cnn' and 'vgg' have dropout layers "
+                             f"(model.kind is '{m.kind}')")
+        images = ("digits", "mnist", "fashion_mnist", "cifar10")
+        for key in ("image_size", "channels"):
+            if getattr(self.data, key) is not None and self.data.dataset not in images:
+                raise ValueError(f"data.{key}: applies to image datasets only ({', '.join(images)})")
+        if m.kind in conv and self.data.dataset not in images:
+            raise ValueError(f"model.kind: '{m.kind}' is a conv model and needs an image dataset "
+                             f"({', '.join(images)}); data.dataset is '{self.data.dataset}'")
+        has_bn = m.kind == "resnet" and m.batch_norm is not False or m.kind in ("cnn", "vgg") and bool(m.batch_norm)
+        if self.capture.mode == "recompute_bn" and m.kind != "custom" and not has_bn:
+            raise ValueError("capture.mode: 'recompute_bn' recomputes BatchNorm statistics, but this model has no "
+                             "BatchNorm layer (set model.batch_norm = true on a cnn, resnet or vgg, or use "
+                             "capture.mode = 'eval')")
 
     @property
     def name(self) -> str:

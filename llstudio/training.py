@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
@@ -19,13 +19,16 @@ class Trajectory:
     """What training leaves behind for capture.
 
     ``steps`` (K,) captured step numbers; ``weights[k]`` the parameters after ``steps[k]`` updates (CPU tensors by
-    name); ``train_loss`` (T,) the mini-batch loss of each update; ``batches`` (T, batch) sample indices used.
+    name); ``train_loss`` (T,) the mini-batch loss of each update; ``batches`` (T, batch) sample indices used;
+    ``buffers[k]`` the floating-point buffers (BatchNorm running statistics) at ``steps[k]``, empty dicts for
+    models without any.
     """
 
     steps: np.ndarray
     weights: list[dict[str, torch.Tensor]]
     train_loss: np.ndarray
     batches: np.ndarray
+    buffers: list[dict[str, torch.Tensor]] = field(default_factory=list)
 
 
 def _optimizer(scene: Scene, params):
@@ -55,7 +58,7 @@ def batch_order(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return np.stack(out[:steps])
 
 
-def initial_model(scene: Scene, data: Dataset, dtype: torch.dtype) -> torch.nn.Sequential:
+def initial_model(scene: Scene, data: Dataset, dtype: torch.dtype) -> torch.nn.Module:
     """The model at step 0, seeded by ``training.init_seed`` (default ``training.seed``), with the scalar weights
     named in ``training.init`` set to their values. With several runs, give the run's own scene
     (``scene.model_copy(update={"training": scene.training.for_run(name)})``); otherwise the primary run's."""
@@ -63,7 +66,7 @@ def initial_model(scene: Scene, data: Dataset, dtype: torch.dtype) -> torch.nn.S
 
     t = scene.training.for_run()
     torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)
-    model = build_model(scene.model, data.input_shape, data.n_classes).to(dtype)
+    model = build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>").to(dtype)
     if t.init:
         params = dict(model.named_parameters())
         with torch.no_grad():
@@ -106,7 +109,7 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
     y_all = torch.as_tensor(data.y_train, device=device)
     batches = batch_order(len(x_all), t.batch_size, t.steps, t.seed)
     capture_at = set(scene.captured_steps())
-    steps, weights = [], []
+    steps, weights, buffers = [], [], []
     # Kept on the device: a .item() per step would synchronise a GPU every update.
     losses = torch.empty(t.steps, dtype=dtype, device=device)
 
@@ -114,6 +117,8 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
         if step in capture_at:
             steps.append(step)
             weights.append({k: v.detach().to("cpu", copy=True) for k, v in model.named_parameters()})
+            buffers.append({k: v.detach().to("cpu", copy=True) for k, v in model.named_buffers()
+                            if v.is_floating_point()})
 
     snapshot(0)
     frozen = _frozen_entries(model, t.train_only)
@@ -136,4 +141,4 @@ def train(scene: Scene, data: Dataset, device: torch.device, dtype: torch.dtype,
         snapshot(s + 1)
         if on_step is not None:
             on_step(s + 1)
-    return Trajectory(np.array(steps), weights, losses.cpu().numpy(), batches)
+    return Trajectory(np.array(steps), weights, losses.cpu().numpy(), batches, buffers)

@@ -443,6 +443,9 @@ class SurfaceRenderer:
         surface = self._height_function(z)
         if self._run_actors is None:
             self._run_actors = []
+            if self.trail_actor is not None and self.look.trail_coloring == "solid":
+                # Several runs: each path in its run's colour, the primary one in the marker's.
+                self.trail_actor.prop.color = self.look.marker_color
             radius = 0.018 * self.extent
             for i in range(1, len(state.runs)):
                 color = self.run_color(i)

@@ -10,7 +10,9 @@ This module knows nothing of files or pixels.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 import numpy as np
@@ -94,8 +96,11 @@ class LandscapeEvaluator:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], device: torch.device,
-                 dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto"):
+                 dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto", threads: Optional[int] = None):
         self.device, self.dtype = device, dtype
+        # CPU only: grid points are split across this many worker threads, each running torch single-threaded.
+        # None: torch's intra-op thread count. CUDA work is queued from one thread (its kernels are parallel already).
+        self.threads = 1 if device.type != "cpu" else max(1, threads if threads is not None else torch.get_num_threads())
         self.model = model.to(device=device, dtype=dtype).eval()
         self.loss = loss
         self.x = x.to(device=device, dtype=dtype)
@@ -164,17 +169,84 @@ class LandscapeEvaluator:
         zs = [functional_call(first, local(p), (x0,)) for p in (center, self.d1, self.d2)]
         return zs, [k for k in self.names if k not in fkeys]
 
+    REDUCTIONS = ("mean", "none")
+
+    def _point_loss(self, reduction: str) -> Callable:
+        """``(outputs (n, C), targets (n,))`` → the mean loss (scalar), or with ``'none'`` each sample's loss (n,).
+
+        A sample's loss is the scene's loss on a batch of that one sample, so the mean of the (n,) values is the
+        mean loss for the losses llstudio uses (both average over samples).
+        """
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}: choose one of {', '.join(self.REDUCTIONS)}")
+        if reduction == "mean":
+            return self.loss
+        loss = self.loss
+        return vmap(lambda o, t: loss(o.unsqueeze(0), t.unsqueeze(0)))
+
+    def _run_chunks(self, n: int, body: Callable[[int, int, dict], None], threads: int = 1) -> None:
+        """Call ``body(start, stop, scratch)`` for every chunk of ``n`` points, on up to ``threads`` threads.
+
+        Each worker thread runs torch single-threaded and pulls the next chunk when done (so a core slowed by
+        other processes takes fewer chunks); ``scratch`` is the worker's own dict for reusable buffers. Two
+        single-threaded workers beat one two-threaded pass here: the per-point matrices are too small for
+        intra-op parallelism to pay for its synchronisation. torch releases the GIL inside its kernels.
+        """
+        starts = range(0, n, self.chunk)
+        workers = min(threads, len(starts))
+        if workers <= 1:
+            scratch: dict = {}
+            for s in starts:
+                body(s, min(s + self.chunk, n), scratch)
+            return
+        todo = iter(starts)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def worker():
+            torch.set_num_threads(1)
+            scratch: dict = {}
+            with torch.no_grad():
+                while not stop.is_set():
+                    with lock:
+                        s = next(todo, None)
+                    if s is None:
+                        return
+                    body(s, min(s + self.chunk, n), scratch)
+
+        before = torch.get_num_threads()
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="llstudio-grid") as pool:
+                futures = [pool.submit(worker) for _ in range(workers)]
+                try:
+                    for f in futures:
+                        f.result()
+                finally:
+                    stop.set()  # an error or Ctrl-C in one place stops the others after their current chunk
+        finally:
+            # set_num_threads in a worker also changes torch's process-wide default for new threads: restore it.
+            torch.set_num_threads(before)
+
     @torch.no_grad()
-    def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device."""
+    def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
+                 reduction: str = "mean") -> torch.Tensor:
+        """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device.
+
+        With ``reduction='none'``: (P, n), the loss of each of the n evaluation samples at each point.
+        """
+        point_loss = self._point_loss(reduction)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
         a = a.to(device=self.device, dtype=self.dtype)
         b = b.to(device=self.device, dtype=self.dtype)
-        out = torch.empty(len(a), device=self.device, dtype=self.dtype)
+        out = torch.empty((len(a),) if reduction == "mean" else (len(a), len(self.x)), device=self.device,
+                          dtype=self.dtype)
         if self.strategy == "vmap":
-            fn = vmap(lambda p: self.loss(functional_call(self.model, (p, self.buffers), (self.x,)), self.y))
-            for s in range(0, len(a), self.chunk):
-                out[s:s + self.chunk] = fn(self._points(center, a[s:s + self.chunk], b[s:s + self.chunk], self.names))
+            fn = vmap(lambda p: point_loss(functional_call(self.model, (p, self.buffers), (self.x,)), self.y))
+
+            def body(s, e, _scratch):
+                out[s:e] = fn(self._points(center, a[s:e], b[s:e], self.names))
+            # One thread: functional_call swaps the parameters of the shared module while it runs.
+            self._run_chunks(len(a), body)
             return out
         (zc, z1, z2), rest_names = self._first_layer(center)
         if self.strategy == "linear_first":
@@ -183,30 +255,31 @@ class LandscapeEvaluator:
             rest_buffers = {k: v for k, v in self.buffers.items() if not k.startswith(fname + ".")}
 
             def one(params, za, zb):
-                return self.loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
+                return point_loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
 
             fn = vmap(one)
-            for s in range(0, len(a), self.chunk):
-                ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
-                out[s:s + self.chunk] = fn(self._points(center, ac, bc, rest_names), ac, bc)
+
+            def body(s, e, _scratch):
+                ac, bc = a[s:e], b[s:e]
+                out[s:e] = fn(self._points(center, ac, bc, rest_names), ac, bc)
+            self._run_chunks(len(a), body)
             return out
-        return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out)
+        return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out, point_loss)
 
-    def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out):
-        batched_loss = vmap(self.loss, in_dims=(0, None))
-        bufs: dict[tuple, torch.Tensor] = {}
-
-        def buffer(tag, shape):
-            t = bufs.get(tag)
-            if t is None or t.shape != shape:
-                t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
-            return t
-
+    def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out, point_loss):
+        batched_loss = vmap(point_loss, in_dims=(0, None))
         # Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
         # which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially.
         zc, z1, z2 = (z.reshape(len(self.x), -1).T.contiguous() for z in (zc, z1, z2))
-        for s in range(0, len(a), self.chunk):
-            ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
+
+        def body(s, e, bufs):
+            def buffer(tag, shape):
+                t = bufs.get(tag)
+                if t is None or t.shape != shape:
+                    t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
+                return t
+
+            ac, bc = a[s:e], b[s:e]
             p = len(ac)
             params = self._points(center, ac, bc, rest_names)
             h = buffer(("h", 0), (p,) + tuple(zc.shape))
@@ -225,14 +298,28 @@ class LandscapeEvaluator:
                 else:
                     torch.bmm(w, h, out=nxt)
                 h = nxt
-            out[s:s + p] = batched_loss(h.transpose(1, 2), self.y)
+            if p <= 8:
+                # vmap costs a fixed few hundred microseconds a call: more than a few direct calls.
+                for i in range(p):
+                    out[s + i] = point_loss(h[i].T, self.y)
+            else:
+                out[s:e] = batched_loss(h.transpose(1, 2), self.y)
+
+        self._run_chunks(len(a), body, self.threads)
         return out
 
-    def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray) -> np.ndarray:
-        """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``."""
+    def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray,
+             reduction: str = "mean") -> np.ndarray:
+        """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``.
+
+        With ``reduction='none'``: ``(n, nx, ny)``, one landscape per evaluation sample.
+        """
         A, B = np.meshgrid(alphas, betas, indexing="ij")
-        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()))
-        return vals.cpu().numpy().astype(np.float64).reshape(len(alphas), len(betas))
+        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()), reduction)
+        vals = vals.cpu().numpy().astype(np.float64)
+        if reduction == "mean":
+            return vals.reshape(len(alphas), len(betas))
+        return np.ascontiguousarray(vals.T.reshape(-1, len(alphas), len(betas)))
 
 
 def reference_grid(model: nn.Module, center: dict[str, torch.Tensor], d1: dict, d2: dict,

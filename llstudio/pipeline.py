@@ -52,6 +52,8 @@ def capture_key(scene: Scene, device_type: str) -> str:
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
     ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data}
+    if scene.capture.data == "samples":
+        ident["capture"]["samples"] = scene.capture.sample_indices()
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
@@ -68,6 +70,9 @@ class Capture:
     (steps, 2) their least-squares (alpha, beta) coordinates on the plane (zeros in the follow frame), and
     ``updates`` (steps, 2) the move from each captured step to the next in the same coordinates.
     ``explained_variance`` holds the PCA ratio of each direction for 'pca' directions.
+    Per-sample captures (``capture.data = 'samples'``) also hold ``sample_loss`` (steps, S, nx, ny), the loss of
+    each chosen sample alone (``loss`` is their mean), ``sample_center_loss`` (steps, S) and ``sample_indices``
+    (S,), the samples' positions in the fixed evaluation subset (``eval_data``).
     """
 
     scene: Scene
@@ -86,6 +91,9 @@ class Capture:
     updates: Optional[np.ndarray] = None
     frame: str = "follow"
     explained_variance: Optional[np.ndarray] = None
+    sample_loss: Optional[np.ndarray] = None
+    sample_center_loss: Optional[np.ndarray] = None
+    sample_indices: Optional[np.ndarray] = None
 
     @property
     def axes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +183,21 @@ def _check_weight_refs(scene: Scene, data, dtype) -> None:
         raise SceneError(scene.source or "<scene>", problems)
 
 
+def _check_sample_indices(scene: Scene, data) -> np.ndarray:
+    """Positions of the per-sample landscapes in the evaluation subset, which may be smaller than data.eval_size
+    (a small train_size caps it): a scene error with its key path when one is past the end."""
+    from .errors import SceneError
+
+    idx = np.asarray(scene.capture.sample_indices(), dtype=np.int64)
+    n = len(data.y_eval)
+    if idx.max() >= n:
+        raise SceneError(scene.source or "<scene>", [(
+            "capture.samples", f"position {int(idx.max())} is past the end of the evaluation subset, which holds "
+            f"{n} samples here (data.eval_size = {scene.data.eval_size}, capped by the training set): use "
+            f"positions 0 … {n - 1}")])
+    return idx
+
+
 def _directions(scene: Scene, data, dtype, traj, progress: Progress):
     """(d1, d2, explained variance ratio or None) as the scene asks."""
     from .directions import pca_directions, random_directions, weight_directions
@@ -209,18 +232,22 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     store = store or CaptureStore()
     key = capture_key(scene, device.type)
     cdir = store.open(key)
+    cdir.sweep()  # temporary files of killed runs; a concurrent run's are kept
     steps = scene.captured_steps()
+    per_sample = scene.capture.data == "samples"
     if cdir.read_manifest() is None or not use_cache:
         dump = scene.resolved_dump()
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
             "steps": steps, "device": device.type,
             "dtype": scene.capture.dtype, "capture_mode": "eval", "loss_on": scene.capture.data,
+            **({"sample_indices": scene.capture.sample_indices()} if per_sample else {}),
             "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
         })
     data = load_dataset(scene.data)
     _check_weight_refs(scene, data, dtype)
+    sample_idx = _check_sample_indices(scene, data) if per_sample else None
 
     # Training ------------------------------------------------------------------------------------------
     if use_cache and cdir.has("trajectory"):
@@ -274,15 +301,19 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     if todo:
         model = initial_model(scene, data, dtype)
         crit = loss_fn(scene.training.loss, data.n_classes)
-        ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
-                                device, dtype, scene.capture.memory_mb)
+        x_eval, y_eval = torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval)
+        if per_sample:
+            x_eval, y_eval = x_eval[sample_idx], y_eval[sample_idx]
+        ev = LandscapeEvaluator(model, x_eval, y_eval, crit, d1, d2, device, dtype, scene.capture.memory_mb)
         fixed = scene.directions.frame == "fixed"
         # One plane serves every step only when neither the centre nor the data changes between steps.
-        shared = fixed and scene.capture.data == "eval"
+        shared = fixed and scene.capture.data != "batch"
+        loss_on = {"eval": "the fixed evaluation subset", "batch": "mini-batches",
+                   "samples": f"{len(y_eval)} samples, one landscape each"}[scene.capture.data]
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
-                     f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
+                     f"loss on {loss_on})")
         zero = torch.zeros(1, dtype=torch.float64)
 
         plane_center = _plane_center(scene, data, dtype, traj) if fixed else None
@@ -293,26 +324,39 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             c = plane_center if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
-        plane = None
+        def landscape(center: dict) -> tuple[np.ndarray, Optional[np.ndarray]]:
+            """(loss (nx, ny), per-sample loss (S, nx, ny) or None): per-sample captures show the samples' mean."""
+            if not per_sample:
+                return ev.grid(center, alphas, betas), None
+            each = ev.grid(center, alphas, betas, reduction="none")
+            return each.mean(axis=0), each
+
+        plane = plane_samples = None
         if shared:
             if use_cache and cdir.has("plane"):
-                plane = cdir.load_arrays("plane")["loss"]
+                arrays = cdir.load_arrays("plane")
+                plane, plane_samples = arrays["loss"], arrays.get("sample_loss")
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane = ev.grid(grid_center(None), alphas, betas)
+                    plane, plane_samples = landscape(grid_center(None))
                     advance(plane.size)
-                cdir.save_arrays("plane", {"loss": plane})
+                cdir.save_arrays("plane", {"loss": plane, **({"sample_loss": plane_samples} if per_sample else {})})
         with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
                             "points") as advance:
             for k in todo:
                 if scene.capture.data == "batch":
                     batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
                     ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
-                grid = plane if shared else ev.grid(grid_center(k), alphas, betas)
+                grid, grid_samples = (plane, plane_samples) if shared else landscape(grid_center(k))
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
-                center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
-                cdir.save_step(steps[k], grid, center)
+                if per_sample:
+                    center_samples = ev.evaluate(traj.weights[k], zero, zero, reduction="none")[0].cpu().numpy()
+                    center = float(center_samples.astype(np.float64).mean())
+                    cdir.save_step(steps[k], grid, center, grid_samples, center_samples)
+                else:
+                    center = float(ev.evaluate(traj.weights[k], zero, zero)[0])
+                    cdir.save_step(steps[k], grid, center)
                 advance(1 if shared else grid.size)
     else:
         progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
@@ -324,6 +368,9 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         train_loss=traj.train_loss, centers=traj.weights, directions=(d1, d2), device=device.type,
         plane_path=np.asarray(path), updates=np.asarray(updates), frame=scene.directions.frame,
         explained_variance=None if explained is None else np.asarray(explained),
+        sample_loss=np.stack([z["sample_loss"] for z in loaded]) if per_sample else None,
+        sample_center_loss=np.stack([z["sample_center_loss"] for z in loaded]) if per_sample else None,
+        sample_indices=np.asarray(scene.capture.sample_indices()) if per_sample else None,
     )
 
 

@@ -9,12 +9,19 @@ For each case the same model, data, centre, directions and grid are evaluated tw
 between the two results (they must agree: the fast path is only useful if it is right).
 
 Inputs are seeded random 28x28 images (timings do not depend on pixel values); the models are the 784-50-500-10
-sigmoid MLP without biases of the "gradient descent and loss landscape animations" write-up, with MSE loss.
+sigmoid MLP without biases of the "gradient descent and loss landscape animations" write-up, with MSE loss, seen
+along random filter-normalised directions (every layer moves) or, as in that write-up, along two named weights of
+the output layer (every other layer is computed once per centre).
+
+On CPU the evaluator splits grid points across torch.get_num_threads() worker threads (--threads overrides);
+the plain loop runs as torch is configured. Other processes on the machine slow both, the loop's two-thread
+kernels much more: run it several times and read the ratio, not the absolute numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -24,7 +31,7 @@ from torch import nn
 
 from llstudio.landscape import LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
-from llstudio.directions import random_directions
+from llstudio.directions import random_directions, weight_directions
 from llstudio.models import loss_fn
 from llstudio.scene import DirectionsSpec
 
@@ -35,8 +42,9 @@ def mlp_784_50_500_10() -> nn.Sequential:
 
 
 CASES = {
-    "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse"),
-    "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse"),
+    "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse", "random"),
+    "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse", "random"),
+    "mlp N=1000 two out weights": (mlp_784_50_500_10, 1000, "mse", ["5.weight[5,250]", "5.weight[3,100]"]),
 }
 
 
@@ -45,13 +53,16 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def run_case(name, factory, n, loss_kind, grid, device, dtype, strategy):
+def run_case(name, factory, n, loss_kind, directions, grid, device, dtype, strategy, threads):
     torch.manual_seed(0)
     model = factory().to(dtype)
     x = torch.rand(n, 1, 28, 28, dtype=dtype)
     y = torch.randint(0, 10, (n,))
     center = {k: v.detach().clone() for k, v in model.named_parameters()}
-    d1, d2 = random_directions(DirectionsSpec(), center)
+    if directions == "random":
+        d1, d2 = random_directions(DirectionsSpec(), center)
+    else:
+        d1, d2 = weight_directions(directions, center)
     loss = loss_fn(loss_kind, 10)
     axis = np.linspace(-1.0, 1.0, grid)
 
@@ -67,7 +78,8 @@ def run_case(name, factory, n, loss_kind, grid, device, dtype, strategy):
     sync(device)
     t_loop = time.perf_counter() - t0
 
-    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy)
+    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy,
+                            threads=threads)
     ev.grid(center, axis[:2], axis[:2])  # warm-up: allocations, kernels
     sync(device)
     t0 = time.perf_counter()
@@ -86,17 +98,21 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--strategy", default="auto", help="force an evaluator strategy (auto, mlp, linear_first, vmap)")
     ap.add_argument("--case", action="append", help="run only these cases (substring match)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU worker threads of the evaluator (default: torch's)")
+    ap.add_argument("--repeat", type=int, default=1, help="run every case this many times (timings are noisy)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"# llstudio capture benchmark: {args.grid}x{args.grid} grid, {device}, {args.dtype}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+          f"{load}")
     print(f"{'case':28s} {'strategy':12s} {'chunk':>5s} {'loop pts/s':>11s} {'llstudio pts/s':>15s} "
           f"{'ratio':>7s} {'max rel diff':>13s}")
-    for name, (factory, n, loss_kind) in CASES.items():
+    for name, (factory, n, loss_kind, directions) in [kv for kv in CASES.items() for _ in range(args.repeat)]:
         if args.case and not any(c in name for c in args.case):
             continue
-        row = run_case(name, factory, n, loss_kind, args.grid, device, dtype, args.strategy)
+        row = run_case(name, factory, n, loss_kind, directions, args.grid, device, dtype, args.strategy, args.threads)
         print(f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}",
               flush=True)
 

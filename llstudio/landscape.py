@@ -184,20 +184,23 @@ class LandscapeEvaluator:
         loss = self.loss
         return vmap(lambda o, t: loss(o.unsqueeze(0), t.unsqueeze(0)))
 
-    def _run_chunks(self, n: int, body: Callable[[int, int, dict], None], threads: int = 1) -> None:
-        """Call ``body(start, stop, scratch)`` for every chunk of ``n`` points, on up to ``threads`` threads.
+    def _run_chunks(self, n: int, body: Callable[[int, int, dict], None], threads: int = 1,
+                    chunk: Optional[int] = None) -> None:
+        """Call ``body(start, stop, scratch)`` for every chunk of ``n`` points (``chunk``, default ``self.chunk``,
+        points each), on up to ``threads`` threads.
 
         Each worker thread runs torch single-threaded and pulls the next chunk when done (so a core slowed by
         other processes takes fewer chunks); ``scratch`` is the worker's own dict for reusable buffers. Two
         single-threaded workers beat one two-threaded pass here: the per-point matrices are too small for
         intra-op parallelism to pay for its synchronisation. torch releases the GIL inside its kernels.
         """
-        starts = range(0, n, self.chunk)
+        chunk = chunk or self.chunk
+        starts = range(0, n, chunk)
         workers = min(threads, len(starts))
         if workers <= 1:
             scratch: dict = {}
             for s in starts:
-                body(s, min(s + self.chunk, n), scratch)
+                body(s, min(s + chunk, n), scratch)
             return
         todo = iter(starts)
         lock = threading.Lock()
@@ -212,7 +215,7 @@ class LandscapeEvaluator:
                         s = next(todo, None)
                     if s is None:
                         return
-                    body(s, min(s + self.chunk, n), scratch)
+                    body(s, min(s + chunk, n), scratch)
 
         before = torch.get_num_threads()
         try:
@@ -266,11 +269,50 @@ class LandscapeEvaluator:
             return out
         return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out, point_loss)
 
+    def _skip_unmoved_layers(self, center, zc, z1, z2):
+        """Where the per-point work starts: ``(index into plan.layers, zc, z1, z2)``, each z (features, n).
+
+        Layers the directions leave alone compute the same values at every grid point. While the input of a
+        linear layer is such a constant h, its output is linear in its weights, ``(c + a d1 + b d2) h = c h +
+        a d1 h + b d2 h``: three products per centre instead of one per point. The first layer is the case the
+        evaluator always uses; with named weights of the output layer (``directions.kind = 'weights'``) every
+        layer but the last is constant, and a grid point costs an (out, n) sum and the loss.
+        """
+        if bool(z1.any()) or bool(z2.any()):
+            return 0, zc, z1, z2
+        h = zc.clone()  # activations below work in place
+        for i, (kind, what) in enumerate(self.plan.layers):
+            if kind == "act":
+                fn, mod = what
+                h = fn(h, mod)
+                continue
+            name, has_bias = what
+            keys = [f"{name}.weight"] + ([f"{name}.bias"] if has_bias else [])
+
+            def lin(params):
+                y = params[keys[0]] @ h
+                return y + params[keys[1]].unsqueeze(1) if has_bias else y
+
+            if any(bool(d[k].any()) for d in (self.d1, self.d2) for k in keys):
+                return i + 1, lin(center), lin(self.d1), lin(self.d2)
+            h = lin(center)
+        zero = torch.zeros_like(h)
+        return len(self.plan.layers), h, zero, zero
+
     def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out, point_loss):
         batched_loss = vmap(point_loss, in_dims=(0, None))
         # Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
         # which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially.
         zc, z1, z2 = (z.reshape(len(self.x), -1).T.contiguous() for z in (zc, z1, z2))
+        start, zc, z1, z2 = self._skip_unmoved_layers(center, zc, z1, z2)
+        layers = list(enumerate(self.plan.layers))[start:]
+        moved = {f"{what[0]}." for kind, what in self.plan.layers[start:] if kind == "linear"}
+        rest_names = [k for k in rest_names if k[:k.rfind(".") + 1] in moved]
+        # self.chunk fits every layer's activations; skipped layers leave room for proportionally more points.
+        widths = [zc.shape[0]] + [self._width(what) for kind, what in self.plan.layers if kind == "linear"]
+        per_point = zc.shape[0] + sum(self._width(what) for kind, what in self.plan.layers[start:]
+                                      if kind == "linear")
+        chunk = min(8192, self.chunk * max(1, sum(widths) // per_point)) if start > 0 else self.chunk
 
         def body(s, e, bufs):
             def buffer(tag, shape):
@@ -285,7 +327,7 @@ class LandscapeEvaluator:
             h = buffer(("h", 0), (p,) + tuple(zc.shape))
             torch.mul(z1.unsqueeze(0), ac.view(p, 1, 1), out=h)
             h.addcmul_(z2.unsqueeze(0), bc.view(p, 1, 1)).add_(zc)
-            for i, (kind, what) in enumerate(self.plan.layers):
+            for i, (kind, what) in layers:
                 if kind == "act":
                     fn, mod = what
                     h = fn(h, mod)
@@ -305,8 +347,12 @@ class LandscapeEvaluator:
             else:
                 out[s:e] = batched_loss(h.transpose(1, 2), self.y)
 
-        self._run_chunks(len(a), body, self.threads)
+        self._run_chunks(len(a), body, self.threads, chunk)
         return out
+
+    def _width(self, what) -> int:
+        """Output features of the plan's linear layer ``what`` = (name, has_bias)."""
+        return int(self.d1[f"{what[0]}.weight"].shape[0])
 
     def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray,
              reduction: str = "mean") -> np.ndarray:

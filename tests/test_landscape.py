@@ -326,3 +326,44 @@ def test_threads_apply_to_the_cpu_only():
     _, d1, d2 = center_and_directions(model)
     assert evaluator(model, x, y, "mse", d1, d2, threads=3).threads == 3
     assert evaluator(model, x, y, "mse", d1, d2).threads == torch.get_num_threads()
+
+
+# ----------------------------------------------------------------- layers the directions leave alone
+
+
+def zero_except(d: dict, keep: set) -> dict:
+    return {k: (v if k in keep else torch.zeros_like(v)) for k, v in d.items()}
+
+
+@pytest.mark.parametrize("moved", [
+    {"10.weight"},                               # two named weights of the output layer (as 'weights' directions)
+    {"4.weight", "4.bias", "10.bias"},           # a middle layer and a later bias
+    {"2.bias"},                                  # only a bias: the layer is still linear in it
+    set(),                                       # nothing moves: every point is the centre
+])
+@pytest.mark.parametrize("loss_kind", LOSSES)
+def test_layers_without_direction_are_computed_once_and_still_exact(moved, loss_kind):
+    model = deep_mlp()
+    x, y = data((6,))
+    center, d1, d2 = center_and_directions(model, seed=9)
+    if moved == {"10.weight"}:  # sparse like named weights: one entry in each direction
+        d1 = zero_except({k: torch.zeros_like(v) for k, v in d1.items()}, set())
+        d2 = {k: torch.zeros_like(v) for k, v in d2.items()}
+        d1["10.weight"][1, 2] = 1.0
+        d2["10.weight"][0, 3] = 1.0
+    else:
+        d1, d2 = zero_except(d1, moved), zero_except(d2, moved)
+    ev = evaluator(model, x, y, loss_kind, d1, d2, strategy="mlp")
+    ev.chunk = 3
+    got = ev.grid(center, ALPHAS, BETAS)
+    np.testing.assert_allclose(got, brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, loss_kind), rtol=1e-10)
+    each = ev.grid(center, ALPHAS, BETAS, reduction="none")
+    np.testing.assert_allclose(each.mean(axis=0), got, rtol=1e-12)
+    if not moved:
+        np.testing.assert_allclose(got, got[0, 0], rtol=1e-12)
+    # The shortcut did start the per-point work after the last unmoved linear layer.
+    (zc, z1, z2), _ = ev._first_layer(center)
+    start = ev._skip_unmoved_layers(center, *(z.T.contiguous() for z in (zc, z1, z2)))[0]
+    first_moved = min((int(k.split(".")[0]) for k in moved), default=None)
+    # plan.layers are the model's children after the first (index 0): child i is plan.layers[i - 1]
+    assert start == (len(ev.plan.layers) if first_moved is None else first_moved)

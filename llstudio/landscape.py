@@ -92,6 +92,10 @@ class LandscapeEvaluator:
     Strategies, fastest that applies first: ``mlp`` (batched matrix products into reused buffers, first layer
     computed three times per centre instead of once per point), ``linear_first`` (vmap over the rest of the model,
     first layer as above), ``vmap`` (vmap over the whole model).
+
+    On a CPU the ``mlp`` strategy splits grid points across ``threads`` workers (default: torch's thread count),
+    each running torch single-threaded; torch's thread setting is restored afterwards. ``evaluate`` and ``grid``
+    take ``reduction='none'`` for the loss of each sample instead of their mean, on every strategy.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,

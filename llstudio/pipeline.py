@@ -530,7 +530,8 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     duration, n_frames = film_length(len(steps), scene.timeline, s.fps)
     return {
         "training_steps": scene.training.steps, "captured_steps": len(steps), "grid": f"{nx}x{ny}",
-        "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,
+        "grid_evaluations": len(steps) * nx * ny,
+        "eval_samples": len(scene.capture.sample_indices()) if scene.capture.data == "samples" else scene.data.eval_size,
         "frames": n_frames, "duration_s": round(duration, 2),
         "resolution": f"{s.width}x{s.height}", "fps": s.fps,
     }

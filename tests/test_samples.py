@@ -138,3 +138,10 @@ def test_samples_past_a_small_evaluation_subset_are_a_scene_error(tmp_path):
                        capture={"data": "samples", "samples": [25]})
     with pytest.raises(SceneError, match="capture.samples: position 25 is past the end"):
         capture_scene(scene, device=CPU, store=CaptureStore(tmp_path / "cache"))
+
+
+def test_estimate_counts_the_chosen_samples(tmp_path):
+    from llstudio.pipeline import estimate
+
+    assert estimate(sample_scene(tmp_path, samples=[4, 2]))["eval_samples"] == 2
+    assert estimate(make_scene(tmp_path / "s.toml"))["eval_samples"] == 64

@@ -134,8 +134,8 @@ class LandscapeEvaluator:
     def _chunk_size(self, memory_mb: int) -> int:
         """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.
 
-        On a CPU the MLP path keeps a batch's activations near cache size instead: past that, memory traffic and
-        not arithmetic sets the pace.
+        On a CPU the MLP path keeps the activations of all worker threads' batches near cache size instead: past
+        that, memory traffic and not arithmetic sets the pace.
         """
         sizes: list[int] = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
@@ -150,7 +150,7 @@ class LandscapeEvaluator:
         per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * len(self.x) * sum(sizes)) * itemsize
         budget = memory_mb * 2**20
         if self.strategy == "mlp" and self.device.type == "cpu":
-            budget = min(budget, 64 * 2**20)
+            budget = min(budget, 64 * 2**20 // self.threads)  # shared by the worker threads
         return int(max(1, min(8192, budget // max(per_point, 1))))
 
     def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names) -> dict:

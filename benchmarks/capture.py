@@ -14,11 +14,16 @@ of "Visualising the loss landscape" (1,199,882 weights, 28x28 inputs, cross-entr
 ResNet-10 (base width 16, BatchNorm, 3x32x32 inputs), captured in 'eval' mode (running statistics) and in 'train'
 mode (batch statistics; the loop then runs the model in train mode). N, the number of evaluation samples, is part
 of each case's name; conv cases use few samples so that the plain loop finishes on a CPU.
+
+On CPU the evaluator splits grid points across torch.get_num_threads() worker threads (--threads overrides);
+the plain loop runs as torch is configured. Other processes on the machine slow both, the loop's two-thread
+kernels much more: run it several times and read the ratio, not the absolute numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -28,7 +33,7 @@ from torch import nn
 
 from llstudio.landscape import LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
-from llstudio.directions import random_directions
+from llstudio.directions import random_directions, weight_directions
 from llstudio.models import build_model, loss_fn
 from llstudio.scene import DirectionsSpec, ModelSpec
 
@@ -50,6 +55,9 @@ def resnet10_w16() -> nn.Module:
 CASES = {
     "mlp-784-50-500-10 N=100": (mlp_784_50_500_10, 100, "mse", (1, 28, 28), "eval"),
     "mlp-784-50-500-10 N=1000": (mlp_784_50_500_10, 1000, "mse", (1, 28, 28), "eval"),
+    # As in that write-up: two named weights of the output layer, every other layer computed once per centre.
+    "mlp N=1000 two out weights": (mlp_784_50_500_10, 1000, "mse", (1, 28, 28), "eval",
+                                   ["5.weight[5,250]", "5.weight[3,100]"]),
     "mnist-cnn N=8": (mnist_cnn, 8, "cross_entropy", (1, 28, 28), "eval"),
     "resnet10-w16 N=4 eval": (resnet10_w16, 4, "cross_entropy", (3, 32, 32), "eval"),
     "resnet10-w16 N=4 train": (resnet10_w16, 4, "cross_entropy", (3, 32, 32), "train"),
@@ -61,13 +69,13 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, strategy):
+def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, strategy, threads=None, weights=None):
     torch.manual_seed(0)
     model = factory().to(dtype)
     x = torch.rand(n, *shape, dtype=dtype)
     y = torch.randint(0, 10, (n,))
     center = {k: v.detach().clone() for k, v in model.named_parameters()}
-    d1, d2 = random_directions(DirectionsSpec(), center)
+    d1, d2 = weight_directions(weights, center) if weights else random_directions(DirectionsSpec(), center)
     loss = loss_fn(loss_kind, 10)
     axis = np.linspace(-1.0, 1.0, grid)
 
@@ -86,7 +94,7 @@ def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, stra
     t_loop = time.perf_counter() - t0
 
     ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy,
-                            mode=mode)
+                            mode=mode, threads=threads)
     ev.grid(center, axis[:2], axis[:2])  # warm-up: allocations, kernels
     sync(device)
     t0 = time.perf_counter()
@@ -105,17 +113,23 @@ def main():
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--strategy", default="auto", help="force an evaluator strategy (auto, mlp, linear_first, vmap)")
     ap.add_argument("--case", action="append", help="run only these cases (substring match)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU worker threads of the evaluator (default: torch's)")
+    ap.add_argument("--repeat", type=int, default=1, help="run every case this many times (timings are noisy)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     dtype = getattr(torch, args.dtype)
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"# llstudio capture benchmark: {args.grid}x{args.grid} grid, {device}, {args.dtype}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+          f"{load}")
     print(f"{'case':28s} {'strategy':12s} {'chunk':>5s} {'loop pts/s':>11s} {'llstudio pts/s':>15s} "
           f"{'ratio':>7s} {'max rel diff':>13s}")
-    for name, (factory, n, loss_kind, shape, mode) in CASES.items():
+    for name, (factory, n, loss_kind, shape, mode, *weights) in [kv for kv in CASES.items()
+                                                                 for _ in range(args.repeat)]:
         if args.case and not any(c in name for c in args.case):
             continue
-        row = run_case(name, factory, n, loss_kind, shape, mode, args.grid, device, dtype, args.strategy)
+        row = run_case(name, factory, n, loss_kind, shape, mode, args.grid, device, dtype, args.strategy, args.threads,
+                       weights[0] if weights else None)
         print(f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}",
               flush=True)
 

@@ -200,7 +200,9 @@ def cmd_cache(args) -> int:
             print(f"{key}  {size / 2**20:8.1f} MiB  {steps:4d} steps  {scene}")
         return 0
     n = store.clear(args.key)
-    print(f"removed {n} capture(s) from {store.captures}")
+    swept = store.sweep()
+    print(f"removed {n} capture(s) from {store.captures}"
+          + (f" and {len(swept)} stale temporary file(s) left by killed processes" if swept else ""))
     return 0
 
 

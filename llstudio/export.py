@@ -23,6 +23,10 @@ an interrupted export leaves no half-written file; multi-file exports write thei
     curvature_betas (cy,)
     curv_min, curv_max,            (steps, cx, cy) min/max Hessian eigenvalue and |curv_min / curv_max|, 'ij'
     convexity                      indexing, NaN where not finite or not converged
+    sample_loss (steps, S, nx, ny) per-sample captures (capture.data = 'samples'): each sample's own landscape;
+                                   ``loss`` is their mean
+    sample_center_loss (steps, S)  per-sample captures: each sample's loss at the captured step's weights
+    sample_indices (S,)            per-sample captures: the samples' positions in the fixed evaluation subset
     capture_key, scene, frame      0-d strings: the cache key, the resolved scene as JSON, the directions frame
 
 ``vts`` — per captured step ``<name>_step_<step>.vts`` (a VTK structured grid, ParaView and pyvista read it) with
@@ -160,7 +164,7 @@ def export_npz(capture, directory: Path | str) -> list[Path]:
         arrays.update({f"center/{k}/{n}": _np(v) for n, v in weights.items()})
     # Fields a capture may carry (the fixed frame's projected path, PCA's explained variance).
     for name in ("plane_path", "explained_variance", "hessian_eigenvalues", "curvature_alphas", "curvature_betas",
-                 "curv_min", "curv_max", "convexity"):
+                 "curv_min", "curv_max", "convexity", "sample_loss", "sample_center_loss", "sample_indices"):
         v = getattr(capture, name, None)
         if v is not None:
             arrays[name] = np.asarray(v)

@@ -13,7 +13,9 @@ This module knows nothing of files or pixels.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
 import numpy as np
@@ -100,13 +102,19 @@ class LandscapeEvaluator:
     own buffers, or those passed to :meth:`evaluate`), 'train' with the statistics of the evaluated batch,
     'recompute_bn' with statistics recomputed at every point from ``bn_x`` (m, ...), a fixed subset of training
     inputs. Dropout is always off. Models with BatchNorm in a mode other than 'eval' use the vmap strategy.
+    On a CPU the ``mlp`` strategy splits grid points across ``threads`` workers (default: torch's thread count),
+    each running torch single-threaded; torch's thread setting is restored afterwards. ``evaluate`` and ``grid``
+    take ``reduction='none'`` for the loss of each sample instead of their mean, on every strategy.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], device: torch.device,
                  dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto", mode: str = "eval",
-                 bn_x: Optional[torch.Tensor] = None):
+                 bn_x: Optional[torch.Tensor] = None, threads: Optional[int] = None):
         self.device, self.dtype = device, dtype
+        # CPU only: grid points are split across this many worker threads, each running torch single-threaded.
+        # None: torch's intra-op thread count. CUDA work is queued from one thread (its kernels are parallel already).
+        self.threads = 1 if device.type != "cpu" else max(1, threads if threads is not None else torch.get_num_threads())
         self.model = model.to(device=device, dtype=dtype).eval()
         if mode not in MODES:
             raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -147,8 +155,8 @@ class LandscapeEvaluator:
     def _chunk_size(self, memory_mb: int) -> int:
         """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.
 
-        On a CPU the MLP path keeps a batch's activations near cache size instead: past that, memory traffic and
-        not arithmetic sets the pace.
+        On a CPU the MLP path keeps the activations of all worker threads' batches near cache size instead: past
+        that, memory traffic and not arithmetic sets the pace.
         """
         sizes: list[int] = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
@@ -164,7 +172,7 @@ class LandscapeEvaluator:
         per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * n * sum(sizes)) * itemsize
         budget = memory_mb * 2**20
         if self.strategy == "mlp" and self.device.type == "cpu":
-            budget = min(budget, 64 * 2**20)
+            budget = min(budget, 64 * 2**20 // self.threads)  # shared by the worker threads
         return int(max(1, min(8192, budget // max(per_point, 1))))
 
     def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names) -> dict:
@@ -187,8 +195,9 @@ class LandscapeEvaluator:
         zs = [functional_call(first, local(p), (x0,)) for p in (center, self.d1, self.d2)]
         return zs, [k for k in self.names if k not in fkeys]
 
-    def _loss_at(self, params: dict, buffers: dict) -> torch.Tensor:
-        """Loss of the whole model at one point's ``params`` (vmapped over points by the caller)."""
+    def _loss_at(self, params: dict, buffers: dict, point_loss: Callable) -> torch.Tensor:
+        """Loss of the whole model at one point's ``params`` (vmapped over points by the caller); ``point_loss``
+        from :meth:`_point_loss`."""
         st = self.bn_state
         if st is not None:
             if self.mode == "recompute_bn":
@@ -197,7 +206,7 @@ class LandscapeEvaluator:
                 st.phase = "apply"
             else:
                 st.phase = "batch" if self.mode == "train" else "eval"
-        return self.loss(functional_call(self.model, (params, buffers), (self.x,)), self.y)
+        return point_loss(functional_call(self.model, (params, buffers), (self.x,)), self.y)
 
     def _buffers_for(self, buffers: Optional[dict]) -> dict:
         """The model's buffers, with those given (e.g. a captured step's BatchNorm running statistics) instead."""
@@ -207,23 +216,90 @@ class LandscapeEvaluator:
                 out[k] = v.to(device=self.device, dtype=out[k].dtype)
         return out
 
+    REDUCTIONS = ("mean", "none")
+
+    def _point_loss(self, reduction: str) -> Callable:
+        """``(outputs (n, C), targets (n,))`` → the mean loss (scalar), or with ``'none'`` each sample's loss (n,).
+
+        A sample's loss is the scene's loss on a batch of that one sample, so the mean of the (n,) values is the
+        mean loss for the losses llstudio uses (both average over samples).
+        """
+        if reduction not in self.REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}: choose one of {', '.join(self.REDUCTIONS)}")
+        if reduction == "mean":
+            return self.loss
+        loss = self.loss
+        return vmap(lambda o, t: loss(o.unsqueeze(0), t.unsqueeze(0)))
+
+    def _run_chunks(self, n: int, body: Callable[[int, int, dict], None], threads: int = 1,
+                    chunk: Optional[int] = None) -> None:
+        """Call ``body(start, stop, scratch)`` for every chunk of ``n`` points (``chunk``, default ``self.chunk``,
+        points each), on up to ``threads`` threads.
+
+        Each worker thread runs torch single-threaded and pulls the next chunk when done (so a core slowed by
+        other processes takes fewer chunks); ``scratch`` is the worker's own dict for reusable buffers. Two
+        single-threaded workers beat one two-threaded pass here: the per-point matrices are too small for
+        intra-op parallelism to pay for its synchronisation. torch releases the GIL inside its kernels.
+        """
+        chunk = chunk or self.chunk
+        starts = range(0, n, chunk)
+        workers = min(threads, len(starts))
+        if workers <= 1:
+            scratch: dict = {}
+            for s in starts:
+                body(s, min(s + chunk, n), scratch)
+            return
+        todo = iter(starts)
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def worker():
+            torch.set_num_threads(1)
+            scratch: dict = {}
+            with torch.no_grad():
+                while not stop.is_set():
+                    with lock:
+                        s = next(todo, None)
+                    if s is None:
+                        return
+                    body(s, min(s + chunk, n), scratch)
+
+        before = torch.get_num_threads()
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix="llstudio-grid") as pool:
+                futures = [pool.submit(worker) for _ in range(workers)]
+                try:
+                    for f in futures:
+                        f.result()
+                finally:
+                    stop.set()  # an error or Ctrl-C in one place stops the others after their current chunk
+        finally:
+            # set_num_threads in a worker also changes torch's process-wide default for new threads: restore it.
+            torch.set_num_threads(before)
+
     @torch.no_grad()
     def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
-                 buffers: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
+                 buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean") -> torch.Tensor:
         """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device.
 
         ``buffers`` (name → tensor) replace the model's own, e.g. the BatchNorm running statistics of the step
-        whose weights ``center`` are.
+        whose weights ``center`` are. With ``reduction='none'``: (P, n), the loss of each of the n evaluation
+        samples at each point.
         """
         bufs = self._buffers_for(buffers)
+        point_loss = self._point_loss(reduction)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
         a = a.to(device=self.device, dtype=self.dtype)
         b = b.to(device=self.device, dtype=self.dtype)
-        out = torch.empty(len(a), device=self.device, dtype=self.dtype)
+        out = torch.empty((len(a),) if reduction == "mean" else (len(a), len(self.x)), device=self.device,
+                          dtype=self.dtype)
         if self.strategy == "vmap":
-            fn = vmap(lambda p: self._loss_at(p, bufs))
-            for s in range(0, len(a), self.chunk):
-                out[s:s + self.chunk] = fn(self._points(center, a[s:s + self.chunk], b[s:s + self.chunk], self.names))
+            fn = vmap(lambda p: self._loss_at(p, bufs, point_loss))
+
+            def body(s, e, _scratch):
+                out[s:e] = fn(self._points(center, a[s:e], b[s:e], self.names))
+            # One thread: functional_call swaps the parameters of the shared module while it runs.
+            self._run_chunks(len(a), body)
             return out
         (zc, z1, z2), rest_names = self._first_layer(center)
         if self.strategy == "linear_first":
@@ -232,36 +308,76 @@ class LandscapeEvaluator:
             rest_buffers = {k: v for k, v in bufs.items() if not k.startswith(fname + ".")}
 
             def one(params, za, zb):
-                return self.loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
+                return point_loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
 
             fn = vmap(one)
-            for s in range(0, len(a), self.chunk):
-                ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
-                out[s:s + self.chunk] = fn(self._points(center, ac, bc, rest_names), ac, bc)
+
+            def body(s, e, _scratch):
+                ac, bc = a[s:e], b[s:e]
+                out[s:e] = fn(self._points(center, ac, bc, rest_names), ac, bc)
+            self._run_chunks(len(a), body)
             return out
-        return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out)
+        return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out, point_loss)
 
-    def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out):
-        batched_loss = vmap(self.loss, in_dims=(0, None))
-        bufs: dict[tuple, torch.Tensor] = {}
+    def _skip_unmoved_layers(self, center, zc, z1, z2):
+        """Where the per-point work starts: ``(index into plan.layers, zc, z1, z2)``, each z (features, n).
 
-        def buffer(tag, shape):
-            t = bufs.get(tag)
-            if t is None or t.shape != shape:
-                t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
-            return t
+        Layers the directions leave alone compute the same values at every grid point. While the input of a
+        linear layer is such a constant h, its output is linear in its weights, ``(c + a d1 + b d2) h = c h +
+        a d1 h + b d2 h``: three products per centre instead of one per point. The first layer is the case the
+        evaluator always uses; with named weights of the output layer (``directions.kind = 'weights'``) every
+        layer but the last is constant, and a grid point costs an (out, n) sum and the loss.
+        """
+        if bool(z1.any()) or bool(z2.any()):
+            return 0, zc, z1, z2
+        h = zc.clone()  # activations below work in place
+        for i, (kind, what) in enumerate(self.plan.layers):
+            if kind == "act":
+                fn, mod = what
+                h = fn(h, mod)
+                continue
+            name, has_bias = what
+            keys = [f"{name}.weight"] + ([f"{name}.bias"] if has_bias else [])
 
+            def lin(params):
+                y = params[keys[0]] @ h
+                return y + params[keys[1]].unsqueeze(1) if has_bias else y
+
+            if any(bool(d[k].any()) for d in (self.d1, self.d2) for k in keys):
+                return i + 1, lin(center), lin(self.d1), lin(self.d2)
+            h = lin(center)
+        zero = torch.zeros_like(h)
+        return len(self.plan.layers), h, zero, zero
+
+    def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out, point_loss):
+        batched_loss = vmap(point_loss, in_dims=(0, None))
         # Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
         # which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially.
         zc, z1, z2 = (z.reshape(len(self.x), -1).T.contiguous() for z in (zc, z1, z2))
-        for s in range(0, len(a), self.chunk):
-            ac, bc = a[s:s + self.chunk], b[s:s + self.chunk]
+        start, zc, z1, z2 = self._skip_unmoved_layers(center, zc, z1, z2)
+        layers = list(enumerate(self.plan.layers))[start:]
+        moved = {f"{what[0]}." for kind, what in self.plan.layers[start:] if kind == "linear"}
+        rest_names = [k for k in rest_names if k[:k.rfind(".") + 1] in moved]
+        # self.chunk fits every layer's activations; skipped layers leave room for proportionally more points.
+        widths = [zc.shape[0]] + [self._width(what) for kind, what in self.plan.layers if kind == "linear"]
+        per_point = zc.shape[0] + sum(self._width(what) for kind, what in self.plan.layers[start:]
+                                      if kind == "linear")
+        chunk = min(8192, self.chunk * max(1, sum(widths) // per_point)) if start > 0 else self.chunk
+
+        def body(s, e, bufs):
+            def buffer(tag, shape):
+                t = bufs.get(tag)
+                if t is None or t.shape != shape:
+                    t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
+                return t
+
+            ac, bc = a[s:e], b[s:e]
             p = len(ac)
             params = self._points(center, ac, bc, rest_names)
             h = buffer(("h", 0), (p,) + tuple(zc.shape))
             torch.mul(z1.unsqueeze(0), ac.view(p, 1, 1), out=h)
             h.addcmul_(z2.unsqueeze(0), bc.view(p, 1, 1)).add_(zc)
-            for i, (kind, what) in enumerate(self.plan.layers):
+            for i, (kind, what) in layers:
                 if kind == "act":
                     fn, mod = what
                     h = fn(h, mod)
@@ -274,15 +390,33 @@ class LandscapeEvaluator:
                 else:
                     torch.bmm(w, h, out=nxt)
                 h = nxt
-            out[s:s + p] = batched_loss(h.transpose(1, 2), self.y)
+            if p <= 8:
+                # vmap costs a fixed few hundred microseconds a call: more than a few direct calls.
+                for i in range(p):
+                    out[s + i] = point_loss(h[i].T, self.y)
+            else:
+                out[s:e] = batched_loss(h.transpose(1, 2), self.y)
+
+        self._run_chunks(len(a), body, self.threads, chunk)
         return out
 
+    def _width(self, what) -> int:
+        """Output features of the plan's linear layer ``what`` = (name, has_bias)."""
+        return int(self.d1[f"{what[0]}.weight"].shape[0])
+
     def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray,
-             buffers: Optional[dict[str, torch.Tensor]] = None) -> np.ndarray:
-        """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``."""
+             buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean") -> np.ndarray:
+        """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``.
+
+        ``buffers`` as for :meth:`evaluate`. With ``reduction='none'``: ``(n, nx, ny)``, one landscape per
+        evaluation sample.
+        """
         A, B = np.meshgrid(alphas, betas, indexing="ij")
-        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()), buffers)
-        return vals.cpu().numpy().astype(np.float64).reshape(len(alphas), len(betas))
+        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()), buffers, reduction)
+        vals = vals.cpu().numpy().astype(np.float64)
+        if reduction == "mean":
+            return vals.reshape(len(alphas), len(betas))
+        return np.ascontiguousarray(vals.T.reshape(-1, len(alphas), len(betas)))
 
 
 def reference_grid(model: nn.Module, center: dict[str, torch.Tensor], d1: dict, d2: dict,

@@ -67,6 +67,8 @@ def capture_key(scene: Scene, device_type: str) -> str:
         ident["capture"]["curvature"] = dump["capture"]["curvature"]
     # A checkpoint endpoint's numbers are in its file, not in the scene: its contents are part of the key.
     ident["checkpoints"] = {k: _checkpoint_sha256(scene, k, p) for k, p in checkpoint_files(scene).items()}
+    if scene.capture.data == "samples":
+        ident["capture"]["samples"] = scene.capture.sample_indices()
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
@@ -115,6 +117,9 @@ class Capture:
     ``runs`` lists every training run on the plane, primary first (one record, named 'main', without
     ``[[training.runs]]``); the single-run fields above describe the primary run. ``center_buffers[k]`` are
     the BatchNorm running statistics (name → tensor) at captured step ``k`` (empty dicts without BatchNorm).
+    Per-sample captures (``capture.data = 'samples'``) also hold ``sample_loss`` (steps, S, nx, ny), the loss of
+    each chosen sample alone (``loss`` is their mean), ``sample_center_loss`` (steps, S) and ``sample_indices``
+    (S,), the samples' positions in the fixed evaluation subset (``eval_data``).
     """
 
     scene: Scene
@@ -138,6 +143,9 @@ class Capture:
     curv_min: Optional[np.ndarray] = None
     curv_max: Optional[np.ndarray] = None
     hessian_eigenvalues: Optional[np.ndarray] = None
+    sample_loss: Optional[np.ndarray] = None
+    sample_center_loss: Optional[np.ndarray] = None
+    sample_indices: Optional[np.ndarray] = None
     runs: list = field(default_factory=list)
     center_buffers: list = field(default_factory=list, repr=False)
 
@@ -309,6 +317,21 @@ def _hessian_index(scene: Scene, traj) -> int:
     return len(traj.steps) - 1 if h == "final" else list(traj.steps).index(h)
 
 
+def _check_sample_indices(scene: Scene, data) -> np.ndarray:
+    """Positions of the per-sample landscapes in the evaluation subset, which may be smaller than data.eval_size
+    (a small train_size caps it): a scene error with its key path when one is past the end."""
+    from .errors import SceneError
+
+    idx = np.asarray(scene.capture.sample_indices(), dtype=np.int64)
+    n = len(data.y_eval)
+    if idx.max() >= n:
+        raise SceneError(scene.source or "<scene>", [(
+            "capture.samples", f"position {int(idx.max())} is past the end of the evaluation subset, which holds "
+            f"{n} samples here (data.eval_size = {scene.data.eval_size}, capped by the training set): use "
+            f"positions 0 … {n - 1}")])
+    return idx
+
+
 def _directions(scene: Scene, data, dtype, traj, progress: Progress, trajs: Optional[dict] = None, device=None):
     """(d1, d2, explained variance ratio, or the eigenvalues of 'hessian' directions, or None) as the scene asks,
     from the primary run ``traj`` (or, for PCA with ``directions.pca_runs = 'all'``, from every run in ``trajs``).
@@ -449,13 +472,16 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     store = store or CaptureStore()
     key = capture_key(scene, device.type)
     cdir = store.open(key)
+    cdir.sweep()  # temporary files of killed runs; a concurrent run's are kept
     steps = scene.captured_steps()
+    per_sample = scene.capture.data == "samples"
     if cdir.read_manifest() is None or not use_cache:
         dump = scene.resolved_dump()
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
             "steps": steps, "device": device.type,
             "dtype": scene.capture.dtype, "capture_mode": scene.capture.mode, "loss_on": scene.capture.data,
+            **({"sample_indices": scene.capture.sample_indices()} if per_sample else {}),
             "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
             "dimensions": scene.grid.dimensions, "second_direction": second_direction_note(scene),
@@ -466,6 +492,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     _check_weight_refs(scene, data, dtype)
     run_names = scene.training.run_names()
     multi = scene.training.runs is not None
+    sample_idx = _check_sample_indices(scene, data) if per_sample else None
 
     # Training: every run from its own scene; the primary run keeps the single-run store entry --------------
     trajs = {}
@@ -532,16 +559,21 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         bn_x = (torch.as_tensor(bn_subset(data, scene.capture.bn_samples, scene.data.eval_seed))
                 if mode == "recompute_bn" else None)
         initial_buffers = state_buffers(model)
-        ev = LandscapeEvaluator(model, torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval), crit, d1, d2,
-                                device, dtype, scene.capture.memory_mb, mode=mode, bn_x=bn_x)
+        x_eval, y_eval = torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval)
+        if per_sample:
+            x_eval, y_eval = x_eval[sample_idx], y_eval[sample_idx]
+        ev = LandscapeEvaluator(model, x_eval, y_eval, crit, d1, d2, device, dtype, scene.capture.memory_mb,
+                                mode=mode, bn_x=bn_x)
     zero = torch.zeros(1, dtype=torch.float64)
     if todo:
         # One plane serves every step only when neither the centre nor the data changes between steps.
-        shared = fixed and scene.capture.data == "eval"
+        shared = fixed and scene.capture.data != "batch"
+        loss_on = {"eval": "the fixed evaluation subset", "batch": "mini-batches",
+                   "samples": f"{len(y_eval)} samples, one landscape each"}[scene.capture.data]
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, {mode} mode, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
-                     f"loss on the {'fixed evaluation subset' if scene.capture.data == 'eval' else 'mini-batches'})")
+                     f"loss on {loss_on})")
 
         def step_buffers(k: Optional[int]) -> dict:
             """BatchNorm running statistics at captured step k, or at the fixed plane's centre (k None)."""
@@ -558,27 +590,41 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             c = plane_center if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
-        plane = None
+        def landscape(center: dict, buffers: dict) -> tuple[np.ndarray, Optional[np.ndarray]]:
+            """(loss (nx, ny), per-sample loss (S, nx, ny) or None): per-sample captures show the samples' mean."""
+            if not per_sample:
+                return ev.grid(center, alphas, betas, buffers), None
+            each = ev.grid(center, alphas, betas, buffers, reduction="none")
+            return each.mean(axis=0), each
+
+        plane = plane_samples = None
         if shared:
             if use_cache and cdir.has("plane"):
-                plane = cdir.load_arrays("plane")["loss"]
+                arrays = cdir.load_arrays("plane")
+                plane, plane_samples = arrays["loss"], arrays.get("sample_loss")
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane = ev.grid(grid_center(None), alphas, betas, step_buffers(None))
+                    plane, plane_samples = landscape(grid_center(None), step_buffers(None))
                     advance(plane.size)
-                cdir.save_arrays("plane", {"loss": plane})
+                cdir.save_arrays("plane", {"loss": plane, **({"sample_loss": plane_samples} if per_sample else {})})
         with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
                             "points") as advance:
             for k in todo:
                 if scene.capture.data == "batch":
                     batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
                     ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
-                grid = plane if shared else ev.grid(grid_center(k), alphas, betas,
-                                                    step_buffers(None if fixed else k))
+                grid, grid_samples = ((plane, plane_samples) if shared
+                                      else landscape(grid_center(k), step_buffers(None if fixed else k)))
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
-                center = float(ev.evaluate(traj.weights[k], zero, zero, step_buffers(k))[0])
-                cdir.save_step(steps[k], grid, center)
+                if per_sample:
+                    center_samples = ev.evaluate(traj.weights[k], zero, zero, step_buffers(k),
+                                                 reduction="none")[0].cpu().numpy()
+                    center = float(center_samples.astype(np.float64).mean())
+                    cdir.save_step(steps[k], grid, center, grid_samples, center_samples)
+                else:
+                    center = float(ev.evaluate(traj.weights[k], zero, zero, step_buffers(k))[0])
+                    cdir.save_step(steps[k], grid, center)
                 advance(1 if shared else grid.size)
     else:
         progress.log(f"capture: all {len(steps)} steps reused from cache {cdir.path}")
@@ -609,6 +655,9 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         explained_variance=None if explained is None else np.asarray(explained), runs=runs,
         hessian_eigenvalues=None if eigenvalues is None else np.asarray(eigenvalues), **curvature,
         center_buffers=list(traj.buffers),
+        sample_loss=np.stack([z["sample_loss"] for z in loaded]) if per_sample else None,
+        sample_center_loss=np.stack([z["sample_center_loss"] for z in loaded]) if per_sample else None,
+        sample_indices=np.asarray(scene.capture.sample_indices()) if per_sample else None,
     )
 
 
@@ -1004,7 +1053,8 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
         "training_steps": scene.training.steps * len(scene.training.run_names()),
         "runs": len(scene.training.run_names()), "captured_steps": len(steps),
         "grid": f"{nx}x{ny}" if scene.grid.dimensions == 2 else f"{nx} (1D)",
-        "grid_evaluations": len(steps) * nx * ny, "eval_samples": scene.data.eval_size,
+        "grid_evaluations": len(steps) * nx * ny,
+        "eval_samples": len(scene.capture.sample_indices()) if scene.capture.data == "samples" else scene.data.eval_size,
         **({"curvature_points": len(steps) * scene.capture.curvature.shape[0] * scene.capture.curvature.shape[1]}
            if scene.capture.curvature_on else {}),
         "frames": n_frames, "duration_s": round(duration, 2),

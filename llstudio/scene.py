@@ -442,11 +442,13 @@ class CaptureSpec(_Section):
     steps: Optional[list[Annotated[int, Field(ge=0)]]] = Field(
         None, description="Explicit list of steps to capture, instead of 'every'."
     )
-    data: Literal["eval", "batch"] = Field(
+    data: Literal["eval", "batch", "samples"] = Field(
         "eval",
         description="What the landscape measures the loss on. 'eval': the fixed evaluation subset (data.eval_size), "
         "the same for every frame. 'batch': the mini-batch of the update that follows each captured step (the last "
-        "update's for the final step), so every step has a landscape of its own: the mini-batch 'earthquakes'.",
+        "update's for the final step), so every step has a landscape of its own: the mini-batch 'earthquakes'. "
+        "'samples': one landscape per sample of the evaluation subset chosen by capture.samples, and their mean as "
+        "the main landscape.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="'auto' uses CUDA when available, else the CPU. The command line's --device wins."
@@ -461,10 +463,6 @@ class CaptureSpec(_Section):
         "look.color_by = 'convexity'). Absent: no curvature.",
     )
 
-    @property
-    def curvature_on(self) -> bool:
-        """Whether curvature maps are captured."""
-        return self.curvature is not None and self.curvature.enabled
     mode: Literal["eval", "train", "recompute_bn"] = Field(
         "eval",
         description="How BatchNorm behaves at each grid point. 'eval': with the running statistics as trained at "
@@ -478,6 +476,17 @@ class CaptureSpec(_Section):
         description="capture.mode = 'recompute_bn' only: training samples (a fixed subset drawn with "
         "data.eval_seed) whose statistics become the BatchNorm running statistics at every grid point.",
     )
+    samples: Union[PosInt, list[Annotated[int, Field(ge=0)]]] = Field(
+        9,
+        description="With data = 'samples': which samples of the fixed evaluation subset get a landscape of their "
+        "own. A count n takes the first n samples of the subset, in order; a list names positions in the subset "
+        "(0-based, e.g. [0, 5, 17]). Ignored otherwise.",
+    )
+
+    @property
+    def curvature_on(self) -> bool:
+        """Whether curvature maps are captured."""
+        return self.curvature is not None and self.curvature.enabled
 
     @field_validator("steps")
     @classmethod
@@ -485,6 +494,17 @@ class CaptureSpec(_Section):
         if v is not None and (len(v) == 0 or sorted(set(v)) != list(v)):
             raise ValueError("must be a non-empty, strictly increasing list of step numbers")
         return v
+
+    @field_validator("samples")
+    @classmethod
+    def _samples(cls, v):
+        if isinstance(v, list) and (len(v) == 0 or len(set(v)) != len(v)):
+            raise ValueError("must be a count or a non-empty list of distinct positions in the evaluation subset")
+        return v
+
+    def sample_indices(self) -> list[int]:
+        """Positions in the fixed evaluation subset of the per-sample landscapes ('samples' data)."""
+        return list(range(self.samples)) if isinstance(self.samples, int) else list(self.samples)
 
 
 class ScalingSpec(_Section):
@@ -964,6 +984,11 @@ class Scene(_Section):
         if self.look.color_by == "convexity" and not self.capture.curvature_on:
             raise ValueError("look.color_by: 'convexity' needs curvature maps: add a [capture.curvature] table")
         self._model_checks()
+        if self.capture.data == "samples" and max(self.capture.sample_indices()) >= self.data.eval_size:
+            what = (f"{self.capture.samples} samples" if isinstance(self.capture.samples, int)
+                    else f"position {max(self.capture.samples)}")
+            raise ValueError(f"capture.samples: {what} asked for, but the evaluation subset has data.eval_size = "
+                             f"{self.data.eval_size} samples (positions 0 … {self.data.eval_size - 1})")
         if self.directions.kind == "pca" and len(self.captured_steps()) < 3:
             raise ValueError("directions.kind: 'pca' needs at least 3 captured steps to find two components")
         if self.layout.columns is not None and self.panels and self.layout.columns > len(self.panels):

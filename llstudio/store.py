@@ -27,7 +27,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import CacheError
-from .files import atomic_write
+from .files import atomic_write, sweep_temp_files
 
 FORMAT_VERSION = 2  # bump whenever what a capture directory holds changes: old entries are then not reused
 
@@ -94,11 +94,17 @@ class CaptureDir:
     def has_step(self, step: int) -> bool:
         return self.step_path(step).exists()
 
-    def save_step(self, step: int, loss: np.ndarray, center_loss: float) -> None:
-        """``loss`` (nx, ny) with NaN for non-finite values, plus a done-mask of what is finite."""
+    def save_step(self, step: int, loss: np.ndarray, center_loss: float, sample_loss: Optional[np.ndarray] = None,
+                  sample_center_loss: Optional[np.ndarray] = None) -> None:
+        """``loss`` (nx, ny) with NaN for non-finite values, plus a done-mask of what is finite; for per-sample
+        captures also ``sample_loss`` (S, nx, ny) and ``sample_center_loss`` (S,), NaN where not finite."""
         loss = np.where(np.isfinite(loss), loss, np.nan)
-        _save_npz(self.step_path(step), {"loss": loss, "finite": np.isfinite(loss),
-                                         "center_loss": np.array(center_loss)})
+        arrays = {"loss": loss, "finite": np.isfinite(loss), "center_loss": np.array(center_loss)}
+        if sample_loss is not None:
+            arrays["sample_loss"] = np.where(np.isfinite(sample_loss), sample_loss, np.nan)
+        if sample_center_loss is not None:
+            arrays["sample_center_loss"] = np.where(np.isfinite(sample_center_loss), sample_center_loss, np.nan)
+        _save_npz(self.step_path(step), arrays)
 
     def load_step(self, step: int) -> dict[str, np.ndarray]:
         return _load_npz(self.step_path(step))
@@ -122,6 +128,10 @@ class CaptureDir:
         """Whether the step's curvature map is complete."""
         z = self.load_curvature(step)
         return z is not None and bool(z["done"].all())
+
+    def sweep(self) -> list[Path]:
+        """Remove temporary files left by killed processes (never one a live process is writing)."""
+        return sweep_temp_files(self.path)
 
 
 class CaptureStore:
@@ -149,6 +159,12 @@ class CaptureStore:
                 size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
                 out.append((d.name, CaptureDir(d).read_manifest(), size))
         return out
+
+    def sweep(self) -> list[Path]:
+        """Remove stale temporary files (left by killed processes) from every capture; returns those removed."""
+        if not self.captures.exists():
+            return []
+        return [p for d in sorted(self.captures.iterdir()) if d.is_dir() for p in CaptureDir(d).sweep()]
 
     def clear(self, key: Optional[str] = None) -> int:
         """Remove one capture (or all); returns how many were removed."""

@@ -250,3 +250,120 @@ def test_chunk_size_respects_memory_budget():
     small = evaluator(model, x, y, "cross_entropy", d1, d2, strategy="vmap", memory_mb=1)
     large = evaluator(model, x, y, "cross_entropy", d1, d2, strategy="vmap", memory_mb=64)
     assert 1 <= small.chunk < large.chunk <= 8192
+
+
+# ------------------------------------------------------------------------------------ per-sample landscapes
+
+
+def brute_force_per_sample(model, center, d1, d2, alphas, betas, x, y, loss_kind):
+    """(n, nx, ny): each sample's loss alone, from the independent brute force on a batch of that one sample."""
+    return np.stack([brute_force(model, center, d1, d2, alphas, betas, x[i:i + 1], y[i:i + 1], loss_kind)
+                     for i in range(len(x))])
+
+
+@pytest.mark.parametrize("loss_kind", LOSSES)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_per_sample_grid_equals_brute_force(strategy, loss_kind):
+    model = deep_mlp()
+    x, y = data((6,), n=5)
+    center, d1, d2 = center_and_directions(model, seed=7)
+    ev = evaluator(model, x, y, loss_kind, d1, d2, strategy=strategy)
+    ev.chunk = 3  # several chunks, on two threads for the mlp strategy
+    each = ev.grid(center, ALPHAS, BETAS, reduction="none")
+    assert each.shape == (5, len(ALPHAS), len(BETAS))
+    np.testing.assert_allclose(each, brute_force_per_sample(model, center, d1, d2, ALPHAS, BETAS, x, y, loss_kind),
+                               rtol=1e-10)
+    # Their mean is the loss on those samples together.
+    np.testing.assert_allclose(each.mean(axis=0), ev.grid(center, ALPHAS, BETAS), rtol=1e-12)
+
+
+def test_per_sample_evaluate_shape_and_unknown_reduction():
+    model = mlp()
+    x, y = data((6,), n=4)
+    center, d1, d2 = center_and_directions(model)
+    ev = evaluator(model, x, y, "mse", d1, d2)
+    a = torch.tensor([0.0, 0.5, -1.0])
+    assert ev.evaluate(center, a, a, reduction="none").shape == (3, 4)
+    with pytest.raises(ValueError, match="unknown reduction 'sum'"):
+        ev.evaluate(center, a, a, reduction="sum")
+
+
+# ------------------------------------------------------------------------------------------- CPU threads
+
+
+@pytest.mark.parametrize("loss_kind", LOSSES)
+def test_threaded_mlp_path_equals_one_thread_and_restores_torch_threads(loss_kind):
+    model = deep_mlp()
+    x, y = data((6,), n=13)
+    center, d1, d2 = center_and_directions(model, seed=8)
+    one = evaluator(model, x, y, loss_kind, d1, d2, strategy="mlp", threads=1)
+    two = evaluator(model, x, y, loss_kind, d1, d2, strategy="mlp", threads=2)
+    one.chunk = two.chunk = 2  # 20 points: 10 chunks shared by the two workers
+    before = torch.get_num_threads()
+    got = two.grid(center, ALPHAS, BETAS)
+    assert torch.get_num_threads() == before
+    np.testing.assert_allclose(got, one.grid(center, ALPHAS, BETAS), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(got, brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, loss_kind), rtol=1e-10)
+
+
+def test_worker_error_reaches_the_caller_and_threads_are_restored():
+    model = deep_mlp()
+    x, y = data((6,))
+    center, d1, d2 = center_and_directions(model)
+    ev = evaluator(model, x, y, "cross_entropy", d1, d2, strategy="mlp", threads=2)
+    ev.chunk = 1
+    before = torch.get_num_threads()
+    bad = dict(center)
+    bad["2.weight"] = bad["2.weight"][:, :3]  # wrong shape: the layer's product fails inside a worker
+    with pytest.raises(RuntimeError):
+        ev.grid(bad, ALPHAS, BETAS)
+    assert torch.get_num_threads() == before
+
+
+def test_threads_apply_to_the_cpu_only():
+    model = mlp()
+    x, y = data((6,))
+    _, d1, d2 = center_and_directions(model)
+    assert evaluator(model, x, y, "mse", d1, d2, threads=3).threads == 3
+    assert evaluator(model, x, y, "mse", d1, d2).threads == torch.get_num_threads()
+
+
+# ----------------------------------------------------------------- layers the directions leave alone
+
+
+def zero_except(d: dict, keep: set) -> dict:
+    return {k: (v if k in keep else torch.zeros_like(v)) for k, v in d.items()}
+
+
+@pytest.mark.parametrize("moved", [
+    {"10.weight"},                               # two named weights of the output layer (as 'weights' directions)
+    {"4.weight", "4.bias", "10.bias"},           # a middle layer and a later bias
+    {"2.bias"},                                  # only a bias: the layer is still linear in it
+    set(),                                       # nothing moves: every point is the centre
+])
+@pytest.mark.parametrize("loss_kind", LOSSES)
+def test_layers_without_direction_are_computed_once_and_still_exact(moved, loss_kind):
+    model = deep_mlp()
+    x, y = data((6,))
+    center, d1, d2 = center_and_directions(model, seed=9)
+    if moved == {"10.weight"}:  # sparse like named weights: one entry in each direction
+        d1 = zero_except({k: torch.zeros_like(v) for k, v in d1.items()}, set())
+        d2 = {k: torch.zeros_like(v) for k, v in d2.items()}
+        d1["10.weight"][1, 2] = 1.0
+        d2["10.weight"][0, 3] = 1.0
+    else:
+        d1, d2 = zero_except(d1, moved), zero_except(d2, moved)
+    ev = evaluator(model, x, y, loss_kind, d1, d2, strategy="mlp")
+    ev.chunk = 3
+    got = ev.grid(center, ALPHAS, BETAS)
+    np.testing.assert_allclose(got, brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, loss_kind), rtol=1e-10)
+    each = ev.grid(center, ALPHAS, BETAS, reduction="none")
+    np.testing.assert_allclose(each.mean(axis=0), got, rtol=1e-12)
+    if not moved:
+        np.testing.assert_allclose(got, got[0, 0], rtol=1e-12)
+    # The shortcut did start the per-point work after the last unmoved linear layer.
+    (zc, z1, z2), _ = ev._first_layer(center)
+    start = ev._skip_unmoved_layers(center, *(z.T.contiguous() for z in (zc, z1, z2)))[0]
+    first_moved = min((int(k.split(".")[0]) for k in moved), default=None)
+    # plan.layers are the model's children after the first (index 0): child i is plan.layers[i - 1]
+    assert start == (len(ev.plan.layers) if first_moved is None else first_moved)

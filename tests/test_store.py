@@ -133,3 +133,88 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
         assert stat.S_IMODE(target.stat().st_mode) == 0o644  # not mkstemp's private 0o600
     finally:
         os.umask(mask)
+
+
+# ------------------------------------------------------------------------- stale temporary files
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_atomic_write_names_its_temporary_file_with_host_and_pid(tmp_path):
+    import os
+
+    from llstudio.files import TEMP_NAME, _host, atomic_write
+
+    seen = []
+    atomic_write(tmp_path / "step_0000001.npz", lambda tmp: (seen.append(tmp), open(tmp, "wb").close()))
+    m = TEMP_NAME.match(os.path.basename(seen[0]))
+    assert m and m["target"] == "step_0000001.npz" and m["host"] == _host() and int(m["pid"]) == os.getpid()
+
+
+def test_stale_temp_rules():
+    from llstudio.files import stale_temp
+
+    alive = {111}.__contains__
+    day = 24 * 3600
+    # finished files and foreign names are never touched
+    for name in ("step_0000001.npz", "manifest.json", ".hidden", ".step_0000001.npz"):
+        assert not stale_temp(name, 10 * day, "h", alive)
+    # this host: stale as soon as the writer is gone, kept while it lives (until a day old: pids get reused)
+    assert stale_temp(".step_0000001.npz.h~222.ab_c9xyz.part.npz", 1.0, "h", alive)
+    assert not stale_temp(".step_0000001.npz.h~111.ab_c9xyz.part.npz", 1.0, "h", alive)
+    assert stale_temp(".step_0000001.npz.h~111.ab_c9xyz.part.npz", day + 1, "h", alive)
+    # another host (shared file system) or an old name without an owner: only by age
+    assert not stale_temp(".manifest.json.other~222.ab_c9xyz.part.json", 3600.0, "h", alive)
+    assert stale_temp(".manifest.json.other~222.ab_c9xyz.part.json", day + 1, "h", alive)
+    assert not stale_temp(".plane.npz.ab_c9xyz.part.npz", 3600.0, "h", alive)
+    assert stale_temp(".plane.npz.ab_c9xyz.part.npz", day + 1, "h", alive)
+
+
+def test_sweep_removes_only_temporary_files_nobody_will_finish(tmp_path):
+    import os
+    import time
+
+    from llstudio.files import _host
+
+    d = CaptureStore(tmp_path).open("k")
+    d.save_step(0, np.zeros((2, 2)), 0.0)
+    host = _host()
+    dead = d.path / f".step_0000004.npz.{host}~{_dead_pid()}.x1y2z3ab.part.npz"
+    live = d.path / f".step_0000008.npz.{host}~{os.getpid()}.x1y2z3ab.part.npz"
+    other_host = d.path / ".step_0000012.npz.elsewhere~1.x1y2z3ab.part.npz"
+    old = d.path / ".trajectory.npz.q8w7e6r5.part.npz"
+    for p in (dead, live, other_host, old):
+        p.write_bytes(b"half")
+    long_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (long_ago, long_ago))
+    assert sorted(p.name for p in d.sweep()) == sorted([dead.name, old.name])
+    assert sorted(p.name for p in d.path.iterdir()) == sorted(["step_0000000.npz", live.name, other_host.name])
+
+
+def test_capture_and_cache_clear_sweep_stale_temporary_files(tmp_path, monkeypatch, capsys):
+    from conftest import make_scene
+    from llstudio.cli import main
+    from llstudio.files import _host
+    from llstudio.pipeline import capture_key, capture_scene
+
+    monkeypatch.setenv("LLSTUDIO_CACHE", str(tmp_path))
+    store = CaptureStore(tmp_path)
+    scene = make_scene(tmp_path / "tiny.toml", training={"steps": 4}, grid={"resolution": 3})
+    d = store.open(capture_key(scene, "cpu"))
+    dead = d.path / f".step_0000004.npz.{_host()}~{_dead_pid()}.x1y2z3ab.part.npz"
+    dead.write_bytes(b"half")
+    capture_scene(scene, device="cpu", store=store)
+    assert not dead.exists()
+    other = store.open("other")
+    left = other.path / f".plane.npz.{_host()}~{_dead_pid()}.x1y2z3ab.part.npz"
+    left.write_bytes(b"half")
+    assert main(["cache", "clear", d.path.name]) == 0
+    assert not left.exists() and other.path.exists() and not d.path.exists()
+    assert "1 stale temporary file" in capsys.readouterr().out

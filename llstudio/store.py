@@ -29,7 +29,7 @@ import numpy as np
 from .errors import CacheError
 from .files import atomic_write, sweep_temp_files
 
-FORMAT_VERSION = 2  # bump whenever what a capture directory holds changes: old entries are then not reused
+FORMAT_VERSION = 3  # bump whenever what a capture directory holds changes: old entries are then not reused
 
 
 def default_root() -> Path:

@@ -815,11 +815,16 @@ class Film:
         curve = None
         if look.loss_inset and capture.train_loss is not None and len(capture.train_loss):
             curve = (np.arange(len(capture.train_loss)), np.asarray(capture.train_loss))
-        self.timeline = Timeline(capture.steps, capture.loss, capture.center_loss, scene.timeline, scene.scaling,
+        loss, center_loss = capture.loss, capture.center_loss
+        if look.sample is not None:  # one sample's own landscape instead of the mean (validated by the scene)
+            loss, center_loss = capture.sample_loss[:, look.sample], capture.sample_center_loss[:, look.sample]
+        self.timeline = Timeline(capture.steps, loss, center_loss, scene.timeline, scene.scaling,
                                  settings.fps, capture.plane_path, capture.updates, curve=curve,
                                  colors=_surface_colors(capture),
                                  runs=tuple((r.name, r.plane_path) for r in capture.runs)
                                  if len(capture.runs) > 1 else (),
+                                 critical=look.critical_points and len(capture.betas) > 1,
+                                 alphas=capture.alphas, betas=capture.betas,
                                  steps_per_epoch=self._steps_per_epoch() if look.epoch and look.overlay else None)
         sc = self.timeline.schedule
         # The camera moves over the film's body only: cards hold its first and last pose.

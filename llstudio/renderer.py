@@ -243,6 +243,7 @@ class SurfaceRenderer:
                                          color=look.text_color, name="info")
         self._buffer = None
         self._run_actors = None
+        self._critical = None
         self._background = None
         self._inset = self._inset_for = None
         self._legend = None
@@ -423,6 +424,8 @@ class SurfaceRenderer:
             self._update_arrow(state, surface)
         if len(state.runs) > 1:
             self._update_runs(state, z)
+        if self.look.critical_points:
+            self._update_critical(state, z)
         if self.info_actor is not None:
             epoch = f"    epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
             self.info_actor.SetInput(f"step {state.step:,.0f}{epoch}    loss {_fmt_loss(state.center_loss)}")
@@ -469,6 +472,27 @@ class SurfaceRenderer:
                         np.column_stack([xy, surface(xy) + 0.006 * self.extent])))
                 else:
                     trail.copy_from(_empty(self.pv))
+
+    CRITICAL_COLORS = {"minimum": "#2f7bff", "maximum": "#ff9f1c", "saddle": "#ffffff"}
+
+    def _update_critical(self, state: FrameState, z: np.ndarray) -> None:
+        """Small spheres on the surface at the frame's critical points, one point cloud per kind."""
+        if self._critical is None:
+            self._critical = {}
+            for kind, color in self.CRITICAL_COLORS.items():
+                cloud = _empty(self.pv)
+                self.plotter.add_mesh(cloud, color=color, render_points_as_spheres=True,
+                                      point_size=max(5.0, self.height / 90), name=f"critical_{kind}",
+                                      reset_camera=False)
+                self._critical[kind] = cloud
+        surface = self._height_function(z)
+        for kind, cloud in self._critical.items():
+            pts = [p for p in state.critical if p.kind == kind]
+            if not pts:
+                cloud.copy_from(_empty(self.pv))
+                continue
+            xy = np.array([[self.display_coords(p.alpha, 0), self.display_coords(p.beta, 1)] for p in pts])
+            cloud.copy_from(self.pv.PolyData(np.column_stack([xy, surface(xy) + 0.012 * self.extent])))
 
     def _grab(self) -> np.ndarray:
         from vtkmodules.util.numpy_support import vtk_to_numpy

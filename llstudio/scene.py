@@ -707,6 +707,15 @@ class LookSpec(_Section):
         "curvature as positive.",
     )
     convexity_colormap: str = Field("coolwarm", description="Matplotlib colormap of the convexity ratio.")
+    sample: Optional[Annotated[int, Field(ge=0)]] = Field(
+        None, description="With capture.data = 'samples': show the landscape of this one sample (0-based, in the "
+        "order of capture.samples) instead of their mean. Panels that differ only here share one capture, so a "
+        "grid of panels shows every sample's landscape beside their mean.",
+    )
+    critical_points: bool = Field(
+        False, description="Mark the critical points of the shown landscape in every frame: minima (small blue "
+        "spheres), maxima (orange) and saddles (white), found on the grid and refined between its nodes.",
+    )
 
     @field_validator("colormap", "trail_colormap", "convexity_colormap")
     @classmethod
@@ -981,6 +990,13 @@ class Scene(_Section):
             raise ValueError(f"directions.hessian_step: step {h} is not a captured step (the weights are kept only "
                              f"at captured steps); captured steps are {self.captured_steps()[:8]}"
                              f"{' ...' if len(self.captured_steps()) > 8 else ''}")
+        if self.look.sample is not None:
+            if self.capture.data != "samples":
+                raise ValueError("look.sample: shows one of the per-sample landscapes, which need capture.data = "
+                                 "'samples'")
+            if self.look.sample >= len(self.capture.sample_indices()):
+                raise ValueError(f"look.sample: {self.look.sample} is past the {len(self.capture.sample_indices())} "
+                                 "captured samples (capture.samples); count from 0")
         if self.look.color_by == "convexity" and not self.capture.curvature_on:
             raise ValueError("look.color_by: 'convexity' needs curvature maps: add a [capture.curvature] table")
         self._model_checks()

@@ -183,6 +183,8 @@ class FrameState:
     # With several training runs on the plane, every run (the primary first, also drawn as marker/trail):
     # (name, marker (alpha, beta), trail (M, 2)) each.
     runs: tuple = ()
+    # Critical points of ``values`` (llstudio.critical.CriticalPoint), when the look marks them.
+    critical: tuple = ()
 
 
 class Timeline:
@@ -194,14 +196,16 @@ class Timeline:
     ``curve`` (steps (T,), loss (T,)) the training loss for an inset; ``steps_per_epoch`` turns steps into epochs.
     ``colors`` (K, nx, ny) an optional colour value per point in [0, 1] (e.g. the convexity ratio), interpolated
     through time like the loss. ``runs``: with several training runs on the same plane, ``(name, path (K, 2))`` for
-    each (the primary first), interpolated like ``path``.
+    each (the primary first), interpolated like ``path``. ``critical``: find the critical points of every frame's
+    landscape, which then needs its grid axes ``alphas`` (nx,) and ``betas`` (ny,).
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
                  timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
                  updates: np.ndarray | None = None, curve: tuple | None = None,
                  steps_per_epoch: float | None = None, colors: np.ndarray | None = None,
-                 runs: tuple = ()):
+                 runs: tuple = (), critical: bool = False, alphas: np.ndarray | None = None,
+                 betas: np.ndarray | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -227,6 +231,8 @@ class Timeline:
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
+        self.critical = critical
+        self.alphas, self.betas = alphas, betas
         self.runs = []
         for name, run_path in runs:
             p = _hold_last_finite(run_path)
@@ -320,8 +326,13 @@ class Timeline:
         colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_pchip)
         epoch = None if not self.steps_per_epoch else step / self.steps_per_epoch
         runs = tuple(self._run_at(u, name, p, pchip) for name, p, pchip in self.runs)
+        crit = ()
+        if self.critical:
+            from .critical import critical_points
+
+            crit = tuple(critical_points(vals, self.alphas, self.betas))
         return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
-                          self.curve, self.card_at(index), colors, runs)
+                          self.curve, self.card_at(index), colors, runs, crit)
 
     def _run_at(self, u: float, name: str, path: np.ndarray, pchip) -> tuple:
         """(name, marker, trail) of a run at fractional captured index ``u``, sampled like ``trail_at``."""

@@ -791,14 +791,16 @@ def parse_frames(spec: Optional[str], n_frames: int) -> range:
 
 def _surface_colors(capture: Capture) -> Optional[np.ndarray]:
     """(steps, nx, ny) colour values of the surface when look.color_by asks for them: the convexity ratio,
-    interpolated from the curvature grid onto the loss grid and clipped to [0, 1]; None for 'loss'."""
+    interpolated from the curvature grid onto the loss grid, look.convexity_range mapped to [0, 1] and clipped
+    there; None for 'loss'."""
     if capture.scene.look.color_by != "convexity" or capture.curv_min is None:
         return None
     from .curvature import resample
 
     ratio = resample(capture.convexity, capture.curvature_alphas, capture.curvature_betas, capture.alphas,
                      capture.betas)
-    return np.clip(ratio, 0.0, 1.0)
+    lo, hi = capture.scene.look.convexity_range
+    return np.clip((ratio - lo) / (hi - lo), 0.0, 1.0)
 
 
 class Film:

@@ -707,6 +707,18 @@ class LookSpec(_Section):
         "curvature as positive.",
     )
     convexity_colormap: str = Field("coolwarm", description="Matplotlib colormap of the convexity ratio.")
+    convexity_range: list[float] = Field(
+        default_factory=lambda: [0.0, 1.0],
+        description="[low, high] of the convexity ratio spread over the colormap (clipped outside): near a minimum "
+        "the ratio often stays below 0.3, and [0, 0.3] shows its structure.",
+    )
+
+    @field_validator("convexity_range")
+    @classmethod
+    def _convexity_range(cls, v):
+        if len(v) != 2 or not 0.0 <= v[0] < v[1]:
+            raise ValueError("must be [low, high] with 0 <= low < high")
+        return v
     sample: Optional[Annotated[int, Field(ge=0)]] = Field(
         None, description="With capture.data = 'samples': show the landscape of this one sample (0-based, in the "
         "order of capture.samples) instead of their mean. Panels that differ only here share one capture, so a "

@@ -64,3 +64,44 @@ def test_limit_and_order():
     pts = critical_points(v, a, a, kinds=("minimum",), limit=3)
     assert len(pts) == 3
     assert [p.value for p in pts] == sorted(p.value for p in pts)
+
+
+def test_timeline_marks_critical_points_of_each_frame():
+    from llstudio.scene import ScalingSpec, TimelineSpec
+    from llstudio.timeline import Timeline
+
+    a = np.linspace(-1, 1, 21)
+    A, B = np.meshgrid(a, a, indexing="ij")
+    loss = np.stack([1 + (A - 0.3) ** 2 + B ** 2, 1 + (A + 0.3) ** 2 + B ** 2])
+    tl = Timeline(np.array([0, 10]), loss, np.array([1.0, 1.0]), TimelineSpec(), ScalingSpec(log=False), 10,
+                  critical=True, alphas=a, betas=a)
+    first = tl.frame(tl.frame_of_step(0)).critical
+    last = tl.frame(tl.frame_of_step(1)).critical
+    assert [p.kind for p in first] == ["minimum"] and first[0].alpha == pytest.approx(0.3, abs=1e-9)
+    assert last[0].alpha == pytest.approx(-0.3, abs=1e-9)
+    assert Timeline(np.array([0, 10]), loss, np.array([1.0, 1.0]), TimelineSpec(), ScalingSpec(log=False),
+                    10).frame(0).critical == ()
+
+
+@pytest.mark.render
+def test_renderer_draws_critical_points():
+    from llstudio.camera import camera_path
+    from llstudio.renderer import SurfaceRenderer
+    from llstudio.scene import CameraSpec, LookSpec
+    from llstudio.timeline import FrameState
+    from llstudio.critical import critical_points
+
+    a = np.linspace(-1, 1, 21)
+    A, B = np.meshgrid(a, a, indexing="ij")
+    v = A ** 2 + B ** 2
+    pose = camera_path(CameraSpec(), 2, (0, 0, 0.5), 2.0).pose(0)
+    imgs = {}
+    for on in (False, True):
+        look = LookSpec(critical_points=on, marker=False, contours=0, anti_aliasing="none", overlay=False,
+                        colormap="gray")
+        crit = tuple(critical_points(v, a, a)) if on else ()
+        with SurfaceRenderer(a, a, look, 160, 90, 0.5) as r:
+            imgs[on] = r.render(FrameState(0, v, 0.0, 1.0, 0.0, 2.0, critical=crit), pose).astype(int)
+    # The minimum's marker is blue on a grey surface: strongly blue pixels appear only with it.
+    blue = lambda img: ((img[..., 2] - img[..., 0]) > 60).sum()
+    assert blue(imgs[False]) == 0 and blue(imgs[True]) > 3

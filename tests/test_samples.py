@@ -145,3 +145,28 @@ def test_estimate_counts_the_chosen_samples(tmp_path):
 
     assert estimate(sample_scene(tmp_path, samples=[4, 2]))["eval_samples"] == 2
     assert estimate(make_scene(tmp_path / "s.toml"))["eval_samples"] == 64
+
+
+def test_look_sample_shows_one_samples_landscape(tmp_path):
+    """look.sample: the film's surface and centre loss are that sample's, not the mean."""
+    from llstudio.pipeline import Film, OutputSettings
+
+    scene = sample_scene(tmp_path, samples=3, look={"sample": 2})
+    cap = capture_scene(scene, device=CPU, store=CaptureStore(tmp_path / "cache"))
+    film = Film(cap, OutputSettings(64, 36, 4))
+    np.testing.assert_allclose(film.timeline.center_loss, cap.sample_center_loss[:, 2])
+    k = len(cap.steps) - 1
+    state = film.timeline.frame(film.timeline.frame_of_step(k))
+    from llstudio.timeline import scale_loss
+
+    np.testing.assert_allclose(state.values, scale_loss(cap.sample_loss[k, 2], scene.scaling))
+
+
+@pytest.mark.parametrize("over, msg", [
+    ({"look": {"sample": 0}}, "capture.data = 'samples'"),
+    ({"look": {"sample": 3}, "capture": {"data": "samples", "samples": 3}}, "past the 3 captured samples"),
+])
+def test_look_sample_errors(tmp_path, over, msg):
+    with pytest.raises(SceneError) as e:
+        make_scene(tmp_path / "s.toml", **over)
+    assert any(p == "look.sample" and msg in m for p, m in e.value.problems), e.value.problems

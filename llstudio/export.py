@@ -202,25 +202,35 @@ def _pvd(entries: list[tuple[int, str]]) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
+def _save_series(directory: Path, pvd_name: str, grids) -> list[Path]:
+    """Write each (step, file name, pyvista grid) of ``grids`` atomically, then the ``pvd_name`` time series of
+    them (last, so a .pvd never names a missing file); returns every path written."""
+    written, entries = [], []
+    for step, name, grid in grids:
+        atomic_write(directory / name, lambda tmp, g=grid: g.save(tmp))
+        written.append(directory / name)
+        entries.append((int(step), name))
+    text = _pvd(entries)
+    atomic_write(directory / pvd_name, lambda tmp: Path(tmp).write_bytes(text))
+    return written + [directory / pvd_name]
+
+
 def export_vts(capture, directory: Path | str) -> list[Path]:
     """One ``.vts`` structured grid per captured step plus a ``<name>.pvd`` time series (written last)."""
     directory = Path(directory)
     scaled = scaled_values(capture)
-    written, entries = [], []
-    for k, step in enumerate(capture.steps):
-        grid = _structured_grid(capture, scaled[k])
-        grid.point_data["loss"] = np.asarray(capture.loss[k], dtype=np.float64).ravel(order="F")
-        grid.point_data["scaled_loss"] = scaled[k].ravel(order="F")
-        grid.field_data["step"] = np.array([int(step)])
-        grid.field_data["center_loss"] = np.array([float(capture.center_loss[k])])
-        name = _step_file(capture, step, ".vts")
-        atomic_write(directory / name, lambda tmp, g=grid: g.save(tmp))
-        written.append(directory / name)
-        entries.append((int(step), name))
-    pvd = directory / f"{capture.scene.name}.pvd"
-    text = _pvd(entries)
-    atomic_write(pvd, lambda tmp: Path(tmp).write_bytes(text))
-    return written + [pvd] + _export_curvature_vts(capture, directory)
+
+    def grids():
+        for k, step in enumerate(capture.steps):
+            grid = _structured_grid(capture, scaled[k])
+            grid.point_data["loss"] = np.asarray(capture.loss[k], dtype=np.float64).ravel(order="F")
+            grid.point_data["scaled_loss"] = scaled[k].ravel(order="F")
+            grid.field_data["step"] = np.array([int(step)])
+            grid.field_data["center_loss"] = np.array([float(capture.center_loss[k])])
+            yield step, _step_file(capture, step, ".vts"), grid
+
+    return (_save_series(directory, f"{capture.scene.name}.pvd", grids())
+            + _export_curvature_vts(capture, directory))
 
 
 def _export_curvature_vts(capture, directory: Path) -> list[Path]:
@@ -232,21 +242,17 @@ def _export_curvature_vts(capture, directory: Path) -> list[Path]:
     X, Y = np.meshgrid(np.asarray(capture.curvature_alphas, float), np.asarray(capture.curvature_betas, float),
                        indexing="ij")
     convexity = capture.convexity
-    written, entries = [], []
-    for k, step in enumerate(capture.steps):
-        grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
-        grid.point_data["curv_min"] = np.asarray(capture.curv_min[k], np.float64).ravel(order="F")
-        grid.point_data["curv_max"] = np.asarray(capture.curv_max[k], np.float64).ravel(order="F")
-        grid.point_data["convexity"] = np.asarray(convexity[k], np.float64).ravel(order="F")
-        grid.field_data["step"] = np.array([int(step)])
-        name = f"{capture.scene.name}_curvature_step_{int(step):07d}.vts"
-        atomic_write(directory / name, lambda tmp, g=grid: g.save(tmp))
-        written.append(directory / name)
-        entries.append((int(step), name))
-    pvd = directory / f"{capture.scene.name}_curvature.pvd"
-    text = _pvd(entries)
-    atomic_write(pvd, lambda tmp: Path(tmp).write_bytes(text))
-    return written + [pvd]
+
+    def grids():
+        for k, step in enumerate(capture.steps):
+            grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
+            grid.point_data["curv_min"] = np.asarray(capture.curv_min[k], np.float64).ravel(order="F")
+            grid.point_data["curv_max"] = np.asarray(capture.curv_max[k], np.float64).ravel(order="F")
+            grid.point_data["convexity"] = np.asarray(convexity[k], np.float64).ravel(order="F")
+            grid.field_data["step"] = np.array([int(step)])
+            yield step, f"{capture.scene.name}_curvature_step_{int(step):07d}.vts", grid
+
+    return _save_series(directory, f"{capture.scene.name}_curvature.pvd", grids())
 
 
 # ----------------------------------------------------------------------------------------------- h5

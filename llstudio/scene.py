@@ -360,6 +360,14 @@ class DirectionsSpec(_Section):
         return v
 
 
+def _check_resolution(v, most: int, names: str):
+    """A resolution is n or [n_x, n_y], each from 2 to ``most``."""
+    vals = [v, v] if isinstance(v, int) else v
+    if len(vals) != 2 or any(n < 2 or n > most for n in vals):
+        raise ValueError(f"must be an integer from 2 to {most} or a list {names} of two such integers")
+    return v
+
+
 class GridSpec(_Section):
     """The grid of (alpha, beta) coefficients the loss is evaluated on."""
 
@@ -381,10 +389,7 @@ class GridSpec(_Section):
     @field_validator("resolution")
     @classmethod
     def _resolution(cls, v):
-        vals = [v, v] if isinstance(v, int) else v
-        if len(vals) != 2 or any(n < 2 or n > 4097 for n in vals):
-            raise ValueError("must be an integer from 2 to 4097 or a list [nx, ny] of two such integers")
-        return v
+        return _check_resolution(v, 4097, "[nx, ny]")
 
     @field_validator("range", "y_range")
     @classmethod
@@ -422,10 +427,7 @@ class CurvatureSpec(_Section):
     @field_validator("resolution")
     @classmethod
     def _resolution(cls, v):
-        vals = [v, v] if isinstance(v, int) else v
-        if len(vals) != 2 or any(n < 2 or n > 1025 for n in vals):
-            raise ValueError("must be an integer from 2 to 1025 or a list [cx, cy] of two such integers")
-        return v
+        return _check_resolution(v, 1025, "[cx, cy]")
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -179,12 +179,27 @@ class PanelFilm:
     def renderer(self):
         """One renderer per panel (a list), all closed on exit."""
         with contextlib.ExitStack() as stack:
-            yield [stack.enter_context(film.renderer()) for film in self.films]
+            renderers = [stack.enter_context(film.renderer()) for film in self.films]
+            for r in renderers:
+                r.card_text = False  # drawn once over the whole frame instead (frame())
+            yield renderers
 
     def frame(self, renderers: list, index: int) -> np.ndarray:
         """Frame ``index`` of every panel, tiled: (H, W, 3) uint8 at the output size."""
         images = [film.frame(r, index) for film, r in zip(self.films, renderers)]
-        return tile(images, self.columns, (self.settings.width, self.settings.height), self.gap, self.colour)
+        img = tile(images, self.columns, (self.settings.width, self.settings.height), self.gap, self.colour)
+        # Title and end cards belong to the film: their text once, centred on the whole frame (each panel has
+        # already faded to its background under it).
+        card = self.films[0].timeline.card_at(index)
+        if card is not None and card.opacity > 0:
+            from PIL import Image
+
+            from .overlay import draw_card
+
+            pil = Image.fromarray(img)
+            draw_card(pil, card.text, card.subtitle, card.opacity, self.capture.scene.look.text_color)
+            img = np.asarray(pil)
+        return img
 
 
 __all__ = ["PanelCapture", "PanelFilm", "gap_pixels", "grid_shape", "panel_camera", "panel_size", "tile"]

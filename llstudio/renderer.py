@@ -243,6 +243,8 @@ class SurfaceRenderer:
                                          color=look.text_color, name="info")
         self._buffer = None
         self._run_actors = None
+        # A panel of a multi-panel film leaves the card's text to the film, which draws it once across all panels.
+        self.card_text = True
         self._critical = None
         self._background = None
         self._inset = self._inset_for = None
@@ -311,7 +313,7 @@ class SurfaceRenderer:
                 from .overlay import veil
 
                 img = veil(img, self.background_image(), card.veil)
-        if card is not None and card.opacity > 0:
+        if card is not None and card.opacity > 0 and self.card_text:
             from PIL import Image
 
             from .overlay import draw_card

@@ -358,3 +358,22 @@ def test_cli_render_still_check_and_export_a_panel_scene(panel_capture, tmp_path
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["cmp_panel1.npz", "cmp_panel2.npz"]
     with np.load(tmp_path / "exp" / "cmp_panel2.npz") as z:
         assert json.loads(str(z["scene"]))["training"]["batch_size"] == 64
+
+
+@pytest.mark.render
+def test_title_card_is_drawn_once_across_the_panels(tmp_path):
+    """A card's text is centred on the whole frame, not repeated (and cut) in every panel."""
+    from llstudio.pipeline import OutputSettings, capture_scene, make_film
+
+    path = tmp_path / "cards.toml"
+    path.write_text(PANELS_TOML.replace("[timeline]\n", '[timeline]\ntitle_card = { text = "HELLO", seconds = 1.0, '
+                                        'fade = 0.0, dissolve = 0.0 }\n'))
+    scene = load_scene(path)
+    film = make_film(capture_scene(scene, device="cpu"), OutputSettings(320, 90, 10))
+    with film.renderer() as r:
+        img = film.frame(r, 2).astype(int)
+    bright = (img.min(axis=2) > 200)  # white text on a dark background
+    cols = np.nonzero(bright.any(axis=0))[0]
+    assert cols.size > 0
+    # One block of text around the centre of the frame (a repeated card would put text around x = 80 and 240).
+    assert cols.min() > 100 and cols.max() < 220

@@ -65,6 +65,13 @@ class HessianOperator:
         self.products = 0  # Hessian-vector products computed so far (a cost measure)
         self.set_data(x, y)
 
+    def set_buffers(self, buffers: dict[str, torch.Tensor]) -> None:
+        """Use these buffers (e.g. a captured step's BatchNorm running statistics) instead of the model's own;
+        names not given keep the model's values."""
+        own = dict(self.model.named_buffers())
+        self.buffers = {k: (buffers[k].to(device=self.device, dtype=v.dtype) if k in buffers else v)
+                        for k, v in own.items()}
+
     def set_data(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Differentiate the loss on other samples from now on (e.g. a step's mini-batch)."""
         self.x = x.to(device=self.device, dtype=self.dtype)

@@ -351,6 +351,7 @@ def _directions(scene: Scene, data, dtype, traj, progress: Progress, trajs: Opti
     if spec.kind == "hessian":
         at = _hessian_index(scene, traj)
         op = _hessian_operator(scene, data, device or torch.device("cpu"), dtype)
+        op.set_buffers(traj.buffers[at] if traj.buffers else {})
         try:
             d1, d2, explained = hessian_directions(op, traj.weights[at], spec.hessian_which, seed=spec.seed)
         except (NonFiniteCurvature, ArpackNoConvergence) as exc:
@@ -576,13 +577,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                      f"loss on {loss_on})")
 
         def step_buffers(k: Optional[int]) -> dict:
-            """BatchNorm running statistics at captured step k, or at the fixed plane's centre (k None)."""
-            if k is not None:
-                return traj.buffers[k] if traj.buffers else {}
-            c = scene.directions.center
-            if c == "initial" or not traj.buffers:
-                return initial_buffers
-            return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
+            return _buffers_at(scene, traj, k, initial_buffers)
 
         def grid_center(k: Optional[int]) -> dict:
             """Weights at grid point (0, 0): the plane centre (fixed frame) or step k's weights; for named weights,
@@ -667,6 +662,16 @@ def curvature_axes(scene: Scene, alphas: np.ndarray, betas: np.ndarray) -> tuple
     return np.linspace(alphas[0], alphas[-1], cx), np.linspace(betas[0], betas[-1], cy)
 
 
+def _buffers_at(scene: Scene, traj, k: Optional[int], initial_buffers: dict) -> dict:
+    """BatchNorm running statistics at captured step ``k``, or at the fixed plane's centre (``k`` None)."""
+    if k is not None:
+        return traj.buffers[k] if traj.buffers else {}
+    c = scene.directions.center
+    if c == "initial" or not traj.buffers:
+        return initial_buffers
+    return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
+
+
 def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype,
                        progress: Progress, use_cache: bool) -> dict:
     """Min/max Hessian eigenvalue maps of every captured step, resuming partial ones; Capture's curvature fields."""
@@ -689,6 +694,7 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
     todo = [k for k, s in enumerate(steps) if not (use_cache and cdir.has_curvature(s))]
     if todo:
         op = _hessian_operator(scene, data, device, dtype)
+        initial_buffers = dict(op.buffers)
         progress.log(f"curvature: {1 if shared else len(todo)} map(s) of {len(ca)}x{len(cb)} points for {len(todo)} "
                      f"of {len(steps)} steps ({op.n_params:,} parameters, tolerance {spec.tolerance:g})")
         done_map = None
@@ -701,6 +707,8 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
                     if scene.capture.data == "batch":
                         batch = traj.batches[min(step, len(traj.batches) - 1)]
                         op.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
+                    # The step's own BatchNorm statistics (eval mode), as the loss capture uses.
+                    op.set_buffers(_buffers_at(scene, traj, None if fixed else k, initial_buffers))
                     partial = cdir.load_curvature(step) if use_cache else None
                     if partial is not None and partial["done"].shape != (len(ca), len(cb)):
                         partial = None

@@ -446,3 +446,21 @@ def test_ply_is_coloured_by_convexity_as_in_the_film(curvature_capture, tmp_path
     expected = {tuple(np.rint(np.asarray(cmap(v)[:3]) * 255).astype(int)) for v in colours.ravel()}
     got = {tuple(int(c) for c in row) for row in np.asarray(mesh.point_data["RGB"])}
     assert got == expected
+
+
+def tiny_bn_model(input_shape, n_classes):
+    """A custom model with BatchNorm, small enough for a dense Hessian (241 parameters)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(input_shape)), 3), nn.BatchNorm1d(3), nn.Tanh(),
+                         nn.Linear(3, n_classes))
+
+
+def test_curvature_of_a_batchnorm_model_uses_each_steps_running_statistics(tmp_path):
+    """Eval-mode curvature at step k must use step k's BatchNorm running statistics (as the loss capture does),
+    not the initial model's: checked against the dense Hessian of the model as it was at that step."""
+    scene = make_scene(tmp_path / "bn.toml", **{**CURV_SCENE, "model": {"kind": "custom",
+                                                                       "factory": "test_curvature:tiny_bn_model"}})
+    cap = capture_scene(scene, device=CPU, store=CaptureStore(tmp_path / "store"))
+    assert cap.center_buffers[-1], "the model has BatchNorm statistics"
+    for k, i, j in ((1, 1, 1), (2, 0, 1)):
+        lo, hi = _dense_extremes(cap, k, i, j)
+        np.testing.assert_allclose([cap.curv_min[k, i, j], cap.curv_max[k, i, j]], [lo, hi], rtol=1e-7, atol=1e-10)

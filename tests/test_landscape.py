@@ -49,11 +49,11 @@ def data(input_shape, n=11, seed=0):
     return x, y
 
 
-def center_and_directions(model, seed=0, scale=0.5):
-    """A centre away from the model's own weights and two dense random directions (biases included)."""
+def center_and_directions(model, seed=0, scale=0.5, spread=0.3):
+    """A centre ``spread`` away from the model's own weights and two dense random directions (biases included)."""
     g = torch.Generator().manual_seed(seed)
     params = dict(model.named_parameters())
-    center = {k: p.detach() + 0.3 * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
+    center = {k: p.detach() + spread * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
     d1 = {k: scale * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
     d2 = {k: scale * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
     return center, d1, d2

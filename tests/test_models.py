@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from conftest import make_scene
+from test_landscape import center_and_directions
 from llstudio.data import bn_subset, load_dataset
 from llstudio.errors import MissingDependency, SceneError
 from llstudio.landscape import LandscapeEvaluator
@@ -44,12 +45,7 @@ def _perturbed_stats(model: nn.Module, seed=0) -> dict:
 
 
 def _center_dirs(model, seed=0, scale=0.3):
-    g = torch.Generator().manual_seed(seed)
-    params = dict(model.named_parameters())
-    center = {k: p.detach() + 0.1 * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
-    d1 = {k: scale * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
-    d2 = {k: scale * torch.randn(p.shape, generator=g, dtype=F64) for k, p in params.items()}
-    return center, d1, d2
+    return center_and_directions(model, seed, scale, spread=0.1)
 
 
 def brute_force(model, center, d1, d2, buffers, mode, x, y, bn_x=None):

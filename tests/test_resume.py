@@ -23,8 +23,9 @@ from conftest import TINY_TOML
 TIMEOUT = 240  # seconds for one whole command; generous for a loaded 2-core machine
 POLL = 0.002
 
-# 60 training steps captured every 2 → 31 captured steps of a 21x21 grid, float64: a few seconds of capture with a
-# step file every ~0.1 s, so a signal sent once 3 steps exist reliably lands in the middle of it.
+# 60 training steps captured every 2 → 31 captured steps of a 41x41 grid, float64: several seconds of capture with
+# a step file every ~0.3 s, so a signal sent once 3 steps exist reliably lands in the middle of it. (At 21x21 the
+# threaded evaluator wrote the 31 steps faster than a loaded CI machine delivered the signal.)
 CAPTURE_TOML = """\
 version = 1
 title = "resume"
@@ -49,7 +50,7 @@ seed = 0
 seed = 3
 
 [grid]
-resolution = 21
+resolution = 41
 range = [-1.0, 1.0]
 
 [capture]

@@ -24,8 +24,8 @@ TIMEOUT = 240  # seconds for one whole command; generous for a loaded 2-core mac
 POLL = 0.002
 
 # 60 training steps captured every 2 → 31 captured steps of a 41x41 grid, float64: several seconds of capture with
-# a step file every ~0.3 s, so a signal sent once 3 steps exist reliably lands in the middle of it. (At 21x21 the
-# threaded evaluator wrote the 31 steps faster than a loaded CI machine delivered the signal.)
+# a step file every ~0.3 s, so a signal sent once 3 steps exist reliably lands in the middle of it (the threaded
+# evaluator made a 21x21 grid too quick for that margin).
 CAPTURE_TOML = """\
 version = 1
 title = "resume"
@@ -98,8 +98,12 @@ def start(args, env, cwd: Path, log: Path) -> subprocess.Popen:
     out = open(log.with_suffix(".out"), "w")
     err = open(log.with_suffix(".err"), "w")
     try:
+        # Ctrl-C's default action in the child, even when the test run itself was started in the background by a
+        # non-interactive shell, which makes SIGINT ignored and passes that on (Python then never raises
+        # KeyboardInterrupt, and the SIGINT test would wrongly see an uninterruptible capture).
         return subprocess.Popen([sys.executable, "-m", "llstudio", *map(str, args)], stdout=out, stderr=err,
-                                env=env, cwd=str(cwd))
+                                env=env, cwd=str(cwd),
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     finally:
         out.close()
         err.close()

@@ -633,8 +633,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                                for k, w in enumerate(t.weights)])
             cdir.save_arrays(f"run_{n}", {"center_loss": losses})
 
-    curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype, progress,
-                                   use_cache) if scene.capture.curvature_on else {}
+    curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, plane_center, device, dtype,
+                                   progress, use_cache) if scene.capture.curvature_on else {}
 
     loaded = [cdir.load_step(s) for s in steps]
     center_loss = np.array([float(z["center_loss"]) for z in loaded])
@@ -672,9 +672,10 @@ def _buffers_at(scene: Scene, traj, k: Optional[int], initial_buffers: dict) -> 
     return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
 
 
-def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, device, dtype,
+def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, plane_center, device, dtype,
                        progress: Progress, use_cache: bool) -> dict:
-    """Min/max Hessian eigenvalue maps of every captured step, resuming partial ones; Capture's curvature fields."""
+    """Min/max Hessian eigenvalue maps of every captured step, resuming partial ones; Capture's curvature fields.
+    ``plane_center``: the fixed frame's centre, as the loss capture computed it (None in the follow frame)."""
     import torch
 
     from .curvature import curvature_grid
@@ -685,7 +686,6 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
     fixed = scene.directions.frame == "fixed"
     # As for the loss: one map serves every step when neither the centre nor the data changes between steps.
     shared = fixed and scene.capture.data == "eval"
-    plane_center = _plane_center(scene, data, dtype, traj) if fixed else None
 
     def center(k: int) -> dict:
         c = plane_center if fixed else traj.weights[k]

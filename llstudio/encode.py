@@ -154,7 +154,7 @@ class FilmWriter:
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: int, crf: int = 18,
-                 preset: str = "medium", format: str = "mp4", alpha: bool = False,
+                 preset: str = "veryfast", format: str = "mp4", alpha: bool = False,
                  queue_frames: Optional[int] = None):
         if format not in FORMATS:
             raise RenderError(f"unknown output format '{format}': choose one of {', '.join(FORMATS)}")

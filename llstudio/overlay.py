@@ -226,9 +226,11 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: Opt
 __all__ = ["LossInset", "Legend", "draw_card", "veil", "contact_sheet", "sheet_shape", "font", "smooth"]
 
 
-def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, text_color: str) -> None:
+def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, text_color: str,
+                 bottom: Optional[int] = None) -> None:
     """Names of the training runs with a dot of each run's colour, bottom right of the PIL image ``img``:
-    ``runs`` is ((name, colour), ...), the primary run first."""
+    ``runs`` is ((name, colour), ...), the primary run first. ``bottom``: the lowest pixel row the key may use
+    (default: the image's bottom margin), e.g. the top of a loss inset in that corner, so the key sits above it."""
     from PIL import ImageDraw
 
     draw = ImageDraw.Draw(img)
@@ -238,7 +240,7 @@ def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, 
     line = int(1.5 * size)
     text_w = max(draw.textlength(name, font=f) for name, _ in runs)
     x = width - margin - text_w
-    y = height - margin - line * len(runs)
+    y = (height - margin if bottom is None else bottom) - line * len(runs)
     r = max(2, size // 3)
     for i, (name, colour) in enumerate(runs):
         cy = y + i * line + size // 2

@@ -335,14 +335,10 @@ class SurfaceRenderer:
         from PIL import Image
 
         pil = Image.fromarray(img)
-        if keyed:
-            from .overlay import draw_run_key
-
-            draw_run_key(pil, [(name, self.run_color(i)) for i, (name, _, _) in enumerate(state.runs)], self.width,
-                         self.height, self.look.text_color)
         if self._legend is not None:
             self._legend.draw(pil, state.vmin, state.vmax)
-        if self.look.loss_inset and state.curve is not None:
+        inset = self.look.loss_inset and state.curve is not None
+        if inset:
             if self._inset is None or self._inset_for is not state.curve:
                 from .overlay import LossInset
 
@@ -352,6 +348,14 @@ class SurfaceRenderer:
                                         self.look.marker_color,
                                         "black" if self.transparent else self.look.background)
             self._inset.draw(pil, state.step)
+        if keyed:
+            from .overlay import draw_run_key
+
+            # Above an inset in the same corner rather than over it.
+            bottom = (self._inset.y0 - int(0.02 * self.height)
+                      if inset and self.look.inset_corner == "bottom_right" else None)
+            draw_run_key(pil, [(name, self.run_color(i)) for i, (name, _, _) in enumerate(state.runs)], self.width,
+                         self.height, self.look.text_color, bottom)
         return np.asarray(pil)
 
     def background_image(self) -> np.ndarray:

@@ -311,3 +311,25 @@ def test_decoded_film_has_no_jumps_at_captured_steps(tiny_capture, tmp_path):
     cut = np.abs(frames[sc.body_start] - frames[0]).mean()
     assert cut > 4 * med
     assert diff[: sc.body_start].max() < 0.35 * cut, (diff[: sc.body_start].max(), cut)
+
+
+def test_run_key_stays_above_a_loss_inset_in_its_corner():
+    from PIL import Image
+
+    from llstudio.overlay import draw_run_key
+
+    img = Image.new("RGB", (200, 120))
+    draw_run_key(img, [("first", "#ff0000"), ("second", "#00ff00")], 200, 120, "#ffffff", bottom=60)
+    ys, _ = np.nonzero(np.asarray(img).max(axis=2))
+    assert len(ys) and ys.max() < 60
+
+    # In a film: only the runs' names differ between the two frames, so every changed pixel is the key's.
+    trail = np.zeros((0, 2))
+    look = dict(BARE, overlay=True, loss_inset=True, inset_corner="bottom_right")
+    runs = lambda second: (("a", (0.0, 0.0), trail), (second, (0.3, 0.2), trail))  # noqa: E731
+    width, height = 320, 180
+    one = render(look, state(curve=CURVE, runs=runs("bbbbbbbbbb")), width=width, height=height)
+    two = render(look, state(curve=CURVE, runs=runs("c")), width=width, height=height)
+    ys, xs = np.nonzero(changed(one, two))
+    inset_top = height - int(0.22 * height) - int(0.025 * height)
+    assert len(ys) and ys.max() < inset_top and xs.min() > width // 2

@@ -49,13 +49,27 @@ class HessianOperator:
     ``model`` gives the architecture (its current weights are not used); ``x`` (n, ...) and ``y`` (n,) the data;
     ``loss`` maps (outputs (n, C), targets (n,)) to a scalar. Parameters are handled as one flat vector of length
     ``n_params``, in the order of ``model.named_parameters()``; :meth:`flatten` and :meth:`unflatten` convert.
-    Everything lives on ``device`` in ``dtype``; the model runs in eval mode, as the loss capture does.
+    Everything lives on ``device`` in ``dtype``. ``mode`` is the loss capture's ``capture.mode``, so the Hessian is
+    that of the function the landscape shows: BatchNorm normalises with the running statistics ('eval', those
+    passed to :meth:`set_buffers`), with the evaluated batch's statistics ('train'), or with statistics recomputed
+    from ``bn_x`` at every point ('recompute_bn'); the statistics then depend on the weights, and the Hessian
+    differentiates through them. Dropout is off, as in the loss capture.
     """
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
-                 device: torch.device, dtype: torch.dtype):
+                 device: torch.device, dtype: torch.dtype, mode: str = "eval",
+                 bn_x: Optional[torch.Tensor] = None):
+        from .bncapture import MODES, swap_batch_norm
+
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
+        if mode not in MODES:
+            raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
+        self.bn_state = swap_batch_norm(self.model)
+        if mode == "recompute_bn" and (self.bn_state is None or bn_x is None):
+            raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x")
+        self.mode = mode
+        self.bn_x = None if bn_x is None else bn_x.to(device=self.device, dtype=dtype)
         self.loss = loss
         self.names = [k for k, _ in self.model.named_parameters()]
         self.shapes = [p.shape for _, p in self.model.named_parameters()]
@@ -89,7 +103,16 @@ class HessianOperator:
     # products --------------------------------------------------------------------------------------------
     def loss_at(self, theta: torch.Tensor) -> torch.Tensor:
         """The loss at flat weights ``theta`` (n_params,), a 0-d tensor."""
-        return self.loss(functional_call(self.model, (self.unflatten(theta), self.buffers), (self.x,)), self.y)
+        params = self.unflatten(theta)
+        st = self.bn_state
+        if st is not None:
+            if self.mode == "recompute_bn":
+                st.phase = "collect"
+                functional_call(self.model, (params, self.buffers), (self.bn_x,))
+                st.phase = "apply"
+            else:
+                st.phase = "batch" if self.mode == "train" else "eval"
+        return self.loss(functional_call(self.model, (params, self.buffers), (self.x,)), self.y)
 
     def at(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """``v ↦ H(theta) @ v`` for vectors ``v`` (n_params,).

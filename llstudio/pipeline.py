@@ -65,6 +65,11 @@ def capture_key(scene: Scene, device_type: str) -> str:
         ident["capture"]["bn_samples"] = scene.capture.bn_samples
     if scene.capture.curvature_on:  # absent otherwise, so scenes without curvature keep their keys
         ident["capture"]["curvature"] = dump["capture"]["curvature"]
+    hessian = scene.capture.curvature_on or scene.directions.kind == "hessian"
+    if hessian and (scene.capture.mode != "eval" or scene.capture.data == "samples"):
+        # Hessians follow capture.mode and the per-sample subset, as the loss does; they used eval BatchNorm on the
+        # whole evaluation subset before, and such captures must not reuse those numbers.
+        ident["capture"]["hessian"] = "mode-and-samples"
     # A checkpoint endpoint's numbers are in its file, not in the scene: its contents are part of the key.
     ident["checkpoints"] = {k: _checkpoint_sha256(scene, k, p) for k, p in checkpoint_files(scene).items()}
     if scene.capture.data == "samples":
@@ -299,16 +304,25 @@ def _check_weight_refs(scene: Scene, data, dtype) -> None:
         raise SceneError(scene.source or "<scene>", problems)
 
 
-def _hessian_operator(scene: Scene, data, device, dtype):
-    """Hessian-vector products of the loss on the fixed evaluation subset, on the capture's device."""
+def _hessian_operator(scene: Scene, data, device, dtype, sample_idx=None):
+    """Hessian-vector products of the loss the landscape shows, on the capture's device: on the fixed evaluation
+    subset (its ``sample_idx`` samples with capture.data = 'samples', whose mean is the film's landscape), with
+    BatchNorm as capture.mode says."""
     import torch
 
     from .curvature import HessianOperator
+    from .data import bn_subset
     from .models import loss_fn
     from .training import initial_model
 
-    return HessianOperator(initial_model(scene, data, dtype), torch.as_tensor(data.x_eval),
-                           torch.as_tensor(data.y_eval), loss_fn(scene.training.loss, data.n_classes), device, dtype)
+    mode = scene.capture.mode
+    bn_x = (torch.as_tensor(bn_subset(data, scene.capture.bn_samples, scene.data.eval_seed))
+            if mode == "recompute_bn" else None)
+    x, y = torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval)
+    if sample_idx is not None:
+        x, y = x[sample_idx], y[sample_idx]
+    return HessianOperator(initial_model(scene, data, dtype), x, y, loss_fn(scene.training.loss, data.n_classes),
+                           device, dtype, mode=mode, bn_x=bn_x)
 
 
 def _hessian_index(scene: Scene, traj) -> int:
@@ -634,7 +648,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             cdir.save_arrays(f"run_{n}", {"center_loss": losses})
 
     curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, plane_center, device, dtype,
-                                   progress, use_cache) if scene.capture.curvature_on else {}
+                                   progress, use_cache, sample_idx) if scene.capture.curvature_on else {}
 
     loaded = [cdir.load_step(s) for s in steps]
     center_loss = np.array([float(z["center_loss"]) for z in loaded])
@@ -673,7 +687,7 @@ def _buffers_at(scene: Scene, traj, k: Optional[int], initial_buffers: dict) -> 
 
 
 def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, plane_center, device, dtype,
-                       progress: Progress, use_cache: bool) -> dict:
+                       progress: Progress, use_cache: bool, sample_idx=None) -> dict:
     """Min/max Hessian eigenvalue maps of every captured step, resuming partial ones; Capture's curvature fields.
     ``plane_center``: the fixed frame's centre, as the loss capture computed it (None in the follow frame)."""
     import torch
@@ -693,7 +707,7 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
 
     todo = [k for k, s in enumerate(steps) if not (use_cache and cdir.has_curvature(s))]
     if todo:
-        op = _hessian_operator(scene, data, device, dtype)
+        op = _hessian_operator(scene, data, device, dtype, sample_idx)
         initial_buffers = dict(op.buffers)
         progress.log(f"curvature: {1 if shared else len(todo)} map(s) of {len(ca)}x{len(cb)} points for {len(todo)} "
                      f"of {len(steps)} steps ({op.n_params:,} parameters, tolerance {spec.tolerance:g})")

@@ -464,3 +464,67 @@ def test_curvature_of_a_batchnorm_model_uses_each_steps_running_statistics(tmp_p
     for k, i, j in ((1, 1, 1), (2, 0, 1)):
         lo, hi = _dense_extremes(cap, k, i, j)
         np.testing.assert_allclose([cap.curv_min[k, i, j], cap.curv_max[k, i, j]], [lo, hi], rtol=1e-7, atol=1e-10)
+
+
+def _tiny_bn(seed=3):
+    """Linear(4, 3) → BatchNorm1d(3) → Tanh → Linear(3, 3) on 40 samples, float64, with some running statistics."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3), nn.Tanh(), nn.Linear(3, 3)).double()
+    model[1].running_mean.copy_(torch.randn(3, dtype=torch.float64))
+    model[1].running_var.copy_(torch.rand(3, dtype=torch.float64) + 0.5)
+    x = torch.randn(40, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,))
+    bn_x = torch.randn(25, 4, dtype=torch.float64) * 1.5 + 0.3
+    weights = {k: v.detach().clone() for k, v in model.named_parameters()}
+    return model, x, y, bn_x, weights
+
+
+def _bn_reference_loss(t, op, x, y, mode, running, bn_x):
+    """The network written out by hand: BatchNorm normalising with running statistics, with the batch's own
+    (biased variance), or with the mean and unbiased variance of the first layer's outputs on ``bn_x``."""
+    p = op.unflatten(t)
+
+    def first(inp):
+        return inp @ p["0.weight"].T + p["0.bias"]
+
+    h = first(x)
+    if mode == "eval":
+        mean, var = running
+    elif mode == "train":
+        mean, var = h.mean(0), h.var(0, unbiased=False)
+    else:
+        hb = first(bn_x)
+        mean, var = hb.mean(0), hb.var(0, unbiased=True)
+    h = (h - mean) / torch.sqrt(var + 1e-5) * p["1.weight"] + p["1.bias"]
+    out = torch.tanh(h) @ p["3.weight"].T + p["3.bias"]
+    return nn.functional.cross_entropy(out, y)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train", "recompute_bn"])
+def test_hessian_follows_the_capture_mode_of_batchnorm(mode):
+    """The curvature is that of the function the landscape shows: in 'train' and 'recompute_bn' the statistics
+    depend on the weights, and the Hessian differentiates through them."""
+    model, x, y, bn_x, w = _tiny_bn()
+    running = (model[1].running_mean.clone(), model[1].running_var.clone())
+    op = HessianOperator(model, x, y, nn.functional.cross_entropy, CPU, torch.float64, mode=mode,
+                         bn_x=bn_x if mode == "recompute_bn" else None)
+    theta = op.flatten(w)
+    np.testing.assert_allclose(float(op.loss_at(theta)),
+                               float(_bn_reference_loss(theta, op, x, y, mode, running, bn_x)), rtol=1e-12)
+    H = torch.autograd.functional.hessian(lambda t: _bn_reference_loss(t, op, x, y, mode, running, bn_x),
+                                          theta.clone())
+    np.testing.assert_allclose(op.dense(theta).numpy(), H.numpy(), rtol=1e-8, atol=1e-11)
+
+
+def test_train_mode_curvature_differs_from_eval_and_changes_the_cache_key(tmp_path):
+    model = {"kind": "custom", "factory": "test_curvature:tiny_bn_model"}
+    keys, maps = {}, {}
+    for mode in ("eval", "train"):
+        scene = make_scene(tmp_path / f"{mode}.toml", **{**CURV_SCENE, "model": model,
+                                                          "capture": {**CURV_SCENE["capture"], "mode": mode}})
+        keys[mode] = capture_key(scene, "cpu")
+        cap = capture_scene(scene, device=CPU, store=CaptureStore(tmp_path / "store"))
+        maps[mode] = cap.curv_max[1]
+    assert keys["eval"] != keys["train"]
+    assert np.isfinite(maps["train"]).all()
+    assert not np.allclose(maps["eval"], maps["train"])

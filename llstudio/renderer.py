@@ -246,6 +246,7 @@ class SurfaceRenderer:
                                               font_size=size, color=look.text_color, name="title")
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
                                          color=look.text_color, name="info")
+            self._text_room = self.width - 3 * margin  # what a line of text may span
         self._buffer = None
         self._run_actors = None
         # A panel of a multi-panel film leaves the card's text to the film, which draws it once across all panels.
@@ -293,6 +294,25 @@ class SurfaceRenderer:
         arrow = self.pv.Arrow(start=p0, direction=p1 - p0, scale=length, tip_length=min(0.35, 0.08 / length),
                               tip_radius=min(0.15, 0.025 / length), shaft_radius=min(0.05, 0.009 / length))
         self.arrow.copy_from(arrow)
+
+    def _set_text(self, actor, parts: list[str]) -> None:
+        """Show ``parts`` on one line, four spaces apart, or broken into as few lines as fit the frame's width
+        (a narrow panel would clip the end of the line)."""
+        bbox = [0.0] * 4
+
+        def width(text: str) -> float:
+            actor.SetInput(text)
+            actor.GetBoundingBox(self.plotter.renderer, bbox)
+            return bbox[1] - bbox[0]
+
+        lines = [parts[0]]
+        for part in parts[1:]:
+            joined = f"{lines[-1]}    {part}"
+            if width(joined) <= self._text_room:
+                lines[-1] = joined
+            else:
+                lines.append(part)
+        actor.SetInput("\n".join(lines))
 
     def display_coords(self, v, axis: int):
         """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]."""
@@ -439,7 +459,8 @@ class SurfaceRenderer:
             self._update_critical(state, z)
         if self.info_actor is not None:
             epoch = f"    epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
-            self.info_actor.SetInput(f"step {state.step:,.0f}{epoch}    loss {_fmt_loss(state.center_loss)}")
+            self._set_text(self.info_actor, [f"step {state.step:,.0f}", *([epoch.strip()] if epoch else []),
+                                             f"loss {_fmt_loss(state.center_loss)}"])
         if not (self.flat or (self.one_d and self.look.view == "contours")):
             position, focal, up = pose
             cam = self.plotter.camera

@@ -139,16 +139,19 @@ def test_trail_coloured_by_loss():
 
 
 def test_epoch_in_the_overlay():
+    def one_line(text):  # a 160-pixel frame breaks the text into lines
+        return text.replace("\n", "    ")
+
     from llstudio.renderer import SurfaceRenderer
 
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), W, H, z_scale=0.5) as r:
         r.render(state(step=1234.0, epoch=2.5), POSE)
-        assert r.info_actor.GetInput() == "step 1,234    epoch 2.50    loss 1"
+        assert one_line(r.info_actor.GetInput()) == "step 1,234    epoch 2.50    loss 1"
         r.render(state(step=7.0), POSE)
-        assert r.info_actor.GetInput() == "step 7    loss 1"
+        assert one_line(r.info_actor.GetInput()) == "step 7    loss 1"
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none", epoch=False), W, H, z_scale=0.5) as r:
         r.render(state(step=7.0, epoch=2.5), POSE)
-        assert r.info_actor.GetInput() == "step 7    loss 1"
+        assert one_line(r.info_actor.GetInput()) == "step 7    loss 1"
 
 
 def test_cards_veil_the_scene_and_draw_text():
@@ -333,3 +336,20 @@ def test_run_key_stays_above_a_loss_inset_in_its_corner():
     ys, xs = np.nonzero(changed(one, two))
     inset_top = height - int(0.22 * height) - int(0.025 * height)
     assert len(ys) and ys.max() < inset_top and xs.min() > width // 2
+
+
+def test_info_text_breaks_into_lines_in_a_narrow_frame():
+    """A panel a few hundred pixels wide would clip 'step … epoch … loss …' on one line: it wraps instead."""
+    from llstudio.renderer import SurfaceRenderer
+
+    width, height = 150, 240
+    with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), width, height, z_scale=0.5) as r:
+        r.render(state(step=123456.0, epoch=12.5), POSE)
+        text = r.info_actor.GetInput()
+        bbox = [0.0] * 4
+        r.info_actor.GetBoundingBox(r.plotter.renderer, bbox)
+    assert "\n" in text and text.replace("\n", "    ").startswith("step 123,456")
+    assert bbox[1] - bbox[0] <= width - 3 * int(0.025 * height)
+    with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), 640, 360, z_scale=0.5) as r:
+        r.render(state(step=10.0, epoch=1.0), POSE)
+        assert "\n" not in r.info_actor.GetInput()  # room enough: one line

@@ -57,7 +57,7 @@ class LossInset:
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, width: int, height: int, corner: str, log: bool,
-                 text_color: str, dot_color: str, background: str):
+                 text_color: str, dot_color: str, background: str, text_room: Optional[int] = None):
         steps = np.asarray(steps, dtype=np.float64)
         loss = np.asarray(loss, dtype=np.float64)
         ok = np.isfinite(loss) & ((loss > 0) if log else True)
@@ -68,8 +68,9 @@ class LossInset:
         self.w, self.h = int(0.27 * width), int(0.22 * height)
         m = int(0.025 * height)
         x0 = width - self.w - m if "right" in corner else m
-        # On the left, leave room for the title (top) and the step/loss text (bottom).
-        text_room = int(0.06 * height) if "left" in corner else 0
+        # On the left, leave room for the title (top) and the step/loss text (bottom): ``text_room`` pixels, by
+        # default one line's worth.
+        text_room = (int(0.06 * height) if text_room is None else int(text_room)) if "left" in corner else 0
         y0 = m + text_room if corner.startswith("top") else height - self.h - m - text_room
         self.x0, self.y0 = x0, y0
         self.text, self.dot, self.bg = rgb(text_color), rgb(dot_color), rgb(background)

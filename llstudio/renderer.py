@@ -6,6 +6,7 @@ This is the only module that imports pyvista/VTK. It knows frames (values on a g
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 
 import numpy as np
@@ -241,19 +242,20 @@ class SurfaceRenderer:
             # Pixel positions give plain text actors (SetInput) with a margin, unlike corner annotations.
             size = max(8, int(self.height / 42))
             margin = int(0.025 * self.height)
+            self._text_room = self.width - 3 * margin  # what a line of text may span
             if title:
                 self.title_actor = p.add_text(title, position=(margin * 1.5, self.height - margin - 1.4 * size),
                                               font_size=size, color=look.text_color, name="title")
+                self._fit_title(margin)
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
                                          color=look.text_color, name="info")
-            self._text_room = self.width - 3 * margin  # what a line of text may span
         self._buffer = None
         self._run_actors = None
         # A panel of a multi-panel film leaves the card's text to the film, which draws it once across all panels.
         self.card_text = True
         self._critical = None
         self._background = None
-        self._inset = self._inset_for = None
+        self._inset = self._inset_for = self._inset_room = None
         self._legend = None
         if look.legend:
             from .overlay import Legend
@@ -294,6 +296,28 @@ class SurfaceRenderer:
         arrow = self.pv.Arrow(start=p0, direction=p1 - p0, scale=length, tip_length=min(0.35, 0.08 / length),
                               tip_radius=min(0.15, 0.025 / length), shaft_radius=min(0.05, 0.009 / length))
         self.arrow.copy_from(arrow)
+
+    def _fit_title(self, margin: int) -> None:
+        """Shrink the title's font until it fits the frame's width (a narrow panel would clip it), down to 10
+        points. (pyvista's add_text sets twice the font size it is given: these are VTK's own sizes.)"""
+        bbox = [0.0] * 4
+        actor, prop = self.title_actor, self.title_actor.GetTextProperty()
+        size = prop.GetFontSize()
+        while size > 10:
+            actor.GetBoundingBox(self.plotter.renderer, bbox)
+            if bbox[1] - bbox[0] <= self._text_room:
+                break
+            size = max(10, int(size * 0.9))
+            prop.SetFontSize(size)
+            actor.SetPosition(margin * 1.5, self.height - margin - 0.7 * size)
+
+    def _info_height(self) -> Optional[int]:
+        """Pixels the step/loss text takes at the bottom left, with a margin above it; None without overlay text."""
+        if self.info_actor is None:
+            return None
+        bbox = [0.0] * 4
+        self.info_actor.GetBoundingBox(self.plotter.renderer, bbox)
+        return int(bbox[3] - bbox[2] + 0.03 * self.height)
 
     def _set_text(self, actor, parts: list[str]) -> None:
         """Show ``parts`` on one line, four spaces apart, or broken into as few lines as fit the frame's width
@@ -359,14 +383,15 @@ class SurfaceRenderer:
             self._legend.draw(pil, state.vmin, state.vmax)
         inset = self.look.loss_inset and state.curve is not None
         if inset:
-            if self._inset is None or self._inset_for is not state.curve:
+            room = self._info_height() if "left" in self.look.inset_corner else None
+            if self._inset is None or self._inset_for is not state.curve or room != self._inset_room:
                 from .overlay import LossInset
 
-                self._inset_for = state.curve
+                self._inset_for, self._inset_room = state.curve, room
                 self._inset = LossInset(state.curve[0], state.curve[1], self.width, self.height,
                                         self.look.inset_corner, self.log_values, self.look.text_color,
                                         self.look.marker_color,
-                                        "black" if self.transparent else self.look.background)
+                                        "black" if self.transparent else self.look.background, room)
             self._inset.draw(pil, state.step)
         if keyed:
             from .overlay import draw_run_key

@@ -353,3 +353,18 @@ def test_info_text_breaks_into_lines_in_a_narrow_frame():
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), 640, 360, z_scale=0.5) as r:
         r.render(state(step=10.0, epoch=1.0), POSE)
         assert "\n" not in r.info_actor.GetInput()  # room enough: one line
+
+
+def test_title_shrinks_to_fit_a_narrow_frame():
+    from llstudio.renderer import SurfaceRenderer
+
+    title = "contour map and training loss"
+    sizes = {}
+    for width in (200, 640):
+        with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), width, 240, z_scale=0.5,
+                             title=title) as r:
+            bbox = [0.0] * 4
+            r.title_actor.GetBoundingBox(r.plotter.renderer, bbox)
+            assert bbox[1] - bbox[0] <= width - 3 * int(0.025 * 240)
+            sizes[width] = r.title_actor.GetTextProperty().GetFontSize()
+    assert sizes[200] < sizes[640]

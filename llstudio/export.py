@@ -32,13 +32,13 @@ an interrupted export leaves no half-written file; multi-file exports write thei
     capture_key, scene, frame      0-d strings: the cache key, the resolved scene as JSON, the directions frame
 
 ``vts`` — per captured step ``<name>_step_<step>.vts`` (a VTK structured grid, ParaView and pyvista read it) with
-points (alpha, beta, z), the step's own coordinates (``alphas * scales[k]`` in a zoom film), z the scaled loss (``scaling``: clip, log10; non-finite values replaced by the highest
-finite loss of the capture, as in the film); point arrays ``loss`` (raw, NaN where not finite) and
-``scaled_loss`` (= z); field data ``step`` and ``center_loss``. ``<name>.pvd`` lists them as a time series, the
-time of each file being its training step: open it in ParaView to step through training. With curvature maps,
+points (alpha, beta, z), the step's own coordinates (``alphas * scales[k]`` in a zoom film), z the scaled loss
+(``scaling``: clip, log10; non-finite values replaced by the highest finite loss of the capture, as in the film);
+point arrays ``loss`` (raw, NaN where not finite) and ``scaled_loss`` (= z); field data ``step``, ``center_loss``
+and ``scale``. ``<name>.pvd`` lists them as a time series, the time of each file being its training step: open it
+in ParaView to step through training. With curvature maps,
 ``<name>_curvature_step_<step>.vts`` (flat, z = 0, on the curvature grid) holds point arrays ``curv_min``,
-``curv_max`` and ``convexity``, listed in ``<name>_curvature.pvd``; field data ``scale``, the step's zoom, on
-both.
+``curv_max`` and ``convexity`` and field data ``step`` and ``scale``, listed in ``<name>_curvature.pvd``.
 
 ``h5`` — the layout of the reference implementation of Li et al. (github.com/tomgoldstein/loss-landscape), per
 captured step ``<name>_step_<step>.h5``:
@@ -58,9 +58,9 @@ llstudio additions, as are, with curvature maps, ``curv_xcoordinates`` (cx,), ``
 step, in every file, so the files share one layout; the attribute ``scale`` (every file has it, 1.0 without
 zoom) is what they are multiplied by for that step: ``train_loss[j, i]`` is the loss at
 ``(xcoordinates[i] * scale, ycoordinates[j] * scale)``. The reference's plotting scripts ignore it and label
-every step with the base axes. ``<name>_directions.h5`` holds the
-groups ``xdirection`` and ``ydirection`` (d1, d2) with one dataset per parameter name, in the model's order, where
-the reference stores an anonymous list ("0", "1", ...).
+every step with the base axes. ``<name>_directions.h5`` holds the groups ``xdirection`` and ``ydirection`` (d1,
+d2) with one dataset per parameter name, in the model's order, where the reference stores an anonymous list
+("0", "1", ...).
 Needs the optional dependency h5py (``pip install 'llstudio[h5]'``).
 
 A 1D capture (``grid.dimensions = 1``) has ``betas = [0.0]`` and ``loss`` (steps, nx, 1) in npz; its vts grids are
@@ -73,7 +73,8 @@ one point wide (a curve ParaView draws as a line); its h5 files follow the refer
 ``ply`` — per captured step ``<name>_step_<step>.ply``, a triangulated surface (binary PLY, for Blender): vertex
 (alpha, beta, h) at the step's own coordinates (times its zoom), h the scaled loss normalised as in the film,
 ``(v - vmin) / (vmax - vmin) * z_scale * width`` (vmin, vmax over the whole capture, or over each step when
-``scaling.range = "frame"``; width the larger side of the step's grid, so every step has the film's proportions), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value (with
+``scaling.range = "frame"``; width the larger side of the step's grid, so every step has the film's proportions),
+and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value (with
 ``look.color_by = "convexity"``: from ``look.convexity_colormap`` at the convexity ratio, as in the film; grey where
 it is unknown).
 """
@@ -129,12 +130,6 @@ def normalized_values(capture, values: np.ndarray | None = None) -> np.ndarray:
         return np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.0)
 
 
-def _scales(capture) -> np.ndarray:
-    """(steps,) each captured step's zoom; ones for a capture without them."""
-    scales = getattr(capture, "scales", None)
-    return np.ones(len(capture.steps)) if scales is None else np.asarray(scales, dtype=np.float64)
-
-
 def _structured_grid(alphas: np.ndarray, betas: np.ndarray, z: np.ndarray, scale: float = 1.0):
     """A pyvista StructuredGrid over (alphas, betas) times ``scale`` (a step's zoom) with heights ``z`` (nx, ny).
     Its points are in Fortran order of the (nx, ny) arrays, so point arrays must be ``a.ravel(order="F")``."""
@@ -168,7 +163,8 @@ def export_npz(capture, directory: Path | str) -> list[Path]:
     directory = Path(directory)
     arrays: dict[str, np.ndarray] = {
         "alphas": np.asarray(capture.alphas), "betas": np.asarray(capture.betas), "loss": np.asarray(capture.loss),
-        "steps": np.asarray(capture.steps), "scales": _scales(capture), "center_loss": np.asarray(capture.center_loss),
+        "steps": np.asarray(capture.steps), "scales": np.asarray(capture.scales),
+        "center_loss": np.asarray(capture.center_loss),
         "train_loss": np.asarray(capture.train_loss),
     }
     d1, d2 = capture.directions
@@ -233,7 +229,7 @@ def export_vts(capture, directory: Path | str) -> list[Path]:
     """One ``.vts`` structured grid per captured step plus a ``<name>.pvd`` time series (written last)."""
     directory = Path(directory)
     scaled = scaled_values(capture)
-    scales = _scales(capture)
+    scales = capture.scales
 
     def grids():
         for k, step in enumerate(capture.steps):
@@ -254,7 +250,7 @@ def _export_curvature_vts(capture, directory: Path) -> list[Path]:
     if getattr(capture, "curv_min", None) is None:
         return []
     convexity = capture.convexity
-    scales = _scales(capture)
+    scales = capture.scales
     flat = np.zeros((len(capture.curvature_alphas), len(capture.curvature_betas)))
 
     def grids():
@@ -297,7 +293,7 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
     atomic_write(directory / dir_name, write_directions)
     written = [directory / dir_name]
     x, y = np.asarray(capture.alphas, np.float64), np.asarray(capture.betas, np.float64)
-    scales = _scales(capture)
+    scales = capture.scales
     for k, step in enumerate(capture.steps):
         # (ny, nx), 'xy' indexing, as the reference code reads it with meshgrid(xcoordinates, ycoordinates); a 1D
         # capture is (nx,) without ycoordinates, the reference's 1D layout (its plot_1D.py).
@@ -353,7 +349,7 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     cmap = matplotlib.colormaps[scene.look.colormap]
     alphas, betas = np.asarray(capture.alphas, float), np.asarray(capture.betas, float)
     width = float(max(alphas[-1] - alphas[0], betas[-1] - betas[0]))
-    scales = _scales(capture)
+    scales = capture.scales
     unit = normalized_values(capture)
     colour_values = unit
     if scene.look.color_by == "convexity" and getattr(capture, "curv_min", None) is not None:

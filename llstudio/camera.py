@@ -57,14 +57,15 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return v * c + np.cross(axis, v) * s + axis * np.sum(axis * v, axis=1, keepdims=True) * (1 - c)
 
 
-def to_display(v, axis_values: np.ndarray, extent: float):
-    """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]; a one-point axis (a 1D
-    capture's beta) maps to 0."""
+def to_display(v, axis_values: np.ndarray, extent: float, scale=1.0):
+    """Grid coordinate (alpha or beta) → display coordinate, [-extent/2, extent/2] over ``axis_values`` times
+    ``scale`` (a zoom film's current zoom, a number or one per value of ``v``); outside that range for a point
+    outside the grid. A one-point axis (a 1D capture's beta) maps to 0."""
     ax = np.asarray(axis_values, dtype=np.float64)
     span = ax[-1] - ax[0]
     if span == 0:
         return np.zeros_like(np.asarray(v, dtype=np.float64))
-    return (np.asarray(v, dtype=np.float64) - ax[0]) / span * extent - extent / 2
+    return (np.asarray(v, dtype=np.float64) / scale - ax[0]) / span * extent - extent / 2
 
 
 def follow_track(track: np.ndarray, base, amount: float, sigma_frames: float) -> np.ndarray:

@@ -7,10 +7,12 @@ an interrupted export leaves no half-written file; multi-file exports write thei
 
 ``npz`` — one file ``<name>.npz`` (``numpy.load``; no pickles):
 
-    alphas (nx,), betas (ny,)      the grid axes
-    loss (steps, nx, ny)           raw loss, 'ij' indexing: loss[k, i, j] at (alphas[i], betas[j]); NaN where not
-                                   finite
+    alphas (nx,), betas (ny,)      the grid axes (of the first captured step, in a zoom film)
+    loss (steps, nx, ny)           raw loss, 'ij' indexing: loss[k, i, j] at (alphas[i] * scales[k],
+                                   betas[j] * scales[k]); NaN where not finite
     steps (steps,)                 the captured training steps
+    scales (steps,)                each captured step's zoom (grid.zoom), what its axes are multiplied by; ones
+                                   without zoom
     center_loss (steps,)           the loss at each captured step's own weights
     train_loss (training steps,)   the mini-batch loss of every training step
     d1/<param>, d2/<param>         the two directions, one array per model parameter (e.g. ``d1/0.weight``)
@@ -30,12 +32,13 @@ an interrupted export leaves no half-written file; multi-file exports write thei
     capture_key, scene, frame      0-d strings: the cache key, the resolved scene as JSON, the directions frame
 
 ``vts`` — per captured step ``<name>_step_<step>.vts`` (a VTK structured grid, ParaView and pyvista read it) with
-points (alpha, beta, z), z the scaled loss (``scaling``: clip, log10; non-finite values replaced by the highest
-finite loss of the capture, as in the film); point arrays ``loss`` (raw, NaN where not finite) and
-``scaled_loss`` (= z); field data ``step`` and ``center_loss``. ``<name>.pvd`` lists them as a time series, the
-time of each file being its training step: open it in ParaView to step through training. With curvature maps,
+points (alpha, beta, z), the step's own coordinates (``alphas * scales[k]`` in a zoom film), z the scaled loss
+(``scaling``: clip, log10; non-finite values replaced by the highest finite loss of the capture, as in the film);
+point arrays ``loss`` (raw, NaN where not finite) and ``scaled_loss`` (= z); field data ``step``, ``center_loss``
+and ``scale``. ``<name>.pvd`` lists them as a time series, the time of each file being its training step: open it
+in ParaView to step through training. With curvature maps,
 ``<name>_curvature_step_<step>.vts`` (flat, z = 0, on the curvature grid) holds point arrays ``curv_min``,
-``curv_max`` and ``convexity``, listed in ``<name>_curvature.pvd``.
+``curv_max`` and ``convexity`` and field data ``step`` and ``scale``, listed in ``<name>_curvature.pvd``.
 
 ``h5`` — the layout of the reference implementation of Li et al. (github.com/tomgoldstein/loss-landscape), per
 captured step ``<name>_step_<step>.h5``:
@@ -50,9 +53,14 @@ so that the reference plotting scripts draw it the right way round. (The referen
 it in that 'xy' order, which is the same thing for the square grids it is used with.) Non-finite values are NaN.
 ``train_acc`` is left out: llstudio captures the loss only. The attributes ``step`` and ``center_loss`` are
 llstudio additions, as are, with curvature maps, ``curv_xcoordinates`` (cx,), ``curv_ycoordinates`` (cy,) and
-``curv_min``, ``curv_max``, ``convexity`` (cy, cx) in the same 'xy' layout. ``<name>_directions.h5`` holds the
-groups ``xdirection`` and ``ydirection`` (d1, d2) with one dataset per parameter name, in the model's order, where
-the reference stores an anonymous list ("0", "1", ...).
+``curv_min``, ``curv_max``, ``convexity`` (cy, cx) in the same 'xy' layout. In a zoom film (``grid.zoom``)
+``xcoordinates`` and ``ycoordinates`` (and the ``curv_`` ones) stay the base axes, those of the first captured
+step, in every file, so the files share one layout; the attribute ``scale`` (every file has it, 1.0 without
+zoom) is what they are multiplied by for that step: ``train_loss[j, i]`` is the loss at
+``(xcoordinates[i] * scale, ycoordinates[j] * scale)``. The reference's plotting scripts ignore it and label
+every step with the base axes. ``<name>_directions.h5`` holds the groups ``xdirection`` and ``ydirection`` (d1,
+d2) with one dataset per parameter name, in the model's order, where the reference stores an anonymous list
+("0", "1", ...).
 Needs the optional dependency h5py (``pip install 'llstudio[h5]'``).
 
 A 1D capture (``grid.dimensions = 1``) has ``betas = [0.0]`` and ``loss`` (steps, nx, 1) in npz; its vts grids are
@@ -63,9 +71,10 @@ one point wide (a curve ParaView draws as a line); its h5 files follow the refer
 ``run_names``.
 
 ``ply`` — per captured step ``<name>_step_<step>.ply``, a triangulated surface (binary PLY, for Blender): vertex
-(alpha, beta, h) with h the scaled loss normalised as in the film, ``(v - vmin) / (vmax - vmin) * z_scale * width``
-(vmin, vmax over the whole capture, or over each step when ``scaling.range = "frame"``; width the larger side of
-the grid), and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value (with
+(alpha, beta, h) at the step's own coordinates (times its zoom), h the scaled loss normalised as in the film,
+``(v - vmin) / (vmax - vmin) * z_scale * width`` (vmin, vmax over the whole capture, or over each step when
+``scaling.range = "frame"``; width the larger side of the step's grid, so every step has the film's proportions),
+and per-vertex RGB colours from the scene's ``look.colormap`` at that same normalised value (with
 ``look.color_by = "convexity"``: from ``look.convexity_colormap`` at the convexity ratio, as in the film; grey where
 it is unknown).
 """
@@ -121,12 +130,12 @@ def normalized_values(capture, values: np.ndarray | None = None) -> np.ndarray:
         return np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.0)
 
 
-def _structured_grid(capture, z: np.ndarray):
-    """A pyvista StructuredGrid over (alphas, betas) with heights ``z`` (nx, ny). Its points are in Fortran
-    order of the (nx, ny) arrays, so point arrays must be ``a.ravel(order="F")``."""
+def _structured_grid(alphas: np.ndarray, betas: np.ndarray, z: np.ndarray, scale: float = 1.0):
+    """A pyvista StructuredGrid over (alphas, betas) times ``scale`` (a step's zoom) with heights ``z`` (nx, ny).
+    Its points are in Fortran order of the (nx, ny) arrays, so point arrays must be ``a.ravel(order="F")``."""
     import pyvista as pv
 
-    X, Y = np.meshgrid(np.asarray(capture.alphas, float), np.asarray(capture.betas, float), indexing="ij")
+    X, Y = np.meshgrid(np.asarray(alphas, float) * scale, np.asarray(betas, float) * scale, indexing="ij")
     return pv.StructuredGrid(X, Y, np.asarray(z, float))
 
 
@@ -154,7 +163,8 @@ def export_npz(capture, directory: Path | str) -> list[Path]:
     directory = Path(directory)
     arrays: dict[str, np.ndarray] = {
         "alphas": np.asarray(capture.alphas), "betas": np.asarray(capture.betas), "loss": np.asarray(capture.loss),
-        "steps": np.asarray(capture.steps), "center_loss": np.asarray(capture.center_loss),
+        "steps": np.asarray(capture.steps), "scales": np.asarray(capture.scales),
+        "center_loss": np.asarray(capture.center_loss),
         "train_loss": np.asarray(capture.train_loss),
     }
     d1, d2 = capture.directions
@@ -219,14 +229,16 @@ def export_vts(capture, directory: Path | str) -> list[Path]:
     """One ``.vts`` structured grid per captured step plus a ``<name>.pvd`` time series (written last)."""
     directory = Path(directory)
     scaled = scaled_values(capture)
+    scales = capture.scales
 
     def grids():
         for k, step in enumerate(capture.steps):
-            grid = _structured_grid(capture, scaled[k])
+            grid = _structured_grid(capture.alphas, capture.betas, scaled[k], scales[k])
             grid.point_data["loss"] = np.asarray(capture.loss[k], dtype=np.float64).ravel(order="F")
             grid.point_data["scaled_loss"] = scaled[k].ravel(order="F")
             grid.field_data["step"] = np.array([int(step)])
             grid.field_data["center_loss"] = np.array([float(capture.center_loss[k])])
+            grid.field_data["scale"] = np.array([scales[k]])
             yield step, _step_file(capture, step, ".vts"), grid
 
     return (_save_series(directory, f"{capture.scene.name}.pvd", grids())
@@ -237,19 +249,18 @@ def _export_curvature_vts(capture, directory: Path) -> list[Path]:
     """The curvature maps as flat grids of their own (they live on a coarser grid than the loss)."""
     if getattr(capture, "curv_min", None) is None:
         return []
-    import pyvista as pv
-
-    X, Y = np.meshgrid(np.asarray(capture.curvature_alphas, float), np.asarray(capture.curvature_betas, float),
-                       indexing="ij")
     convexity = capture.convexity
+    scales = capture.scales
+    flat = np.zeros((len(capture.curvature_alphas), len(capture.curvature_betas)))
 
     def grids():
         for k, step in enumerate(capture.steps):
-            grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
+            grid = _structured_grid(capture.curvature_alphas, capture.curvature_betas, flat, scales[k])
             grid.point_data["curv_min"] = np.asarray(capture.curv_min[k], np.float64).ravel(order="F")
             grid.point_data["curv_max"] = np.asarray(capture.curv_max[k], np.float64).ravel(order="F")
             grid.point_data["convexity"] = np.asarray(convexity[k], np.float64).ravel(order="F")
             grid.field_data["step"] = np.array([int(step)])
+            grid.field_data["scale"] = np.array([scales[k]])
             yield step, f"{capture.scene.name}_curvature_step_{int(step):07d}.vts", grid
 
     return _save_series(directory, f"{capture.scene.name}_curvature.pvd", grids())
@@ -282,6 +293,7 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
     atomic_write(directory / dir_name, write_directions)
     written = [directory / dir_name]
     x, y = np.asarray(capture.alphas, np.float64), np.asarray(capture.betas, np.float64)
+    scales = capture.scales
     for k, step in enumerate(capture.steps):
         # (ny, nx), 'xy' indexing, as the reference code reads it with meshgrid(xcoordinates, ycoordinates); a 1D
         # capture is (nx,) without ycoordinates, the reference's 1D layout (its plot_1D.py).
@@ -298,6 +310,7 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
                 f["train_loss"] = loss
                 f.attrs["step"] = int(step)
                 f.attrs["center_loss"] = float(capture.center_loss[k])
+                f.attrs["scale"] = float(scales[k])
                 if getattr(capture, "curv_min", None) is not None:
                     f["curv_xcoordinates"] = np.asarray(capture.curvature_alphas, np.float64)
                     f["curv_ycoordinates"] = np.asarray(capture.curvature_betas, np.float64)
@@ -336,6 +349,7 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     cmap = matplotlib.colormaps[scene.look.colormap]
     alphas, betas = np.asarray(capture.alphas, float), np.asarray(capture.betas, float)
     width = float(max(alphas[-1] - alphas[0], betas[-1] - betas[0]))
+    scales = capture.scales
     unit = normalized_values(capture)
     colour_values = unit
     if scene.look.color_by == "convexity" and getattr(capture, "curv_min", None) is not None:
@@ -346,7 +360,7 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     kwargs = _surface_kwargs()
     written = []
     for k, step in enumerate(capture.steps):
-        grid = _structured_grid(capture, unit[k] * scene.scaling.z_scale * width)
+        grid = _structured_grid(alphas, betas, unit[k] * scene.scaling.z_scale * width * scales[k], scales[k])
         rgb = np.rint(cmap(colour_values[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
         grid.point_data["colors"] = rgb
         # Point arrays travel through the filters, whatever order the surface's points end up in.

@@ -51,12 +51,26 @@ def axes(scene: Scene, path: Optional[np.ndarray] = None) -> tuple[np.ndarray, n
     return np.linspace(xr[0], xr[1], nx), np.linspace(yr[0], yr[1], ny)
 
 
+def zoom_scales(steps, zoom: float) -> np.ndarray:
+    """(steps,) factor each captured step's grid axes are multiplied by (``grid.zoom``): 1 at the first step,
+    ``zoom`` at the last, geometric in between by step number. Exactly 1 everywhere without zoom (or with a
+    single captured step)."""
+    steps = np.asarray(steps, dtype=np.float64)
+    if zoom == 1.0 or len(steps) < 2 or steps[-1] == steps[0]:
+        return np.ones(len(steps))
+    scales = float(zoom) ** ((steps - steps[0]) / (steps[-1] - steps[0]))
+    scales[0], scales[-1] = 1.0, float(zoom)  # exact at both ends, whatever the rounding of the power
+    return scales
+
+
 def capture_key(scene: Scene, device_type: str) -> str:
     """Hash of everything that determines the captured numbers (not camera, look, output, timeline)."""
     import torch
 
     dump = scene.resolved_dump()
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
+    if scene.grid.zoom == 1.0:  # absent without zoom, so scenes from before grid.zoom keep their keys
+        ident["grid"].pop("zoom")
     # Where the dataset lives does not change the numbers: moving it must not invalidate the cache.
     ident["data"].pop("root", None)
     ident["capture"] = {"steps": scene.captured_steps(), "dtype": scene.capture.dtype, "data": scene.capture.data,
@@ -125,6 +139,10 @@ class Capture:
     Per-sample captures (``capture.data = 'samples'``) also hold ``sample_loss`` (steps, S, nx, ny), the loss of
     each chosen sample alone (``loss`` is their mean), ``sample_center_loss`` (steps, S) and ``sample_indices``
     (S,), the samples' positions in the fixed evaluation subset (``eval_data``).
+    ``scales`` (steps,): with ``grid.zoom``, captured step ``k`` is evaluated on ``alphas * scales[k]`` and
+    ``betas * scales[k]`` (its curvature map likewise), so ``loss[k, i, j]`` is the loss at ``c_k + alphas[i] *
+    scales[k] * d1 + betas[j] * scales[k] * d2``; ``alphas`` and ``betas`` stay the first step's (scale 1) axes.
+    Ones without zoom. ``plane_path`` and ``updates`` are in unscaled (alpha, beta) units.
     """
 
     scene: Scene
@@ -153,6 +171,11 @@ class Capture:
     sample_indices: Optional[np.ndarray] = None
     runs: list = field(default_factory=list)
     center_buffers: list = field(default_factory=list, repr=False)
+    scales: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if self.scales is None:
+            self.scales = np.ones(len(self.steps))
 
     @property
     def convexity(self) -> Optional[np.ndarray]:
@@ -489,12 +512,13 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     cdir = store.open(key)
     cdir.sweep()  # temporary files of killed runs; a concurrent run's are kept
     steps = scene.captured_steps()
+    scales = zoom_scales(steps, scene.grid.zoom)
     per_sample = scene.capture.data == "samples"
     if cdir.read_manifest() is None or not use_cache:
         dump = scene.resolved_dump()
         cdir.write_manifest({
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
-            "steps": steps, "device": device.type,
+            "steps": steps, "scales": scales.tolist(), "device": device.type,
             "dtype": scene.capture.dtype, "capture_mode": scene.capture.mode, "loss_on": scene.capture.data,
             **({"sample_indices": scene.capture.sample_indices()} if per_sample else {}),
             "llstudio": __version__,
@@ -581,14 +605,16 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                                 mode=mode, bn_x=bn_x)
     zero = torch.zeros(1, dtype=torch.float64)
     if todo:
-        # One plane serves every step only when neither the centre nor the data changes between steps.
-        shared = fixed and scene.capture.data != "batch"
+        # One plane serves every step only when neither the centre, the data nor the range (zoom) changes between
+        # steps.
+        shared = fixed and scene.capture.data != "batch" and scene.grid.zoom == 1.0
         loss_on = {"eval": "the fixed evaluation subset", "batch": "mini-batches",
                    "samples": f"{len(y_eval)} samples, one landscape each"}[scene.capture.data]
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, {mode} mode, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
-                     f"loss on {loss_on})")
+                     f"loss on {loss_on}" + (f", zoom x{scene.grid.zoom:g}" if scene.grid.zoom != 1.0 else "")
+                     + ")")
 
         def step_buffers(k: Optional[int]) -> dict:
             return _buffers_at(scene, traj, k, initial_buffers)
@@ -599,11 +625,13 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             c = plane_center if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
-        def landscape(center: dict, buffers: dict) -> tuple[np.ndarray, Optional[np.ndarray]]:
-            """(loss (nx, ny), per-sample loss (S, nx, ny) or None): per-sample captures show the samples' mean."""
+        def landscape(center: dict, buffers: dict, scale: float) -> tuple[np.ndarray, Optional[np.ndarray]]:
+            """(loss (nx, ny), per-sample loss (S, nx, ny) or None) on the axes times ``scale`` (the zoom);
+            per-sample captures show the samples' mean."""
+            a, b = alphas * scale, betas * scale
             if not per_sample:
-                return ev.grid(center, alphas, betas, buffers), None
-            each = ev.grid(center, alphas, betas, buffers, reduction="none")
+                return ev.grid(center, a, b, buffers), None
+            each = ev.grid(center, a, b, buffers, reduction="none")
             return each.mean(axis=0), each
 
         plane = plane_samples = None
@@ -613,7 +641,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 plane, plane_samples = arrays["loss"], arrays.get("sample_loss")
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane, plane_samples = landscape(grid_center(None), step_buffers(None))
+                    plane, plane_samples = landscape(grid_center(None), step_buffers(None), 1.0)
                     advance(plane.size)
                 cdir.save_arrays("plane", {"loss": plane, **({"sample_loss": plane_samples} if per_sample else {})})
         with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
@@ -623,7 +651,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                     batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
                     ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
                 grid, grid_samples = ((plane, plane_samples) if shared
-                                      else landscape(grid_center(k), step_buffers(None if fixed else k)))
+                                      else landscape(grid_center(k), step_buffers(None if fixed else k), scales[k]))
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
                 if per_sample:
@@ -647,8 +675,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                                for k, w in enumerate(t.weights)])
             cdir.save_arrays(f"run_{n}", {"center_loss": losses})
 
-    curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, plane_center, device, dtype,
-                                   progress, use_cache, sample_idx) if scene.capture.curvature_on else {}
+    curvature = _capture_curvature(scene, cdir, steps, traj, data, d1, d2, alphas, betas, scales, plane_center,
+                                   device, dtype, progress, use_cache, sample_idx) if scene.capture.curvature_on else {}
 
     loaded = [cdir.load_step(s) for s in steps]
     center_loss = np.array([float(z["center_loss"]) for z in loaded])
@@ -666,7 +694,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         center_buffers=list(traj.buffers),
         sample_loss=np.stack([z["sample_loss"] for z in loaded]) if per_sample else None,
         sample_center_loss=np.stack([z["sample_center_loss"] for z in loaded]) if per_sample else None,
-        sample_indices=np.asarray(scene.capture.sample_indices()) if per_sample else None,
+        sample_indices=np.asarray(scene.capture.sample_indices()) if per_sample else None, scales=scales,
     )
 
 
@@ -686,10 +714,11 @@ def _buffers_at(scene: Scene, traj, k: Optional[int], initial_buffers: dict) -> 
     return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
 
 
-def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, plane_center, device, dtype,
-                       progress: Progress, use_cache: bool, sample_idx=None) -> dict:
+def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, betas, scales, plane_center, device,
+                       dtype, progress: Progress, use_cache: bool, sample_idx=None) -> dict:
     """Min/max Hessian eigenvalue maps of every captured step, resuming partial ones; Capture's curvature fields.
-    ``plane_center``: the fixed frame's centre, as the loss capture computed it (None in the follow frame)."""
+    ``plane_center``: the fixed frame's centre, as the loss capture computed it (None in the follow frame);
+    ``scales`` (steps,): each step's zoom, applied to the curvature axes as to the loss grid's."""
     import torch
 
     from .curvature import curvature_grid
@@ -698,8 +727,9 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
     spec = scene.capture.curvature
     ca, cb = curvature_axes(scene, alphas, betas)
     fixed = scene.directions.frame == "fixed"
-    # As for the loss: one map serves every step when neither the centre nor the data changes between steps.
-    shared = fixed and scene.capture.data == "eval"
+    # As for the loss: one map serves every step when neither the centre, the data nor the range changes between
+    # steps.
+    shared = fixed and scene.capture.data == "eval" and scene.grid.zoom == 1.0
 
     def center(k: int) -> dict:
         c = plane_center if fixed else traj.weights[k]
@@ -726,8 +756,9 @@ def _capture_curvature(scene: Scene, cdir, steps, traj, data, d1, d2, alphas, be
                     partial = cdir.load_curvature(step) if use_cache else None
                     if partial is not None and partial["done"].shape != (len(ca), len(cb)):
                         partial = None
-                    result = curvature_grid(op, center(k), d1, d2, ca, cb, spec.tolerance, spec.max_iterations,
-                                            seed=scene.directions.seed, state=partial, on_point=lambda: advance(1),
+                    result = curvature_grid(op, center(k), d1, d2, ca * scales[k], cb * scales[k], spec.tolerance,
+                                            spec.max_iterations, seed=scene.directions.seed, state=partial,
+                                            on_point=lambda: advance(1),
                                             on_row=lambda st, s=step: cdir.save_curvature(s, st))
                     if shared:
                         done_map = result
@@ -848,7 +879,7 @@ class Film:
                                  runs=tuple((r.name, r.plane_path) for r in capture.runs)
                                  if len(capture.runs) > 1 else (),
                                  critical=look.critical_points and len(capture.betas) > 1,
-                                 alphas=capture.alphas, betas=capture.betas,
+                                 alphas=capture.alphas, betas=capture.betas, scales=capture.scales,
                                  steps_per_epoch=self._steps_per_epoch() if look.epoch and look.overlay else None)
         sc = self.timeline.schedule
         # The camera moves over the film's body only: cards hold its first and last pose.
@@ -863,9 +894,12 @@ class Film:
                                          CameraKey(at=1.0, azimuth=-80.0, elevation=10.0, distance=2.3)])
         track = None
         if spec.follow > 0:
-            ab = self.timeline.marker_track()[sc.body_start:sc.body_start + self.body[1]]
-            track = np.column_stack([to_display(ab[:, 0], capture.alphas, DISPLAY_EXTENT),
-                                     to_display(ab[:, 1], capture.betas, DISPLAY_EXTENT)])
+            body = slice(sc.body_start, sc.body_start + self.body[1])
+            ab, zoom = self.timeline.marker_track()[body], self.timeline.scale_track()[body]
+            # In a zoom film the marker can leave the square, where it is hidden: follow it to the square's edge.
+            track = np.clip(np.column_stack([to_display(ab[:, 0], capture.alphas, DISPLAY_EXTENT, zoom),
+                                             to_display(ab[:, 1], capture.betas, DISPLAY_EXTENT, zoom)]),
+                            -DISPLAY_EXTENT / 2, DISPLAY_EXTENT / 2)
         self.camera = camera_path(spec, self.body[1], focal, DISPLAY_EXTENT, track, settings.fps)
 
     def _steps_per_epoch(self) -> Optional[float]:
@@ -890,7 +924,8 @@ class Film:
 
         scene = self.capture.scene
         return SurfaceRenderer(self.capture.alphas, self.capture.betas, scene.look, self.settings.width,
-                               self.settings.height, scene.scaling.z_scale, scene.title, log_values=scene.scaling.log)
+                               self.settings.height, scene.scaling.z_scale, scene.title, log_values=scene.scaling.log,
+                               show_range=scene.grid.zoom != 1.0)
 
     def frame(self, renderer, index: int) -> np.ndarray:
         return renderer.render(self.timeline.frame(index), self.pose(index))

@@ -76,6 +76,73 @@ def _fmt_loss(v: float) -> str:
 
 DISPLAY_EXTENT = 2.0
 
+
+def clip_segment(p, q, half: float):
+    """Liang-Barsky: the parameters (t0, t1), 0 <= t0 <= t1 <= 1, of the part of the segment p → q (display x, y)
+    inside the square [-half, half]², or None when it misses the square."""
+    p, d = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64) - np.asarray(p, dtype=np.float64)
+    t0, t1 = 0.0, 1.0
+    for k in (0, 1):
+        for pk, qk in ((-d[k], p[k] + half), (d[k], half - p[k])):
+            if pk == 0.0:
+                if qk < 0.0:  # parallel to this side and outside it
+                    return None
+            elif pk < 0.0:
+                t0 = max(t0, qk / pk)
+            else:
+                t1 = min(t1, qk / pk)
+    return (t0, t1) if t0 <= t1 else None
+
+
+def clip_polyline(xy: np.ndarray, half: float, values: np.ndarray | None = None) -> list[tuple]:
+    """The pieces of the polyline ``xy`` (M, 2) inside the square [-half, half]², cut where it crosses the edge: a
+    list of (points (m, 2), values (m,) or None), each of at least two points; ``values`` (M,) are interpolated
+    along the cut segments. A zoom film's trail leaves the square as the view closes in."""
+    xy = np.asarray(xy, dtype=np.float64)
+    pieces, pts, vals = [], [], []
+
+    def at(a, i, t):  # a[i] → a[i + 1] at t, the ends exactly
+        return a[i] if t == 0.0 else a[i + 1] if t == 1.0 else a[i] + t * (a[i + 1] - a[i])
+    open_end = False  # whether the current piece ends at the start of the next segment
+
+    def close():
+        if len(pts) >= 2:
+            pieces.append((np.array(pts), None if values is None else np.array(vals)))
+        pts.clear()
+        vals.clear()
+
+    for i in range(len(xy) - 1):
+        t = clip_segment(xy[i], xy[i + 1], half)
+        if t is None:
+            close()
+            open_end = False
+            continue
+        t0, t1 = t
+        if not (open_end and t0 == 0.0):
+            close()
+            pts.append(at(xy, i, t0))
+            if values is not None:
+                vals.append(at(values, i, t0))
+        pts.append(at(xy, i, t1))
+        if values is not None:
+            vals.append(at(values, i, t1))
+        open_end = t1 == 1.0
+    close()
+    return pieces
+
+
+def range_label(alphas: np.ndarray, betas: np.ndarray, scale: float) -> str:
+    """The grid's current range for the info text, e.g. 'range ±0.25' (alpha and beta alike, symmetric) or
+    'alpha [-0.05, 0.15]  beta ±0.1'."""
+    def span(ax):
+        lo, hi = float(ax[0]) * scale, float(ax[-1]) * scale
+        return f"±{hi:.3g}" if np.isclose(lo, -hi) else f"[{lo:.3g}, {hi:.3g}]"
+
+    a = span(alphas)
+    if len(betas) == 1 or np.allclose(alphas[[0, -1]], betas[[0, -1]]):
+        return f"range {a}"
+    return f"alpha {a}  beta {span(betas)}"
+
 # Height from which anti_aliasing = 'auto' supersamples: qualities h, p and k.
 SSAA_FROM_HEIGHT = 1080
 
@@ -124,11 +191,14 @@ class SurfaceRenderer:
 
     ``alphas`` (nx,), ``betas`` (ny,): the grid axes, shown as a square of side ``DISPLAY_EXTENT`` centred on the
     origin; heights are ``(value - vmin) / (vmax - vmin)`` times ``z_scale`` times that side, so the surface keeps
-    its proportions whatever the ranges and the loss.
+    its proportions whatever the ranges and the loss. In a zoom film the axes of a frame are ``alphas`` and
+    ``betas`` times its ``FrameState.scale`` and still fill the square: what is drawn in (alpha, beta) units is
+    divided by the scale first, and what then falls outside the square is hidden (markers, critical points) or cut
+    at its edge (paths, arrows). ``show_range`` adds the current range to the info text.
     """
 
     def __init__(self, alphas: np.ndarray, betas: np.ndarray, look: LookSpec, width: int, height: int,
-                 z_scale: float, title: str = "", log_values: bool = False):
+                 z_scale: float, title: str = "", log_values: bool = False, show_range: bool = False):
         pv = _pyvista()
         self.pv = pv
         self.look, self.width, self.height = look, int(width), int(height)
@@ -141,6 +211,9 @@ class SurfaceRenderer:
         # The grid is shown as a square of side DISPLAY_EXTENT whatever its ranges, like a plot whose two axes are
         # scaled independently: a PCA plane can be a hundred times longer than it is wide.
         self.extent = DISPLAY_EXTENT
+        # Half the square's side, with room for rounding: a path point on the grid's edge is inside.
+        self._half = 0.5 * self.extent * (1.0 + 1e-9)
+        self.show_range = show_range
         self.x = self.display_coords(self.alphas, 0)
         self.y = self.display_coords(self.betas, 1)
         self.z_height = z_scale * self.extent
@@ -281,10 +354,15 @@ class SurfaceRenderer:
         if state.arrow is None:
             self.arrow.copy_from(_empty(self.pv))
             return
-        (a0, b0), (a1, b1) = state.arrow
-        start = np.array([self.display_coords(a0, 0), self.display_coords(b0, 1)])
-        end = np.array([self.display_coords(a1, 0), self.display_coords(b1, 1)])
+        start, end = self.display_xy(np.asarray(state.arrow, dtype=np.float64), state.scale)
         end = start + self.look.arrow_scale * (end - start)
+        # An update that starts outside the (zoomed) square is not shown; one that leaves it ends at its edge.
+        if not self.inside(start)[0]:
+            self.arrow.copy_from(_empty(self.pv))
+            return
+        t1 = clip_segment(start, end, self._half)[1]
+        if t1 < 1.0:
+            end = start + t1 * (end - start)
         lift = 0.02 * self.extent
         p0 = np.array([*start, surface([start])[0] + lift])
         p1 = np.array([*end, surface([end])[0] + lift])
@@ -338,11 +416,38 @@ class SurfaceRenderer:
                 lines.append(part)
         actor.SetInput("\n".join(lines))
 
-    def display_coords(self, v, axis: int):
-        """Grid coordinate (alpha or beta) → display coordinate in [-extent/2, extent/2]."""
+    def display_coords(self, v, axis: int, scale: float = 1.0):
+        """Grid coordinate (alpha or beta) → display coordinate, in [-extent/2, extent/2] on the grid of a frame
+        whose zoom is ``scale``."""
         from .camera import to_display
 
-        return to_display(v, self.alphas if axis == 0 else self.betas, self.extent)
+        return to_display(v, self.alphas if axis == 0 else self.betas, self.extent, scale)
+
+    def display_xy(self, ab: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        """(M, 2) (alpha, beta) → (M, 2) display (x, y) at zoom ``scale``."""
+        ab = np.asarray(ab, dtype=np.float64).reshape(-1, 2)
+        return np.column_stack([self.display_coords(ab[:, 0], 0, scale), self.display_coords(ab[:, 1], 1, scale)])
+
+    def inside(self, xy: np.ndarray) -> np.ndarray:
+        """(M,) whether display points (M, 2) lie on the square the surface fills."""
+        return np.all(np.abs(np.asarray(xy, dtype=np.float64).reshape(-1, 2)) <= self._half, axis=1)
+
+    def _draped_path(self, ab: np.ndarray, scale: float, surface, values: np.ndarray | None = None):
+        """A path (M, 2) in (alpha, beta) as line segments draped over the surface, lifted a little so the surface
+        does not swallow it, cut where it leaves the square; with ``values`` (M,) a point array 'loss' of them. None
+        when nothing of it is inside."""
+        pieces = clip_polyline(self.display_xy(ab, scale), self._half, values)
+        if not pieces:
+            return None
+        xy = np.concatenate([p for p, _ in pieces])
+        cells, start = [], 0
+        for p, _ in pieces:  # segments, as pyvista's lines_from_points makes them
+            cells += [c for j in range(start, start + len(p) - 1) for c in (2, j, j + 1)]
+            start += len(p)
+        line = self.pv.PolyData(np.column_stack([xy, surface(xy) + 0.006 * self.extent]), lines=np.array(cells))
+        if values is not None:
+            line["loss"] = np.concatenate([v for _, v in pieces])
+        return line
 
     def _heights(self, state: FrameState) -> np.ndarray:
         span = state.vmax - state.vmin
@@ -457,19 +562,18 @@ class SurfaceRenderer:
         if self.marker_actor is not None or self.trail_actor is not None or self.arrow_actor is not None:
             surface = self._height_function(z)
         if self.marker_actor is not None:
-            mx, my = self.display_coords(state.marker[0], 0), self.display_coords(state.marker[1], 1)
-            zc = surface([[mx, my]])[0]
-            self.marker_actor.SetPosition(float(mx), float(my), float(zc) + 0.01 * self.extent)
+            self._place_marker(self.marker_actor, state.marker, state.scale, surface)
         if self.trail_actor is not None:
+            line = None
             if len(state.trail) >= 2:
-                # Drape the path over the surface, lifted a little so the surface does not swallow it.
-                xy = np.column_stack([self.display_coords(state.trail[:, 0], 0), self.display_coords(state.trail[:, 1], 1)])
-                pts = np.column_stack([xy, surface(xy) + 0.006 * self.extent])
-                line = self.pv.lines_from_points(pts)
+                tv = None
                 if self.look.trail_coloring == "loss":
-                    tv = state.trail_values if state.trail_values is not None else np.full(len(pts), state.vmax)
+                    tv = state.trail_values if state.trail_values is not None else np.full(len(state.trail),
+                                                                                            state.vmax)
                     span = state.vmax - state.vmin
-                    line["loss"] = np.clip((tv - state.vmin) / span if span > 0 else 0.0 * tv, 0.0, 1.0)
+                    tv = np.clip((tv - state.vmin) / span if span > 0 else 0.0 * tv, 0.0, 1.0)
+                line = self._draped_path(state.trail, state.scale, surface, tv)
+            if line is not None:
                 self.trail.copy_from(line)
             else:
                 empty = _empty(self.pv)
@@ -484,14 +588,24 @@ class SurfaceRenderer:
             self._update_critical(state, z)
         if self.info_actor is not None:
             epoch = f"    epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
+            zoom = [range_label(self.alphas, self.betas, state.scale)] if self.show_range else []
             self._set_text(self.info_actor, [f"step {state.step:,.0f}", *([epoch.strip()] if epoch else []),
-                                             f"loss {_fmt_loss(state.center_loss)}"])
+                                             f"loss {_fmt_loss(state.center_loss)}", *zoom])
         if not (self.flat or (self.one_d and self.look.view == "contours")):
             position, focal, up = pose
             cam = self.plotter.camera
             cam.position, cam.focal_point, cam.up = position, focal, up
         self.plotter.renderer.ResetCameraClippingRange()
         return self._grab()
+
+    def _place_marker(self, actor, ab, scale: float, surface) -> None:
+        """A marker sphere on the surface at (alpha, beta) ``ab``; hidden while it is outside the square."""
+        xy = self.display_xy(ab, scale)
+        shown = bool(self.inside(xy)[0])
+        actor.SetVisibility(shown)
+        if shown:
+            mx, my = xy[0]
+            actor.SetPosition(float(mx), float(my), float(surface(xy)[0]) + 0.01 * self.extent)
 
     def run_color(self, i: int) -> str:
         """Colour of run ``i`` (0: the primary run, drawn in marker_color)."""
@@ -517,18 +631,12 @@ class SurfaceRenderer:
                                                     name=f"run{i}_trail", reset_camera=False,
                                                     lighting=False) if self.look.trail else None
                 self._run_actors.append((marker, trail, trail_actor))
-        for (name, (ma, mb), trail_ab), (marker, trail, trail_actor) in zip(state.runs[1:], self._run_actors):
-            mx, my = self.display_coords(ma, 0), self.display_coords(mb, 1)
+        for (name, marker_ab, trail_ab), (marker, trail, trail_actor) in zip(state.runs[1:], self._run_actors):
             if marker is not None:
-                marker.SetPosition(float(mx), float(my), float(surface([[mx, my]])[0]) + 0.01 * self.extent)
+                self._place_marker(marker, marker_ab, state.scale, surface)
             if trail_actor is not None:
-                if len(trail_ab) >= 2:
-                    xy = np.column_stack([self.display_coords(trail_ab[:, 0], 0),
-                                          self.display_coords(trail_ab[:, 1], 1)])
-                    trail.copy_from(self.pv.lines_from_points(
-                        np.column_stack([xy, surface(xy) + 0.006 * self.extent])))
-                else:
-                    trail.copy_from(_empty(self.pv))
+                line = self._draped_path(trail_ab, state.scale, surface) if len(trail_ab) >= 2 else None
+                trail.copy_from(line if line is not None else _empty(self.pv))
 
     CRITICAL_COLORS = {"minimum": "#2f7bff", "maximum": "#ff9f1c", "saddle": "#ffffff"}
 
@@ -544,11 +652,12 @@ class SurfaceRenderer:
                 self._critical[kind] = cloud
         surface = self._height_function(z)
         for kind, cloud in self._critical.items():
-            pts = [p for p in state.critical if p.kind == kind]
-            if not pts:
+            xy = self.display_xy(np.array([[p.alpha, p.beta] for p in state.critical if p.kind == kind]),
+                                 state.scale)
+            xy = xy[self.inside(xy)]
+            if not len(xy):
                 cloud.copy_from(_empty(self.pv))
                 continue
-            xy = np.array([[self.display_coords(p.alpha, 0), self.display_coords(p.beta, 1)] for p in pts])
             cloud.copy_from(self.pv.PolyData(np.column_stack([xy, surface(xy) + 0.012 * self.extent])))
 
     def _grab(self) -> np.ndarray:
@@ -620,4 +729,5 @@ def save_png(img: np.ndarray, path) -> None:
     atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG", optimize=True))
 
 
-__all__ = ["SurfaceRenderer", "render_window_info", "resolve_anti_aliasing", "save_png"]
+__all__ = ["SurfaceRenderer", "clip_polyline", "clip_segment", "range_label", "render_window_info",
+           "resolve_anti_aliasing", "save_png"]

@@ -385,6 +385,14 @@ class GridSpec(_Section):
         description="2: a surface over (alpha, beta); 1: a curve over alpha alone (only the first direction is "
         "used; the loss is stored as (steps, nx, 1) with beta = 0). A 1D grid takes one resolution and no y_range.",
     )
+    zoom: float = Field(
+        1.0, gt=0, allow_inf_nan=False,
+        description="A zoom film: the factor range and y_range are multiplied by from the first captured step to "
+        "the last, geometrically in between by step number (scale = zoom ** ((step - first) / (last - first))), "
+        "about alpha = beta = 0. 0.01 shrinks [-25, 25] to [-0.25, 0.25] over the film (zooming in); above 1 zooms "
+        "out; 1: no zoom. The surface always fills the same square, the path and markers move with the zoom and "
+        "the overlay shows the current range.",
+    )
 
     @field_validator("resolution")
     @classmethod

@@ -4,6 +4,12 @@ Time runs: an optional title card; ``hold_start`` seconds on the first captured 
 steps a transition of ``seconds_per_step / speed`` (the speed ramp) and, on every step in between, ``hold_each``;
 ``hold_end`` seconds on the last step; an optional end card. Every part boundary is snapped to a whole frame
 (:func:`schedule`), so a frame shows each captured step's values exactly, whatever the interpolation and the ramp.
+
+A zoom film (``grid.zoom``) captures every step on its own range, ``scales[k]`` times the first step's. The values
+are still interpolated index by index (grid-index coordinates), so the surface morphs from one zoom level to the
+next; the frame's scale is interpolated geometrically (its log, with the values' easing), so the zoom runs at an
+even pace in the eye. Marker, trail, arrows and critical points stay in (alpha, beta) units: the renderer divides
+them by the frame's scale.
 """
 
 from __future__ import annotations
@@ -162,7 +168,9 @@ class CardState:
 class FrameState:
     """What one video frame shows: ``values`` (nx, ny) scaled loss; the (fractional) step; the raw loss at the
     current weights; the value range heights and colours are normalised to; where the current weights sit on the
-    plane (``marker``, (alpha, beta)) and the path that led there (``trail``, (M, 2), ending at the marker)."""
+    plane (``marker``, (alpha, beta)) and the path that led there (``trail``, (M, 2), ending at the marker).
+    ``scale``: the zoom, what the grid's axes are multiplied by in this frame (1 without ``grid.zoom``); the
+    (alpha, beta) coordinates of marker, trail, arrow, runs and critical points are unscaled."""
 
     index: int
     values: np.ndarray
@@ -185,6 +193,7 @@ class FrameState:
     runs: tuple = ()
     # Critical points of ``values`` (llstudio.critical.CriticalPoint), when the look marks them.
     critical: tuple = ()
+    scale: float = 1.0
 
 
 class Timeline:
@@ -197,7 +206,8 @@ class Timeline:
     ``colors`` (K, nx, ny) an optional colour value per point in [0, 1] (e.g. the convexity ratio), interpolated
     through time like the loss. ``runs``: with several training runs on the same plane, ``(name, path (K, 2))`` for
     each (the primary first), interpolated like ``path``. ``critical``: find the critical points of every frame's
-    landscape, which then needs its grid axes ``alphas`` (nx,) and ``betas`` (ny,).
+    landscape, which then needs its grid axes ``alphas`` (nx,) and ``betas`` (ny,). ``scales`` (K,): each captured
+    step's zoom (``Capture.scales``; default all 1).
     """
 
     def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
@@ -205,7 +215,7 @@ class Timeline:
                  updates: np.ndarray | None = None, curve: tuple | None = None,
                  steps_per_epoch: float | None = None, colors: np.ndarray | None = None,
                  runs: tuple = (), critical: bool = False, alphas: np.ndarray | None = None,
-                 betas: np.ndarray | None = None):
+                 betas: np.ndarray | None = None, scales: np.ndarray | None = None):
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -224,12 +234,16 @@ class Timeline:
                                                  np.asarray(curve[1], dtype=np.float64))
         self.steps_per_epoch = steps_per_epoch
         self.vmin, self.vmax = float(self.values.min()), float(self.values.max())
-        self._pchip = self._path_pchip = None
+        self.scales = np.ones(k) if scales is None else np.asarray(scales, dtype=np.float64)
+        self._log_scales = np.log(self.scales)
+        self._pchip = self._path_pchip = self._scale_pchip = None
         if timeline.interpolation == "cubic" and k >= 3:
             from scipy.interpolate import PchipInterpolator
 
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
+            # Shape-preserving: a log scale that only falls (rises) between captured steps does so in between too.
+            self._scale_pchip = PchipInterpolator(np.arange(k), self._log_scales)
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
         self.critical = critical
         self.alphas, self.betas = alphas, betas
@@ -292,6 +306,13 @@ class Timeline:
         """Scaled landscape (nx, ny) at fractional captured index ``u``."""
         return self._interpolate(u, self.values, self._pchip)
 
+    def scale_at(self, u: float) -> float:
+        """The zoom at fractional captured index ``u``: geometric between captured steps, exactly ``scales[k]`` at
+        whole ``u``."""
+        if u == int(u):
+            return float(self.scales[min(int(u), len(self.steps) - 1)])
+        return float(np.exp(self._interpolate(u, self._log_scales, self._scale_pchip)))
+
     def marker_at(self, u: float) -> np.ndarray:
         """(alpha, beta) of the weights at fractional captured index ``u``, on the same curve as the surface."""
         return self._interpolate(u, self.path, self._path_pchip)
@@ -326,13 +347,14 @@ class Timeline:
         colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_pchip)
         epoch = None if not self.steps_per_epoch else step / self.steps_per_epoch
         runs = tuple(self._run_at(u, name, p, pchip) for name, p, pchip in self.runs)
+        scale = self.scale_at(u)
         crit = ()
         if self.critical:
             from .critical import critical_points
 
-            crit = tuple(critical_points(vals, self.alphas, self.betas))
+            crit = tuple(critical_points(vals, self.alphas * scale, self.betas * scale))
         return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
-                          self.curve, self.card_at(index), colors, runs, crit)
+                          self.curve, self.card_at(index), colors, runs, crit, scale)
 
     def _run_at(self, u: float, name: str, path: np.ndarray, pchip) -> tuple:
         """(name, marker, trail) of a run at fractional captured index ``u``, sampled like ``trail_at``."""
@@ -348,3 +370,7 @@ class Timeline:
     def marker_track(self) -> np.ndarray:
         """(alpha, beta) of the marker at every frame: (n_frames, 2), for a camera that follows it."""
         return np.array([self.marker_at(self.position(f)) for f in range(self.n_frames)])
+
+    def scale_track(self) -> np.ndarray:
+        """The zoom at every frame: (n_frames,)."""
+        return np.array([self.scale_at(self.position(f)) for f in range(self.n_frames)])

@@ -352,6 +352,22 @@ def test_fixed_frame_plane_has_one_set_of_masks(tmp_path):
     scene = scene.model_copy(update={"directions": scene.directions.model_copy(update={"frame": "fixed"})})
     cap = capture_scene(scene)
     assert all(np.array_equal(cap.loss[0], g) for g in cap.loss[1:])
+    # The plane (centred at the final weights, eval mode with their running statistics) has the masks of 'plane',
+    # and so has the loss at every step's own weights: one thinned network for the whole film.
+    x, y = torch.as_tensor(cap.eval_data[0]).to(F64), torch.as_tensor(cap.eval_data[1])
+    d1, d2 = cap.directions
+    model = cap.model(-1).to(F64)
+    ev = LandscapeEvaluator(copy.deepcopy(model), x, y, loss_fn("cross_entropy", 10), d1, d2, CPU, F64,
+                            dropout="fixed")
+    masks = ev.dropout_masks(mask_seed(0, "plane"))
+    want = brute_force(model, cap.centers[-1], d1, d2, masks, x, y, "eval", cap.center_buffers[-1],
+                       alphas=cap.alphas, betas=cap.betas)
+    np.testing.assert_allclose(cap.loss[0], want, rtol=1e-5)
+    for k in range(len(cap.steps)):
+        zero = np.zeros(1)
+        one = brute_force(model, cap.centers[k], d1, d2, masks, x, y, "eval", cap.center_buffers[k],
+                          alphas=zero, betas=zero)[0, 0]
+        assert cap.center_loss[k] == pytest.approx(one, rel=1e-5)
 
 
 def test_fixed_without_dropout_layers_warns_and_equals_off(tmp_path):

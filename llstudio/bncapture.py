@@ -13,7 +13,8 @@ whose statistics come from one of
   ``momentum=None`` stores after that one batch, as in Garipov et al.'s ``bn_update``); the second pass, over the
   evaluation data, normalises with them like eval mode does.
 
-Dropout is left in eval mode (off) in every capture mode: see ``CaptureSpec.mode``.
+Dropout is independent of the mode: off, or one fixed set of masks per captured step (``capture.dropout``, see
+``dropcapture``); the 'collect' pass of 'recompute_bn' always runs without dropout.
 """
 
 from __future__ import annotations

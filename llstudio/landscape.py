@@ -6,13 +6,15 @@ model starts with a linear layer (after parameter-free ones such as ``Flatten``)
 its weights, so it is computed three times per centre (for ``c``, ``d1`` and ``d2``) instead of once per point.
 
 Models with BatchNorm are captured in one of three modes (eval, train, recompute_bn; see ``bncapture``) through
-the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers.
+the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers. Dropout is off, or
+applied with one fixed set of masks that :meth:`LandscapeEvaluator.dropout_masks` draws (see ``dropcapture``).
 
 This module knows nothing of files or pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .bncapture import MODES, swap_batch_norm
+from .dropcapture import DROPOUT, CaptureDropout, draw_masks, probe_shapes, swap_dropout
 
 _LINEAR_FIRST = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -56,6 +59,7 @@ _ELEMENTWISE = {
     nn.GELU: lambda t, m: t.copy_(nn.functional.gelu(t, approximate=m.approximate)),
     nn.Identity: lambda t, m: t,
     nn.Dropout: lambda t, m: t,  # capture runs in eval mode
+    CaptureDropout: lambda t, m: m.feature_major_(t),  # dropout = 'fixed': the mask of this layer, (n, features)
 }
 
 
@@ -101,7 +105,11 @@ class LandscapeEvaluator:
     ``mode`` says how BatchNorm layers normalise (``bncapture``): 'eval' with the running statistics (the model's
     own buffers, or those passed to :meth:`evaluate`), 'train' with the statistics of the evaluated batch,
     'recompute_bn' with statistics recomputed at every point from ``bn_x`` (m, ...), a fixed subset of training
-    inputs. Dropout is always off. Models with BatchNorm in a mode other than 'eval' use the vmap strategy.
+    inputs. Models with BatchNorm in a mode other than 'eval' use the vmap strategy.
+
+    ``dropout`` 'off' leaves dropout layers off (eval mode); 'fixed' applies them with the masks given to
+    :meth:`evaluate` (from :meth:`dropout_masks`), the same masks at every grid point, on every strategy. The
+    'recompute_bn' statistics pass runs without dropout.
     On a CPU the ``mlp`` strategy splits grid points across ``threads`` workers (default: torch's thread count),
     each running torch single-threaded; torch's thread setting is restored afterwards. ``evaluate`` and ``grid``
     take ``reduction='none'`` for the loss of each sample instead of their mean, on every strategy.
@@ -110,7 +118,7 @@ class LandscapeEvaluator:
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], device: torch.device,
                  dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto", mode: str = "eval",
-                 bn_x: Optional[torch.Tensor] = None, threads: Optional[int] = None):
+                 bn_x: Optional[torch.Tensor] = None, threads: Optional[int] = None, dropout: str = "off"):
         self.device, self.dtype = device, dtype
         # CPU only: grid points are split across this many worker threads, each running torch single-threaded.
         # None: torch's intra-op thread count. CUDA work is queued from one thread (its kernels are parallel already).
@@ -123,6 +131,11 @@ class LandscapeEvaluator:
             raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x, the "
                              "training inputs their statistics are recomputed from")
         self.mode = mode
+        if dropout not in DROPOUT:
+            raise ValueError(f"unknown dropout {dropout!r}: choose one of {', '.join(DROPOUT)}")
+        # 'off' leaves the model's dropout layers alone (eval mode: the identity), as before 'fixed' existed.
+        self.drop_state = swap_dropout(self.model) if dropout == "fixed" else None
+        self._drop_shapes: Optional[dict] = None  # the dropout layers' input shapes for self.x, probed on demand
         self.bn_x = None if bn_x is None else bn_x.to(device=device, dtype=dtype)
         self.loss = loss
         self.x = x.to(device=device, dtype=dtype)
@@ -151,6 +164,31 @@ class LandscapeEvaluator:
         self.x = x.to(device=self.device, dtype=self.dtype)
         self.y = y.to(device=self.device)
         self.chunk = self._chunk_size(self.memory_mb)
+        self._drop_shapes = None
+
+    @property
+    def has_dropout(self) -> bool:
+        """Whether masks apply: dropout = 'fixed' and the model has dropout layers."""
+        return self.drop_state is not None
+
+    def dropout_masks(self, entropy: list[int]) -> dict[str, torch.Tensor]:
+        """Masks for the current evaluation data (dropout layer name → tensor on the device), drawn from
+        ``numpy.random.default_rng(entropy)`` (see ``dropcapture.mask_seed``); {} when there is no dropout layer
+        or dropout is 'off'. The layers' input shapes come from one probe forward pass, repeated after
+        :meth:`set_data`."""
+        if self.drop_state is None:
+            return {}
+        if self._drop_shapes is None:
+            bn = self.bn_state
+            phase = bn.phase if bn is not None else None
+            if bn is not None:
+                bn.phase = "eval"  # running statistics: any statistics give the same shapes
+            try:
+                self._drop_shapes = probe_shapes(self.drop_state, lambda: self.model(self.x))
+            finally:
+                if bn is not None:
+                    bn.phase = phase
+        return draw_masks(self.drop_state, self._drop_shapes, entropy, self.device, self.dtype)
 
     def _chunk_size(self, memory_mb: int) -> int:
         """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.
@@ -202,7 +240,10 @@ class LandscapeEvaluator:
         if st is not None:
             if self.mode == "recompute_bn":
                 st.phase = "collect"
-                functional_call(self.model, (params, buffers), (self.bn_x,))
+                # Without dropout: the recomputed statistics are those of the whole network, and the masks are
+                # shaped for the evaluation batch, not for bn_x.
+                with self.drop_state.using(None) if self.drop_state is not None else contextlib.nullcontext():
+                    functional_call(self.model, (params, buffers), (self.bn_x,))
                 st.phase = "apply"
             else:
                 st.phase = "batch" if self.mode == "train" else "eval"
@@ -279,13 +320,29 @@ class LandscapeEvaluator:
 
     @torch.no_grad()
     def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
-                 buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean") -> torch.Tensor:
+                 buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean",
+                 masks: Optional[dict[str, torch.Tensor]] = None) -> torch.Tensor:
         """Loss at the points ``center + a[i]*d1 + b[i]*d2``; ``a``, ``b`` (P,) → (P,) on the device.
 
         ``buffers`` (name → tensor) replace the model's own, e.g. the BatchNorm running statistics of the step
         whose weights ``center`` are. With ``reduction='none'``: (P, n), the loss of each of the n evaluation
-        samples at each point.
+        samples at each point. ``masks`` (from :meth:`dropout_masks`): with dropout = 'fixed', the dropout masks
+        applied at every point (required when the model has dropout layers).
         """
+        st = self.drop_state
+        if st is None:
+            if masks:
+                raise ValueError("dropout masks given, but the evaluator applies none (dropout = 'off' or no "
+                                 "dropout layer)")
+            return self._evaluate(center, a, b, buffers, reduction)
+        missing = [n for n in st.names if n not in (masks or {})]
+        if missing:
+            raise ValueError(f"dropout = 'fixed' needs a mask for every dropout layer (see dropout_masks); missing: "
+                             f"{', '.join(missing)}")
+        with st.using({n: masks[n].to(device=self.device, dtype=self.dtype) for n in st.names}):
+            return self._evaluate(center, a, b, buffers, reduction)
+
+    def _evaluate(self, center, a, b, buffers, reduction) -> torch.Tensor:
         bufs = self._buffers_for(buffers)
         point_loss = self._point_loss(reduction)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
@@ -405,14 +462,16 @@ class LandscapeEvaluator:
         return int(self.d1[f"{what[0]}.weight"].shape[0])
 
     def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray,
-             buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean") -> np.ndarray:
+             buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean",
+             masks: Optional[dict[str, torch.Tensor]] = None) -> np.ndarray:
         """Loss on the full grid, ``(nx, ny)`` with 'ij' indexing: ``[i, j]`` is at ``(alphas[i], betas[j])``.
 
-        ``buffers`` as for :meth:`evaluate`. With ``reduction='none'``: ``(n, nx, ny)``, one landscape per
-        evaluation sample.
+        ``buffers`` and ``masks`` as for :meth:`evaluate`. With ``reduction='none'``: ``(n, nx, ny)``, one landscape
+        per evaluation sample.
         """
         A, B = np.meshgrid(alphas, betas, indexing="ij")
-        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()), buffers, reduction)
+        vals = self.evaluate(center, torch.as_tensor(A.ravel()), torch.as_tensor(B.ravel()), buffers, reduction,
+                             masks)
         vals = vals.cpu().numpy().astype(np.float64)
         if reduction == "mean":
             return vals.reshape(len(alphas), len(betas))

@@ -77,6 +77,9 @@ def capture_key(scene: Scene, device_type: str) -> str:
                         "mode": scene.capture.mode}
     if scene.capture.mode == "recompute_bn":
         ident["capture"]["bn_samples"] = scene.capture.bn_samples
+    if scene.capture.dropout != "off":  # absent otherwise, so scenes without dropout masks keep their keys
+        ident["capture"]["dropout"] = scene.capture.dropout
+        ident["capture"]["dropout_seed"] = scene.capture.dropout_seed
     if scene.capture.curvature_on:  # absent otherwise, so scenes without curvature keep their keys
         ident["capture"]["curvature"] = dump["capture"]["curvature"]
     hessian = scene.capture.curvature_on or scene.directions.kind == "hessian"
@@ -495,6 +498,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     if scene.panels:
         return _capture_panels(scene, device, store, use_cache, progress)
 
+    from .dropcapture import UnsupportedDropout, mask_seed
     from .landscape import LandscapeEvaluator
     from .data import load_dataset
     from .device import resolve_device
@@ -520,6 +524,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             "key": key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
             "steps": steps, "scales": scales.tolist(), "device": device.type,
             "dtype": scene.capture.dtype, "capture_mode": scene.capture.mode, "loss_on": scene.capture.data,
+            "dropout": scene.capture.dropout,
+            **({"dropout_seed": scene.capture.dropout_seed} if scene.capture.dropout != "off" else {}),
             **({"sample_indices": scene.capture.sample_indices()} if per_sample else {}),
             "llstudio": __version__,
             "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
@@ -601,17 +607,31 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         x_eval, y_eval = torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval)
         if per_sample:
             x_eval, y_eval = x_eval[sample_idx], y_eval[sample_idx]
-        ev = LandscapeEvaluator(model, x_eval, y_eval, crit, d1, d2, device, dtype, scene.capture.memory_mb,
-                                mode=mode, bn_x=bn_x)
+        try:
+            ev = LandscapeEvaluator(model, x_eval, y_eval, crit, d1, d2, device, dtype, scene.capture.memory_mb,
+                                    mode=mode, bn_x=bn_x, dropout=scene.capture.dropout)
+        except UnsupportedDropout as exc:
+            from .errors import SceneError
+
+            raise SceneError(scene.source or "<scene>", [("capture.dropout", f"{exc}; use capture.dropout = "
+                                                          "'off'")]) from None
+        if scene.capture.dropout == "fixed" and not ev.has_dropout:
+            progress.log("warning: capture.dropout = 'fixed', but the model has no dropout layer: the landscape is "
+                         "the same as with 'off'")
     zero = torch.zeros(1, dtype=torch.float64)
+    # One plane serves every step only when neither the centre, the data nor the range (zoom) changes between steps.
+    shared = fixed and scene.capture.data != "batch" and scene.grid.zoom == 1.0
+
+    def masks(k: Optional[int]) -> dict:
+        """Dropout masks of captured step index ``k``, or of the shared plane (``k`` None); {} without dropout."""
+        return ev.dropout_masks(mask_seed(scene.capture.dropout_seed, "plane" if k is None else int(steps[k])))
+
     if todo:
-        # One plane serves every step only when neither the centre, the data nor the range (zoom) changes between
-        # steps.
-        shared = fixed and scene.capture.data != "batch" and scene.grid.zoom == 1.0
         loss_on = {"eval": "the fixed evaluation subset", "batch": "mini-batches",
                    "samples": f"{len(y_eval)} samples, one landscape each"}[scene.capture.data]
         progress.log(f"capture: {1 if shared else len(todo)} landscape(s) for {len(todo)} of {len(steps)} steps on "
                      f"{device} ({len(alphas)}x{len(betas)} grid, {ev.strategy} strategy, {mode} mode, "
+                     f"{'fixed dropout masks' if ev.has_dropout else 'dropout off'}, "
                      f"cos(d1, d2) = {cosine(d1, d2):+.3f}, {scene.directions.frame} frame, "
                      f"loss on {loss_on}" + (f", zoom x{scene.grid.zoom:g}" if scene.grid.zoom != 1.0 else "")
                      + ")")
@@ -625,13 +645,13 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
             c = plane_center if fixed else traj.weights[k]
             return zero_entries(c, scene.directions.weights) if scene.directions.kind == "weights" else c
 
-        def landscape(center: dict, buffers: dict, scale: float) -> tuple[np.ndarray, Optional[np.ndarray]]:
-            """(loss (nx, ny), per-sample loss (S, nx, ny) or None) on the axes times ``scale`` (the zoom);
-            per-sample captures show the samples' mean."""
+        def landscape(center: dict, buffers: dict, scale: float, drop: dict) -> tuple[np.ndarray, Optional[np.ndarray]]:
+            """(loss (nx, ny), per-sample loss (S, nx, ny) or None) on the axes times ``scale`` (the zoom), with the
+            dropout masks ``drop``; per-sample captures show the samples' mean."""
             a, b = alphas * scale, betas * scale
             if not per_sample:
-                return ev.grid(center, a, b, buffers), None
-            each = ev.grid(center, a, b, buffers, reduction="none")
+                return ev.grid(center, a, b, buffers, masks=drop), None
+            each = ev.grid(center, a, b, buffers, reduction="none", masks=drop)
             return each.mean(axis=0), each
 
         plane = plane_samples = None
@@ -641,7 +661,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 plane, plane_samples = arrays["loss"], arrays.get("sample_loss")
             else:
                 with progress.stage("capture", len(alphas) * len(betas), "points") as advance:
-                    plane, plane_samples = landscape(grid_center(None), step_buffers(None), 1.0)
+                    plane, plane_samples = landscape(grid_center(None), step_buffers(None), 1.0, masks(None))
                     advance(plane.size)
                 cdir.save_arrays("plane", {"loss": plane, **({"sample_loss": plane_samples} if per_sample else {})})
         with progress.stage("path" if shared else "capture", len(todo) * (1 if shared else alphas.size * betas.size),
@@ -650,17 +670,20 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
                 if scene.capture.data == "batch":
                     batch = traj.batches[min(int(steps[k]), len(traj.batches) - 1)]
                     ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
+                # The masks of the landscape this step shows: the shared plane's, or the step's own.
+                drop = masks(None if shared else k)
                 grid, grid_samples = ((plane, plane_samples) if shared
-                                      else landscape(grid_center(k), step_buffers(None if fixed else k), scales[k]))
+                                      else landscape(grid_center(k), step_buffers(None if fixed else k), scales[k],
+                                                     drop))
                 # The loss at this step's own weights: the grid centre in the follow frame, the path point in the
                 # fixed frame (off the plane in general, so not a value of the grid).
                 if per_sample:
                     center_samples = ev.evaluate(traj.weights[k], zero, zero, step_buffers(k),
-                                                 reduction="none")[0].cpu().numpy()
+                                                 reduction="none", masks=drop)[0].cpu().numpy()
                     center = float(center_samples.astype(np.float64).mean())
                     cdir.save_step(steps[k], grid, center, grid_samples, center_samples)
                 else:
-                    center = float(ev.evaluate(traj.weights[k], zero, zero, step_buffers(k))[0])
+                    center = float(ev.evaluate(traj.weights[k], zero, zero, step_buffers(k), masks=drop)[0])
                     cdir.save_step(steps[k], grid, center)
                 advance(1 if shared else grid.size)
     else:
@@ -669,9 +692,10 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
         # Several runs imply the evaluation subset (scene cross-check), which the evaluator holds unless a
         # mini-batch capture above replaced it.
         ev.set_data(torch.as_tensor(data.x_eval), torch.as_tensor(data.y_eval))
+        drop = masks(None)  # runs share one fixed plane on the evaluation subset: its masks
         for n in runs_todo:
             t = trajs[n]
-            losses = np.array([float(ev.evaluate(w, zero, zero, t.buffers[k] if t.buffers else {})[0])
+            losses = np.array([float(ev.evaluate(w, zero, zero, t.buffers[k] if t.buffers else {}, masks=drop)[0])
                                for k, w in enumerate(t.weights)])
             cdir.save_arrays(f"run_{n}", {"center_loss": losses})
 

@@ -121,7 +121,7 @@ class ModelSpec(_Section):
         None,
         description="cnn, vgg: probability of every dropout layer (0 removes them). Default: the architecture's "
         "own (cnn: 0.25 after pooling and 0.5 before the last layer; vgg: 0.5 in the classifier). Dropout is "
-        "active in training only; the landscape is always measured with dropout off (see capture.mode).",
+        "active in training; the landscape is measured with dropout off unless capture.dropout = 'fixed'.",
     )
     factory: Optional[str] = Field(
         None,
@@ -478,8 +478,22 @@ class CaptureSpec(_Section):
         description="How BatchNorm behaves at each grid point. 'eval': with the running statistics as trained at "
         "the captured step (perturbed weights then meet stale statistics); 'train': with the statistics of the "
         "evaluated batch itself; 'recompute_bn': running statistics recomputed at every grid point from a fixed, "
-        "seeded subset of the training data (bn_samples), as Garipov et al. do. Dropout is off in every mode: a "
-        "fresh random mask per grid point would be noise, and any one fixed mask an arbitrary sub-network.",
+        "seeded subset of the training data (bn_samples), as Garipov et al. do. Dropout: see capture.dropout.",
+    )
+    dropout: Literal["off", "fixed"] = Field(
+        "off",
+        description="How dropout layers behave at each grid point. 'off': as in eval mode, the whole network. "
+        "'fixed': as in training, but with ONE mask per dropout layer for each captured step (drawn with "
+        "dropout_seed and the step), the same at every grid point of that step: the landscape of one thinned "
+        "network, scaled by 1/(1-p) as in training (Dropout2d drops whole channels). Fixed, because a fresh random "
+        "mask per grid point (what train mode does on every forward pass) would turn the surface into noise. Each "
+        "step shows another thinned network; a fixed-frame plane measured on the evaluation subset has one set of "
+        "masks for the whole film. With capture.mode = 'recompute_bn', the statistics pass runs without dropout.",
+    )
+    dropout_seed: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="capture.dropout = 'fixed' only: seeds the masks (together with the step), so a rerun draws "
+        "the same ones and another seed another set of thinned networks.",
     )
     bn_samples: PosInt = Field(
         256,
@@ -1021,6 +1035,10 @@ class Scene(_Section):
             if self.look.sample >= len(self.capture.sample_indices()):
                 raise ValueError(f"look.sample: {self.look.sample} is past the {len(self.capture.sample_indices())} "
                                  "captured samples (capture.samples); count from 0")
+        if self.capture.dropout == "fixed" and self.capture.curvature_on:
+            raise ValueError("capture.dropout: 'fixed' masks are not applied by curvature maps, which measure the "
+                             "network without dropout; use capture.dropout = 'off' with [capture.curvature], or "
+                             "remove [capture.curvature] (or set capture.curvature.enabled = false)")
         if self.look.color_by == "convexity" and not self.capture.curvature_on:
             raise ValueError("look.color_by: 'convexity' needs curvature maps: add a [capture.curvature] table")
         self._model_checks()

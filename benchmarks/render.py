@@ -6,7 +6,8 @@
 For each size and anti-aliasing setting, in the same run:
 
 - ``render``: ``SurfaceRenderer.render`` alone (array updates, contours, the OpenGL draw, reading the pixels back),
-  and within it ``read``, the pixel read-back (glReadPixels through GetPixelData, plus the vertical flip) timed on
+  and within it ``read``, the pixel read-back (glReadPixels through GetPixelData of the whole window, twice the
+  output's width and height with SSAA, plus the vertical flip; not SSAA's averaging) timed on
   its own after the same draws;
 - ``encode``: ``FilmWriter`` alone on frames rendered beforehand (RGB → YUV in ffmpeg's swscale, then x264), for
   each x264 preset asked for;
@@ -78,8 +79,8 @@ def bench_size(width: int, height: int, fps: int, aa: str, n: int, presets: list
         buf, win = vtkUnsignedCharArray(), r.plotter.ren_win
         t = time.perf_counter()
         for _ in range(n):
-            win.GetPixelData(0, 0, width - 1, height - 1, 0, buf, 0)
-            np.ascontiguousarray(vtk_to_numpy(buf).reshape(height, width, 3)[::-1])
+            win.GetPixelData(0, 0, r.win_w - 1, r.win_h - 1, 0, buf, 0)
+            np.ascontiguousarray(vtk_to_numpy(buf).reshape(r.win_h, r.win_w, 3)[::-1])
         res["read"] = (time.perf_counter() - t) / n
 
         for preset in presets:
@@ -110,7 +111,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="480,1080,2160", help="comma-separated, from " + ", ".join(SIZES))
     ap.add_argument("--frames", type=int, default=24, help="frames per measurement (4K uses a third, at least 4)")
-    ap.add_argument("--aa", default="msaa,none", help="anti-aliasing settings to compare")
+    ap.add_argument("--aa", default="auto,none", help="anti-aliasing settings to compare (auto: the default look, "
+                    "MSAA below 1080 lines, SSAA from 1080)")
     ap.add_argument("--presets", default="veryfast,medium,ultrafast",
                     help="x264 presets for the encode-only column; the first one is used end to end "
                     "(veryfast: the scenes' default)")

@@ -208,6 +208,13 @@ class SurfaceRenderer:
         self.flat = look.view == "contours" and not self.one_d
         self.log_values = log_values
         self.anti_aliasing = resolve_anti_aliasing(look.anti_aliasing, self.height)
+        # SSAA: the window renders ss x ss pixels for every output pixel and _grab averages each block (a box
+        # filter). Everything VTK draws in pixels (text, line widths, margins) is sized for the window, ss times
+        # the output; the 2D overlays drawn afterwards (legend, inset, key, cards) for the output.
+        # VTK's own vtkSSAAPass renders sqrt(5)^2 = 5 pixels per output pixel and filters them in two more
+        # full-screen passes: on llvmpipe at 1920x1080 that took 1.8x as long as this (benchmarks/render.py).
+        self.ss = 2 if self.anti_aliasing == "ssaa" else 1
+        self.win_w, self.win_h = self.ss * self.width, self.ss * self.height
         # The grid is shown as a square of side DISPLAY_EXTENT whatever its ranges, like a plot whose two axes are
         # scaled independently: a PCA plane can be a hundred times longer than it is wide.
         self.extent = DISPLAY_EXTENT
@@ -218,7 +225,7 @@ class SurfaceRenderer:
         self.y = self.display_coords(self.betas, 1)
         self.z_height = z_scale * self.extent
         try:
-            self.plotter = pv.Plotter(off_screen=True, window_size=(self.width, self.height),
+            self.plotter = pv.Plotter(off_screen=True, window_size=(self.win_w, self.win_h),
                                       lighting="light kit" if look.lighting in ("studio", "soft") else "none")
         except Exception as exc:  # VTK raises plain RuntimeErrors when no context can be made
             raise MissingDependency(
@@ -233,8 +240,6 @@ class SurfaceRenderer:
         # the order of blending makes no visible difference (benchmarks/render.py; stills compared).
         p.renderer.SetUseOIT(False)
         p.ren_win.SetMultiSamples(4 if self.anti_aliasing == "msaa" else 0)
-        if self.anti_aliasing == "ssaa":
-            p.enable_anti_aliasing("ssaa")
         # A transparent background: an alpha channel in the framebuffer, cleared to alpha 0 (we never enable FXAA,
         # which would drop it; MSAA keeps it).
         self.transparent = look.background == TRANSPARENT
@@ -281,12 +286,12 @@ class SurfaceRenderer:
         if look.wireframe and not self.one_d:
             # Same dataset as the surface: its points move with it at no cost.
             self.wire_actor = p.add_mesh(self.grid, style="wireframe", color=look.wireframe_color, opacity=0.28,
-                                         line_width=1.0, name="wireframe", reset_camera=False, lighting=False)
+                                         line_width=1.0 * self.ss, name="wireframe", reset_camera=False, lighting=False)
         # A point without cells draws nothing but lets the actor exist before the first frame's lines.
         self.contours = _empty(pv)
         self.contour_actor = None
         if look.contours > 0 and not self.one_d:
-            self.contour_actor = p.add_mesh(self.contours, color=look.contour_color, line_width=1.2,
+            self.contour_actor = p.add_mesh(self.contours, color=look.contour_color, line_width=1.2 * self.ss,
                                             opacity=0.55, name="contours", reset_camera=False)
         self.trail = _empty(pv)
         self.trail_actor = None
@@ -294,11 +299,12 @@ class SurfaceRenderer:
             if look.trail_coloring == "loss":
                 self.trail["loss"] = np.zeros(1)
                 self.trail_actor = p.add_mesh(self.trail, scalars="loss", cmap=look.trail_colormap, clim=(0.0, 1.0),
-                                              line_width=max(3.0, self.height / 270), show_scalar_bar=False,
+                                              line_width=max(3.0, self.height / 270) * self.ss,
+                                              show_scalar_bar=False,
                                               name="trail", reset_camera=False, lighting=False)
             else:
                 self.trail_actor = p.add_mesh(self.trail, color=look.trail_color,
-                                              line_width=max(2.0, self.height / 360), name="trail",
+                                              line_width=max(2.0, self.height / 360) * self.ss, name="trail",
                                               reset_camera=False)
         self.arrow = _empty(pv)
         self.arrow_actor = None
@@ -313,11 +319,12 @@ class SurfaceRenderer:
         self.title_actor = self.info_actor = None
         if look.overlay:
             # Pixel positions give plain text actors (SetInput) with a margin, unlike corner annotations.
-            size = max(8, int(self.height / 42))
-            margin = int(0.025 * self.height)
-            self._text_room = self.width - 3 * margin  # what a line of text may span
+            # In window pixels (ss times the output's).
+            size = max(8, int(self.height / 42)) * self.ss
+            margin = int(0.025 * self.height) * self.ss
+            self._text_room = self.win_w - 3 * margin  # what a line of text may span
             if title:
-                self.title_actor = p.add_text(title, position=(margin * 1.5, self.height - margin - 1.4 * size),
+                self.title_actor = p.add_text(title, position=(margin * 1.5, self.win_h - margin - 1.4 * size),
                                               font_size=size, color=look.text_color, name="title")
                 self._fit_title(margin)
             self.info_actor = p.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
@@ -380,14 +387,14 @@ class SurfaceRenderer:
         points. (pyvista's add_text sets twice the font size it is given: these are VTK's own sizes.)"""
         bbox = [0.0] * 4
         actor, prop = self.title_actor, self.title_actor.GetTextProperty()
-        size = prop.GetFontSize()
-        while size > 10:
+        size, floor = prop.GetFontSize(), 10 * self.ss
+        while size > floor:
             actor.GetBoundingBox(self.plotter.renderer, bbox)
             if bbox[1] - bbox[0] <= self._text_room:
                 break
-            size = max(10, int(size * 0.9))
+            size = max(floor, int(size * 0.9))
             prop.SetFontSize(size)
-            actor.SetPosition(margin * 1.5, self.height - margin - 0.7 * size)
+            actor.SetPosition(margin * 1.5, self.win_h - margin - 0.7 * size)
 
     def _info_height(self) -> Optional[int]:
         """Pixels the step/loss text takes at the bottom left, with a margin above it; None without overlay text."""
@@ -395,7 +402,7 @@ class SurfaceRenderer:
             return None
         bbox = [0.0] * 4
         self.info_actor.GetBoundingBox(self.plotter.renderer, bbox)
-        return int(bbox[3] - bbox[2] + 0.03 * self.height)
+        return int((bbox[3] - bbox[2]) / self.ss + 0.03 * self.height)
 
     def _set_text(self, actor, parts: list[str]) -> None:
         """Show ``parts`` on one line, four spaces apart, or broken into as few lines as fit the frame's width
@@ -627,7 +634,7 @@ class SurfaceRenderer:
                 marker = self.plotter.add_mesh(sphere, color=color, smooth_shading=True, specular=0.6,
                                                name=f"run{i}_marker", reset_camera=False) if self.look.marker else None
                 trail = _empty(self.pv)
-                trail_actor = self.plotter.add_mesh(trail, color=color, line_width=max(2.0, self.height / 360),
+                trail_actor = self.plotter.add_mesh(trail, color=color, line_width=max(2.0, self.height / 360) * self.ss,
                                                     name=f"run{i}_trail", reset_camera=False,
                                                     lighting=False) if self.look.trail else None
                 self._run_actors.append((marker, trail, trail_actor))
@@ -647,7 +654,7 @@ class SurfaceRenderer:
             for kind, color in self.CRITICAL_COLORS.items():
                 cloud = _empty(self.pv)
                 self.plotter.add_mesh(cloud, color=color, render_points_as_spheres=True,
-                                      point_size=max(5.0, self.height / 90), name=f"critical_{kind}",
+                                      point_size=max(5.0, self.height / 90) * self.ss, name=f"critical_{kind}",
                                       reset_camera=False)
                 self._critical[kind] = cloud
         surface = self._height_function(z)
@@ -668,14 +675,24 @@ class SurfaceRenderer:
         win.Render()
         if self._buffer is None:
             self._buffer = vtkUnsignedCharArray()
+        w, h = self.win_w, self.win_h
         if self.transparent:
-            win.GetRGBACharPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
+            win.GetRGBACharPixelData(0, 0, w - 1, h - 1, 0, self._buffer, 0)
         else:
-            win.GetPixelData(0, 0, self.width - 1, self.height - 1, 0, self._buffer, 0)
-        shape = (self.height, self.width, self.channels)
+            win.GetPixelData(0, 0, w - 1, h - 1, 0, self._buffer, 0)
+        shape = (h, w, self.channels)
         if self._buffer.GetNumberOfValues() != np.prod(shape):  # pragma: no cover
             raise RenderError(f"render window returned {self._buffer.GetNumberOfValues()} values, expected {shape}")
-        img = np.ascontiguousarray(vtk_to_numpy(self._buffer).reshape(shape)[::-1])  # OpenGL rows run bottom-up
+        if self.ss > 1:
+            from PIL import Image
+
+            # Flipped (OpenGL rows run bottom-up) and box-filtered in one C pass; RGBA is still premultiplied
+            # here, which is the form to average.
+            mode = "RGBA" if self.transparent else "RGB"
+            pil = Image.frombuffer(mode, (w, h), vtk_to_numpy(self._buffer), "raw", mode, 0, -1)
+            img = np.array(pil.reduce(self.ss))
+        else:
+            img = np.ascontiguousarray(vtk_to_numpy(self._buffer).reshape(shape)[::-1])  # rows run bottom-up
         if self.transparent:
             unpremultiply(img)
         return img

@@ -170,3 +170,18 @@ def cli_env(isolated_cache) -> dict:
     env.update({"LLSTUDIO_CACHE": str(isolated_cache), "PYVISTA_OFF_SCREEN": "true", "NO_COLOR": "1",
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2")})
     return env
+
+
+def perturbed_stats(model, seed: int = 0) -> dict:
+    """BatchNorm running statistics as after some training, not the (0, 1) of a fresh model: name → float64
+    tensor for every running_mean and running_var buffer of ``model``."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, v in model.named_buffers():
+        if k.endswith("running_mean"):
+            out[k] = 0.3 * torch.randn(v.shape, generator=g, dtype=torch.float64)
+        elif k.endswith("running_var"):
+            out[k] = 0.5 + torch.rand(v.shape, generator=g, dtype=torch.float64)
+    return out

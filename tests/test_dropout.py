@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_scene
+from conftest import make_scene, perturbed_stats
 from test_landscape import center_and_directions
 from llstudio.dropcapture import UnsupportedDropout, mask_seed, swap_dropout
 from llstudio.errors import SceneError
@@ -52,17 +52,6 @@ def tiny_cnn(batch_norm: bool, dropout: float = 0.4) -> nn.Module:
     torch.manual_seed(0)
     return build_model(ModelSpec(kind="cnn", width=2, batch_norm=batch_norm, dropout=dropout), (1, 8, 8),
                        N_CLASSES).to(F64)
-
-
-def _perturbed_stats(model: nn.Module, seed=0) -> dict:
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in model.named_buffers():
-        if k.endswith("running_mean"):
-            out[k] = 0.3 * torch.randn(v.shape, generator=g, dtype=F64)
-        elif k.endswith("running_var"):
-            out[k] = 0.5 + torch.rand(v.shape, generator=g, dtype=F64)
-    return out
 
 
 def brute_force(model, center, d1, d2, masks, x, y, mode="eval", buffers=None, bn_x=None, reduction="mean",
@@ -151,7 +140,7 @@ def test_cnn_fixed_masks_equal_brute_force_in_every_batch_norm_mode(mode, reduct
     x, y = _data((1, 8, 8), 6)
     bn_x = _data((1, 8, 8), 9, seed=1)[0] if mode == "recompute_bn" else None
     center, d1, d2 = center_and_directions(model, seed=2, scale=0.3, spread=0.1)
-    bufs = _perturbed_stats(model)
+    bufs = perturbed_stats(model)
     ev = evaluator(model, x, y, d1=d1, d2=d2, mode=mode, bn_x=bn_x)
     assert ev.strategy == "vmap"
     ev.chunk = 4  # two chunks

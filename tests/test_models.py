@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import make_scene
+from conftest import make_scene, perturbed_stats
 from test_landscape import center_and_directions
 from llstudio.data import bn_subset, load_dataset
 from llstudio.errors import MissingDependency, SceneError
@@ -30,18 +30,6 @@ BETAS = np.array([-0.4, 0.3])
 def _data(shape, n, seed=0, classes=10):
     g = torch.Generator().manual_seed(seed)
     return torch.randn((n, *shape), generator=g, dtype=F64), torch.randint(0, classes, (n,), generator=g)
-
-
-def _perturbed_stats(model: nn.Module, seed=0) -> dict:
-    """Running statistics as after some training: not the (0, 1) of a fresh model."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, v in model.named_buffers():
-        if k.endswith("running_mean"):
-            out[k] = 0.3 * torch.randn(v.shape, generator=g, dtype=F64)
-        elif k.endswith("running_var"):
-            out[k] = 0.5 + torch.rand(v.shape, generator=g, dtype=F64)
-    return out
 
 
 def _center_dirs(model, seed=0, scale=0.3):
@@ -87,7 +75,7 @@ def _check(model, shape, mode, n=6, bn_n=9, seed=0):
     x, y = _data(shape, n, seed)
     bn_x = _data(shape, bn_n, seed + 1)[0] if mode == "recompute_bn" else None
     center, d1, d2 = _center_dirs(model, seed)
-    bufs = _perturbed_stats(model, seed)
+    bufs = perturbed_stats(model, seed)
     ev = LandscapeEvaluator(copy.deepcopy(model), x, y, loss_fn("cross_entropy", 10), d1, d2, CPU, F64,
                             mode=mode, bn_x=bn_x, memory_mb=1)  # a tiny budget: several chunks
     got = ev.grid(center, ALPHAS, BETAS, buffers=bufs)

@@ -158,12 +158,14 @@ class LandscapeEvaluator:
         self.plan = _MLPPlan(split) if strategy == "mlp" else None
         self.memory_mb = memory_mb
         self.chunk = self._chunk_size(memory_mb)
+        self.group = self._group_size()
 
     def set_data(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Evaluate on other samples from now on (e.g. each step's mini-batch); batch sizes follow them."""
         self.x = x.to(device=self.device, dtype=self.dtype)
         self.y = y.to(device=self.device)
         self.chunk = self._chunk_size(self.memory_mb)
+        self.group = self._group_size()
         self._drop_shapes = None
 
     @property
@@ -193,9 +195,14 @@ class LandscapeEvaluator:
     def _chunk_size(self, memory_mb: int) -> int:
         """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.
 
-        On a CPU the MLP path keeps the activations of all worker threads' batches near cache size instead: past
-        that, memory traffic and not arithmetic sets the pace.
+        On a CPU the ``mlp`` strategy's batch holds only each point's weights, first and last activations (the
+        hidden ones are computed ``self.group`` points at a time): a few megabytes per worker thread, so that the
+        Python work per batch is shared by enough points and the batch still comes back from cache.
         """
+        itemsize = torch.finfo(self.dtype).bits // 8
+        if self.strategy == "mlp" and self.device.type == "cpu":
+            per_point = self._mlp_point_floats() * itemsize
+            return int(max(1, min(8192, min(memory_mb * 2**20, 4 * 2**20) // per_point)))
         sizes: list[int] = []
         hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
                  for m in self.model.modules() if len(list(m.children())) == 0]
@@ -205,13 +212,23 @@ class LandscapeEvaluator:
         finally:
             for h in hooks:
                 h.remove()
-        itemsize = torch.finfo(self.dtype).bits // 8
         n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
         per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * n * sum(sizes)) * itemsize
-        budget = memory_mb * 2**20
-        if self.strategy == "mlp" and self.device.type == "cpu":
-            budget = min(budget, 64 * 2**20 // self.threads)  # shared by the worker threads
-        return int(max(1, min(8192, budget // max(per_point, 1))))
+        return int(max(1, min(8192, memory_mb * 2**20 // max(per_point, 1))))
+
+    def _group_size(self) -> Optional[int]:
+        """Points per matrix product in the ``mlp`` strategy on a CPU (None elsewhere: the whole batch).
+
+        A group's widest hidden activation stays within about 2 MB, one point's at least. Larger groups, and
+        tiles of samples or of hidden units small enough for L2, measured slower on the 2-core target: the
+        per-point products are compute-bound, and smaller ones run further from the BLAS peak.
+        """
+        if self.strategy != "mlp" or self.device.type != "cpu":
+            return None
+        widest = max(self._width(what) for kind, what in self.plan.layers if kind == "linear") \
+            if any(kind == "linear" for kind, _ in self.plan.layers) else 1
+        itemsize = torch.finfo(self.dtype).bits // 8
+        return max(1, 2 * 2**20 // (widest * len(self.x) * itemsize))
 
     def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names) -> dict:
         """Weights of each point, formed fresh (no accumulated in-place walk): name → (P, *shape)."""
@@ -374,7 +391,7 @@ class LandscapeEvaluator:
                 out[s:e] = fn(self._points(center, ac, bc, rest_names), ac, bc)
             self._run_chunks(len(a), body)
             return out
-        return self._evaluate_mlp(center, a, b, zc, z1, z2, rest_names, out, point_loss)
+        return self._evaluate_mlp(center, a, b, zc, z1, z2, out, point_loss)
 
     def _skip_unmoved_layers(self, center, zc, z1, z2):
         """Where the per-point work starts: ``(index into plan.layers, zc, z1, z2)``, each z (features, n).
@@ -406,20 +423,43 @@ class LandscapeEvaluator:
         zero = torch.zeros_like(h)
         return len(self.plan.layers), h, zero, zero
 
-    def _evaluate_mlp(self, center, a, b, zc, z1, z2, rest_names, out, point_loss):
+    def _evaluate_mlp(self, center, a, b, zc, z1, z2, out, point_loss):
+        """The ``mlp`` strategy: batches of ``self.chunk`` points, ``self.group`` points per matrix product.
+
+        Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
+        which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially. Everything at a point
+        that is linear in (1, a, b), the moved layers' weights and biases and the pre-activation where the
+        per-point work starts, comes from one (p, 3) @ (3, m) product per batch (rows c, d1, d2), written into a
+        reused buffer: no per-point tensors are allocated.
+        """
         batched_loss = vmap(point_loss, in_dims=(0, None))
-        # Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
-        # which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially.
-        zc, z1, z2 = (z.reshape(len(self.x), -1).T.contiguous() for z in (zc, z1, z2))
+        n = len(self.x)
+        zc, z1, z2 = (z.reshape(n, -1).T.contiguous() for z in (zc, z1, z2))
         start, zc, z1, z2 = self._skip_unmoved_layers(center, zc, z1, z2)
-        layers = list(enumerate(self.plan.layers))[start:]
-        moved = {f"{what[0]}." for kind, what in self.plan.layers[start:] if kind == "linear"}
-        rest_names = [k for k in rest_names if k[:k.rfind(".") + 1] in moved]
-        # self.chunk fits every layer's activations; skipped layers leave room for proportionally more points.
-        widths = [zc.shape[0]] + [self._width(what) for kind, what in self.plan.layers if kind == "linear"]
-        per_point = zc.shape[0] + sum(self._width(what) for kind, what in self.plan.layers[start:]
-                                      if kind == "linear")
-        chunk = min(8192, self.chunk * max(1, sum(widths) // per_point)) if start > 0 else self.chunk
+        layers = self.plan.layers[start:]
+        k = next((i for i, (kind, _) in enumerate(layers) if kind == "linear"), len(layers))
+        head, tail = layers[:k], layers[k:]  # activations of the start values, then the per-point layers
+        keys: list[str] = []
+        steps: list[tuple] = []  # ('act', fn, module) or ('linear', weight key index, bias key index or None)
+        for kind, what in tail:
+            if kind == "act":
+                steps.append(("act",) + tuple(what))
+                continue
+            name, has_bias = what
+            steps.append(("linear", len(keys), len(keys) + 1 if has_bias else None))
+            keys += [f"{name}.weight"] + ([f"{name}.bias"] if has_bias else [])
+        last = max((i for i, st in enumerate(steps) if st[0] == "linear"), default=-1)
+        shapes = [tuple(center[k].shape) for k in keys]
+        sizes = [center[k].numel() for k in keys]
+        f0 = zc.shape[0]
+        out_features = shapes[steps[last][1]][0] if last >= 0 else f0
+        zbasis = torch.stack([z.reshape(-1) for z in (zc, z1, z2)])
+        wbasis = torch.stack([torch.cat([d[k].reshape(-1) for k in keys]) if keys else zc.new_zeros(0)
+                              for d in (center, self.d1, self.d2)])
+        # self.chunk fits the per-point values of every layer; skipped layers leave room for more points.
+        full = self._mlp_point_floats()
+        chunk = min(8192, self.chunk * max(1, full // (wbasis.shape[1] + (f0 + out_features) * n)))
+        group = self.group or chunk
 
         def body(s, e, bufs):
             def buffer(tag, shape):
@@ -428,34 +468,56 @@ class LandscapeEvaluator:
                     t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
                 return t
 
-            ac, bc = a[s:e], b[s:e]
-            p = len(ac)
-            params = self._points(center, ac, bc, rest_names)
-            h = buffer(("h", 0), (p,) + tuple(zc.shape))
-            torch.mul(z1.unsqueeze(0), ac.view(p, 1, 1), out=h)
-            h.addcmul_(z2.unsqueeze(0), bc.view(p, 1, 1)).add_(zc)
-            for i, (kind, what) in layers:
-                if kind == "act":
-                    fn, mod = what
-                    h = fn(h, mod)
-                    continue
-                name, has_bias = what
-                w = params[f"{name}.weight"]  # (p, out, in)
-                nxt = buffer(("h", i + 1), (p, w.shape[1], h.shape[2]))
-                if has_bias:
-                    torch.baddbmm(params[f"{name}.bias"].unsqueeze(2), w, h, out=nxt)
-                else:
-                    torch.bmm(w, h, out=nxt)
-                h = nxt
+            p = e - s
+            coef = buffer("coef", (p, 3))
+            coef[:, 0] = 1
+            coef[:, 1] = a[s:e]
+            coef[:, 2] = b[s:e]
+            h0 = torch.mm(coef, zbasis, out=buffer("z", (p, f0 * n))).view(p, f0, n)
+            for _, (fn, mod) in head:
+                h0 = fn(h0, mod)
+            if last < 0:
+                logits = h0
+            else:
+                flat = torch.mm(coef, wbasis, out=buffer("w", (p, wbasis.shape[1])))
+                params = [t.view((p,) + shape) for t, shape in zip(flat.split(sizes, 1), shapes)]
+                logits = buffer("logits", (p, out_features, n))
+                for lo in range(0, p, group):
+                    hi = min(lo + group, p)
+                    h = h0[lo:hi]
+                    for i, step in enumerate(steps):
+                        if step[0] == "act":
+                            h = step[1](h, step[2])
+                            continue
+                        _, wi, bi = step
+                        w = params[wi][lo:hi]
+                        nxt = logits[lo:hi] if i == last else buffer(("h", i, hi - lo), (hi - lo, w.shape[1], n))
+                        if bi is None:
+                            torch.bmm(w, h, out=nxt)
+                        else:
+                            torch.baddbmm(params[bi][lo:hi].unsqueeze(2), w, h, out=nxt)
+                        h = nxt
             if p <= 8:
                 # vmap costs a fixed few hundred microseconds a call: more than a few direct calls.
                 for i in range(p):
-                    out[s + i] = point_loss(h[i].T, self.y)
+                    out[s + i] = point_loss(logits[i].T, self.y)
             else:
-                out[s:e] = batched_loss(h.transpose(1, 2), self.y)
+                out[s:e] = batched_loss(logits.transpose(1, 2), self.y)
 
         self._run_chunks(len(a), body, self.threads, chunk)
         return out
+
+    def _mlp_point_floats(self) -> int:
+        """Values one grid point keeps in the ``mlp`` strategy's batch buffers when every layer after the first
+        moves: the weights and biases of those layers, the first layer's output and the last one's, each
+        (features, n)."""
+        n = len(self.x)
+        linear = [what for kind, what in self.plan.layers if kind == "linear"]
+        f0 = int(self.d1[f"{self.plan.fname}.weight"].shape[0])  # the first layer's outputs
+        floats = f0 * n + (self._width(linear[-1]) if linear else f0) * n
+        for name, has_bias in linear:
+            floats += self.d1[f"{name}.weight"].numel() + (self.d1[f"{name}.bias"].numel() if has_bias else 0)
+        return floats
 
     def _width(self, what) -> int:
         """Output features of the plan's linear layer ``what`` = (name, has_bias)."""

@@ -306,6 +306,40 @@ def test_threaded_mlp_path_equals_one_thread_and_restores_torch_threads(loss_kin
     np.testing.assert_allclose(got, brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, loss_kind), rtol=1e-10)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("chunk, group", [(5, 2), (7, 3), (20, 1), (3, 8)])
+def test_points_grouped_within_a_batch_equal_brute_force(chunk, group, threads):
+    """On a CPU the mlp path multiplies ``group`` points at a time within each batch of ``chunk``: a group that
+    does not divide the batch (nor the batch the 20 grid points) changes no value, per-sample losses included."""
+    model = deep_mlp()
+    x, y = data((6,), n=5)
+    center, d1, d2 = center_and_directions(model, seed=12)
+    ev = evaluator(model, x, y, "cross_entropy", d1, d2, strategy="mlp", threads=threads)
+    ev.chunk, ev.group = chunk, group
+    np.testing.assert_allclose(ev.grid(center, ALPHAS, BETAS),
+                               brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, "cross_entropy"), rtol=1e-10)
+    np.testing.assert_allclose(ev.grid(center, ALPHAS, BETAS, reduction="none"),
+                               brute_force_per_sample(model, center, d1, d2, ALPHAS, BETAS, x, y, "cross_entropy"),
+                               rtol=1e-10)
+
+
+def test_wide_hidden_layer_is_multiplied_one_point_at_a_time_and_stays_exact():
+    """The group size follows the widest hidden activation (about 2 MB a group): 600 units x 1,000 float32
+    samples is one point per product, in batches of several points."""
+    torch.manual_seed(13)
+    model = nn.Sequential(nn.Linear(6, 20), nn.Sigmoid(), nn.Linear(20, 600), nn.Sigmoid(),
+                          nn.Linear(600, N_CLASSES)).to(F64)
+    x, y = data((6,), n=1000)
+    center, d1, d2 = center_and_directions(model, seed=13, scale=0.2)
+    f32 = {k: v.float() for k, v in center.items()}
+    ev = LandscapeEvaluator(copy.deepcopy(model), x.float(), y, loss_fn("mse", N_CLASSES),
+                            {k: v.float() for k, v in d1.items()}, {k: v.float() for k, v in d2.items()},
+                            CPU, torch.float32, strategy="mlp", threads=2)
+    assert ev.group == 1 and ev.chunk > 1
+    got = ev.grid(f32, ALPHAS, BETAS)
+    np.testing.assert_allclose(got, brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, "mse"), rtol=1e-5)
+
+
 def test_worker_error_reaches_the_caller_and_threads_are_restored():
     model = deep_mlp()
     x, y = data((6,))
@@ -354,7 +388,7 @@ def test_layers_without_direction_are_computed_once_and_still_exact(moved, loss_
     else:
         d1, d2 = zero_except(d1, moved), zero_except(d2, moved)
     ev = evaluator(model, x, y, loss_kind, d1, d2, strategy="mlp")
-    ev.chunk = 3
+    ev.chunk, ev.group = 3, 2  # skipped layers scale the batch up; groups of 2 within it
     got = ev.grid(center, ALPHAS, BETAS)
     np.testing.assert_allclose(got, brute_force(model, center, d1, d2, ALPHAS, BETAS, x, y, loss_kind), rtol=1e-10)
     each = ev.grid(center, ALPHAS, BETAS, reduction="none")

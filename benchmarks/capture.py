@@ -18,6 +18,11 @@ of each case's name; conv cases use few samples so that the plain loop finishes 
 On CPU the evaluator splits grid points across torch.get_num_threads() worker threads (--threads overrides);
 the plain loop runs as torch is configured. Other processes on the machine slow both, the loop's two-thread
 kernels much more: run it several times and read the ratio, not the absolute numbers.
+
+--floor (CPU) adds two columns to the full-MLP cases: the points/s of the per-point work the 'mlp' strategy
+cannot skip, alone (every layer after the first: its product into a reused buffer, feature-major as the evaluator
+computes it, and its activation, on the evaluator's worker threads, with no weights formed per point, no loss and
+no bookkeeping), and its ratio to the loop: the ceiling of the evaluator's ratio on that machine, in that run.
 """
 
 from __future__ import annotations
@@ -26,12 +31,13 @@ import argparse
 import os
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch import nn
 
-from llstudio.landscape import LandscapeEvaluator, reference_grid
+from llstudio.landscape import _ELEMENTWISE, LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
 from llstudio.directions import random_directions, weight_directions
 from llstudio.models import build_model, loss_fn
@@ -69,7 +75,43 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, strategy, threads=None, weights=None):
+def floor_rate(model: nn.Sequential, x: torch.Tensor, center: dict, points: int, threads: int) -> float:
+    """Points/s of the layers after the first alone, as the 'mlp' strategy computes them (see --floor)."""
+    named = [(k, m) for k, m in model.named_children() if not isinstance(m, nn.Flatten)]
+    (first, _), rest = named[0], named[1:]
+    z = (x.flatten(1) @ center[f"{first}.weight"].T).T.contiguous()  # the first layer's output, (features, n)
+
+    def work(count):
+        torch.set_num_threads(1)
+        bufs = {"z": torch.empty_like(z)}
+        with torch.no_grad():
+            for _ in range(count):
+                h = bufs["z"].copy_(z)  # stands for c + a*d1 + b*d2 of the first layer's output
+                for name, m in rest:
+                    if not isinstance(m, nn.Linear):
+                        h = _ELEMENTWISE[type(m)](h, m)
+                        continue
+                    w = center[f"{name}.weight"]
+                    out = bufs.setdefault(name, torch.empty(w.shape[0], h.shape[1], dtype=h.dtype))
+                    if m.bias is None:
+                        torch.mm(w, h, out=out)
+                    else:
+                        torch.addmm(center[f"{name}.bias"].unsqueeze(1), w, h, out=out)
+                    h = out
+
+    before = torch.get_num_threads()
+    t0 = time.perf_counter()
+    try:
+        with ThreadPoolExecutor(threads) as pool:
+            for f in [pool.submit(work, points // threads + (i < points % threads)) for i in range(threads)]:
+                f.result()
+    finally:
+        torch.set_num_threads(before)
+    return points / (time.perf_counter() - t0)
+
+
+def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, strategy, threads=None, weights=None,
+             floor=False):
     torch.manual_seed(0)
     model = factory().to(dtype)
     x = torch.rand(n, *shape, dtype=dtype)
@@ -103,7 +145,13 @@ def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, stra
     t_fast = time.perf_counter() - t0
     rel = float(np.max(np.abs(fast - ref) / np.maximum(np.abs(ref), 1e-30)))
     pts = grid * grid
-    return name, ev.strategy, ev.chunk, pts / t_loop, pts / t_fast, t_loop / t_fast, rel
+    row = (name, ev.strategy, ev.chunk, pts / t_loop, pts / t_fast, t_loop / t_fast, rel)
+    if not floor:
+        return row
+    if ev.strategy != "mlp" or weights:
+        return row + (None, None)
+    rate = floor_rate(m, xd, cd, pts, ev.threads)
+    return row + (rate, rate * t_loop / pts)
 
 
 def main():
@@ -115,23 +163,29 @@ def main():
     ap.add_argument("--case", action="append", help="run only these cases (substring match)")
     ap.add_argument("--threads", type=int, default=None, help="CPU worker threads of the evaluator (default: torch's)")
     ap.add_argument("--repeat", type=int, default=1, help="run every case this many times (timings are noisy)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time the per-point layer work alone for the full-MLP cases (CPU; see above)")
     args = ap.parse_args()
     device = resolve_device(args.device)
+    if args.floor and device.type != "cpu":
+        ap.error("--floor times CPU worker threads: use it with --device cpu")
     dtype = getattr(torch, args.dtype)
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"# llstudio capture benchmark: {args.grid}x{args.grid} grid, {device}, {args.dtype}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
           f"{load}")
     print(f"{'case':28s} {'strategy':12s} {'chunk':>5s} {'loop pts/s':>11s} {'llstudio pts/s':>15s} "
-          f"{'ratio':>7s} {'max rel diff':>13s}")
+          f"{'ratio':>7s} {'max rel diff':>13s}" + (f" {'floor pts/s':>12s} {'floor ratio':>11s}" if args.floor else ""))
     for name, (factory, n, loss_kind, shape, mode, *weights) in [kv for kv in CASES.items()
                                                                  for _ in range(args.repeat)]:
         if args.case and not any(c in name for c in args.case):
             continue
         row = run_case(name, factory, n, loss_kind, shape, mode, args.grid, device, dtype, args.strategy, args.threads,
-                       weights[0] if weights else None)
-        print(f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}",
-              flush=True)
+                       weights[0] if weights else None, args.floor)
+        line = f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}"
+        if args.floor:
+            line += f" {row[7]:12,.0f} {row[8]:10.2f}x" if row[7] is not None else f" {'-':>12s} {'-':>11s}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

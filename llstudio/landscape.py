@@ -429,8 +429,8 @@ class LandscapeEvaluator:
         Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
         which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially. Everything at a point
         that is linear in (1, a, b), the moved layers' weights and biases and the pre-activation where the
-        per-point work starts, comes from one (p, 3) @ (3, m) product per batch (rows c, d1, d2), written into a
-        reused buffer: no per-point tensors are allocated.
+        per-point work starts, is formed for the whole batch at once from rows c, d1, d2 of a (3, m) basis into
+        reused buffers: no per-point tensors are allocated.
         """
         batched_loss = vmap(point_loss, in_dims=(0, None))
         n = len(self.x)
@@ -469,17 +469,21 @@ class LandscapeEvaluator:
                 return t
 
             p = e - s
-            coef = buffer("coef", (p, 3))
-            coef[:, 0] = 1
-            coef[:, 1] = a[s:e]
-            coef[:, 2] = b[s:e]
-            h0 = torch.mm(coef, zbasis, out=buffer("z", (p, f0 * n))).view(p, f0, n)
+            ac, bc = a[s:e].unsqueeze(1), b[s:e].unsqueeze(1)
+
+            def at_points(basis, tag):
+                # c + a d1 + b d2 for every point, elementwise (as the plain loop forms its weights): a matrix
+                # product would be one call, but under TF32 or bf16 matmul settings it would round the weights.
+                t = torch.addcmul(basis[0], basis[1], ac, out=buffer(tag, (p, basis.shape[1])))
+                return t.addcmul_(basis[2], bc)
+
+            h0 = at_points(zbasis, "z").view(p, f0, n)
             for _, (fn, mod) in head:
                 h0 = fn(h0, mod)
             if last < 0:
                 logits = h0
             else:
-                flat = torch.mm(coef, wbasis, out=buffer("w", (p, wbasis.shape[1])))
+                flat = at_points(wbasis, "w")
                 params = [t.view((p,) + shape) for t, shape in zip(flat.split(sizes, 1), shapes)]
                 logits = buffer("logits", (p, out_features, n))
                 for lo in range(0, p, group):

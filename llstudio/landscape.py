@@ -6,7 +6,9 @@ model starts with a linear layer (after parameter-free ones such as ``Flatten``)
 its weights, so it is computed three times per centre (for ``c``, ``d1`` and ``d2``) instead of once per point.
 
 Models with BatchNorm are captured in one of three modes (eval, train, recompute_bn; see ``bncapture``) through
-the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers. Dropout is off, or
+the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers. In the vmap
+strategies a linear layer that a grid point sends few rows through runs in shared form (``linearcapture``), and
+on a CPU each worker thread runs its own copy of the model. Dropout is off, or
 applied with one fixed set of masks that :meth:`LandscapeEvaluator.dropout_masks` draws (see ``dropcapture``).
 
 This module knows nothing of files or pixels.
@@ -15,18 +17,20 @@ This module knows nothing of files or pixels.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .bncapture import MODES, swap_batch_norm
-from .dropcapture import DROPOUT, CaptureDropout, draw_masks, probe_shapes, swap_dropout
+from .bncapture import MODES, BNState, CaptureBatchNorm, swap_batch_norm
+from .dropcapture import DROPOUT, CaptureDropout, DropoutState, draw_masks, probe_shapes, swap_dropout
+from .linearcapture import SharedLinear, SharedLinearState, swap_linear
 
 _LINEAR_FIRST = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -91,6 +95,28 @@ class _MLPPlan:
 STRATEGIES = ("auto", "mlp", "linear_first", "vmap")
 
 
+class _Replica(NamedTuple):
+    """A copy of the evaluator's model for one worker thread, with the capture states its layers share.
+
+    ``functional_call`` swaps a module's parameters while it runs, and the BatchNorm, dropout and shared-linear
+    layers read per-call state, so two threads cannot run one module at once: each worker gets its own copy,
+    made once per evaluator (weights come in through ``functional_call``; no copy is made per grid point).
+    """
+    model: nn.Module
+    bn: Optional[BNState]
+    drop: Optional[DropoutState]
+    linear: Optional[SharedLinearState]
+    rest: Optional[nn.Module]  # linear_first: the model after its first layer, else None
+
+    @staticmethod
+    def of(model: nn.Module, linear_first: bool) -> "_Replica":
+        def state(kind):
+            return next((m.state for m in model.modules() if isinstance(m, kind)), None)
+
+        rest = _split_first_linear(model)[3] if linear_first else None
+        return _Replica(model, state(CaptureBatchNorm), state(CaptureDropout), state(SharedLinear), rest)
+
+
 class LandscapeEvaluator:
     """Evaluates the loss on points of a 2D slice through weight space, many points per batch.
 
@@ -110,8 +136,9 @@ class LandscapeEvaluator:
     ``dropout`` 'off' leaves dropout layers off (eval mode); 'fixed' applies them with the masks given to
     :meth:`evaluate` (from :meth:`dropout_masks`), the same masks at every grid point, on every strategy. The
     'recompute_bn' statistics pass runs without dropout.
-    On a CPU the ``mlp`` strategy splits grid points across ``threads`` workers (default: torch's thread count),
-    each running torch single-threaded; torch's thread setting is restored afterwards. ``evaluate`` and ``grid``
+    On a CPU every strategy splits grid points across ``threads`` workers (default: torch's thread count), each
+    running torch single-threaded (the vmap strategies on a copy of the model each); torch's thread setting is
+    restored afterwards. ``evaluate`` and ``grid``
     take ``reduction='none'`` for the loss of each sample instead of their mean, on every strategy.
     """
 
@@ -154,8 +181,22 @@ class LandscapeEvaluator:
             strategy = "mlp" if _MLPPlan.supports(split) else ("linear_first" if split else "vmap")
         if strategy in ("mlp", "linear_first") and split is None or strategy == "mlp" and not _MLPPlan.supports(split):
             raise ValueError(f"strategy {strategy!r} does not apply to this model")
+        # Linear layers that run in shared form when a grid point sends few rows through them (linearcapture):
+        # every nn.Linear the vmapped forward pass meets, each with the rows one evaluation sample sends it.
+        self._linear_rows: dict[str, int] = {}
+        self.linear_state = None
+        if strategy in ("vmap", "linear_first"):
+            first = split[1] if strategy == "linear_first" else None
+            self._linear_rows = self._rows_per_sample(
+                [n for n, m in self.model.named_modules() if isinstance(m, nn.Linear) and n not in ("", first)])
+            self.linear_state = swap_linear(self.model, list(self._linear_rows))
+            if strategy == "linear_first":
+                split = _split_first_linear(self.model)  # its 'rest' must hold the swapped layers
         self.strategy, self.split = strategy, split
         self.plan = _MLPPlan(split) if strategy == "mlp" else None
+        # Worker threads of the vmap strategies each run their own copy (made on first use, then kept).
+        self._replicas = [_Replica(self.model, self.bn_state, self.drop_state, self.linear_state,
+                                   split[3] if strategy == "linear_first" else None)]
         self.memory_mb = memory_mb
         self.chunk = self._chunk_size(memory_mb)
         self.group = self._group_size()
@@ -192,8 +233,38 @@ class LandscapeEvaluator:
                     bn.phase = phase
         return draw_masks(self.drop_state, self._drop_shapes, entropy, self.device, self.dtype)
 
+    # A linear layer runs in shared form when a grid point sends at most this many rows through it. Per point,
+    # shared form costs 3 * rows * (in * out) multiply-adds inside one large product; per-point weights cost two
+    # passes over in * out values plus rows * (in * out) multiply-adds in many small products. Measured on the
+    # 2-core CPU target with the small MNIST CNN's 9216 -> 128 layer (benchmarks/capture.py): see the commit.
+    SHARED_LINEAR_ROWS = 64
+
+    def _rows_per_sample(self, names: list[str]) -> dict[str, int]:
+        """Rows one evaluation sample sends through each of the linear layers ``names`` (1 for a classifier on
+        flat features; more when the layer is applied along extra dimensions). One forward pass of one sample."""
+        rows: dict[str, int] = {}
+        self._probe([(self.model.get_submodule(n),
+                      lambda m, inp, _out, n=n: rows.__setitem__(n, inp[0].numel() // m.in_features)) for n in names])
+        return {n: rows[n] for n in names if n in rows}
+
+    def _probe(self, hooks: list[tuple[nn.Module, Callable]]) -> None:
+        """One forward pass of one evaluation sample with the forward hooks ``[(module, hook)]`` attached."""
+        handles = [m.register_forward_hook(h) for m, h in hooks]
+        try:
+            with torch.no_grad():
+                self.model(self.x[:1])
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _shared_layers(self) -> list[str]:
+        """The linear layers that run in shared form for the current evaluation data (see linearcapture)."""
+        n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
+        return [name for name, r in self._linear_rows.items() if r * n <= self.SHARED_LINEAR_ROWS]
+
     def _chunk_size(self, memory_mb: int) -> int:
-        """Grid points per batch so that one batch's weights and activations fit in ``memory_mb``.
+        """Grid points per batch so that the batches of all worker threads (weights, activations) fit in
+        ``memory_mb``.
 
         On a CPU the ``mlp`` strategy's batch holds only each point's weights, first and last activations (the
         hidden ones are computed ``self.group`` points at a time): a few megabytes per worker thread, so that the
@@ -204,17 +275,18 @@ class LandscapeEvaluator:
             per_point = self._mlp_point_floats() * itemsize
             return int(max(1, min(8192, min(memory_mb * 2**20, 4 * 2**20) // per_point)))
         sizes: list[int] = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out[0].numel()))
-                 for m in self.model.modules() if len(list(m.children())) == 0]
-        try:
-            with torch.no_grad():
-                self.model(self.x[:1])
-        finally:
-            for h in hooks:
-                h.remove()
+        self._probe([(m, lambda _m, _i, out: sizes.append(out[0].numel()))
+                     for m in self.model.modules() if len(list(m.children())) == 0])
         n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
-        per_point = (sum(p.numel() for p in self.model.parameters()) + 2 * n * sum(sizes)) * itemsize
-        return int(max(1, min(8192, memory_mb * 2**20 // max(per_point, 1))))
+        weights = sum(p.numel() for p in self.model.parameters())
+        for name in self._shared_layers():
+            # No per-point weights; three outputs per row instead of one.
+            lin = self.model.get_submodule(name)
+            weights -= sum(p.numel() for p in lin.parameters())
+            weights += 3 * self._linear_rows[name] * n * lin.out_features
+        per_point = (weights + 2 * n * sum(sizes)) * itemsize
+        # Each worker thread holds a batch of its own.
+        return int(max(1, min(8192, memory_mb * 2**20 // self.threads // max(per_point, 1))))
 
     def _group_size(self) -> Optional[int]:
         """Points per matrix product in the ``mlp`` strategy on a CPU (None elsewhere: the whole batch).
@@ -230,12 +302,25 @@ class LandscapeEvaluator:
         itemsize = torch.finfo(self.dtype).bits // 8
         return max(1, 2 * 2**20 // (widest * len(self.x) * itemsize))
 
-    def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names) -> dict:
-        """Weights of each point, formed fresh (no accumulated in-place walk): name → (P, *shape)."""
+    def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names,
+                scratch: Optional[dict] = None) -> dict:
+        """Weights of each point, formed fresh (no accumulated in-place walk): name → (P, *shape).
+
+        Two passes per tensor, ``c + a d1`` then ``+ b d2``, into buffers kept in ``scratch`` (a worker's dict)
+        from one batch to the next: a batch's weights can be hundreds of megabytes, and fresh temporaries of
+        that size cost more in page faults than the arithmetic.
+        """
         out = {}
         for k in names:
             shape = (-1,) + (1,) * center[k].dim()
-            out[k] = center[k] + a.view(shape) * self.d1[k] + b.view(shape) * self.d2[k]
+            size = (len(a),) + tuple(center[k].shape)
+            buf = None if scratch is None else scratch.get(("w", k))
+            if buf is None or buf.shape != size:
+                buf = torch.empty(size, device=self.device, dtype=self.dtype)
+                if scratch is not None:
+                    scratch[("w", k)] = buf
+            torch.addcmul(center[k], self.d1[k], a.view(shape), out=buf)
+            out[k] = buf.addcmul_(self.d2[k], b.view(shape))
         return out
 
     def _first_layer(self, center):
@@ -250,21 +335,33 @@ class LandscapeEvaluator:
         zs = [functional_call(first, local(p), (x0,)) for p in (center, self.d1, self.d2)]
         return zs, [k for k in self.names if k not in fkeys]
 
-    def _loss_at(self, params: dict, buffers: dict, point_loss: Callable) -> torch.Tensor:
-        """Loss of the whole model at one point's ``params`` (vmapped over points by the caller); ``point_loss``
-        from :meth:`_point_loss`."""
-        st = self.bn_state
+    def _loss_at(self, rep: _Replica, params: dict, buffers: dict, point_loss: Callable) -> torch.Tensor:
+        """Loss of the whole model (the replica ``rep``) at one point's ``params`` (vmapped over points by the
+        caller); ``point_loss`` from :meth:`_point_loss`."""
+        st = rep.bn
         if st is not None:
             if self.mode == "recompute_bn":
                 st.phase = "collect"
                 # Without dropout: the recomputed statistics are those of the whole network, and the masks are
                 # shaped for the evaluation batch, not for bn_x.
-                with self.drop_state.using(None) if self.drop_state is not None else contextlib.nullcontext():
-                    functional_call(self.model, (params, buffers), (self.bn_x,))
+                with rep.drop.using(None) if rep.drop is not None else contextlib.nullcontext():
+                    functional_call(rep.model, (params, buffers), (self.bn_x,))
                 st.phase = "apply"
             else:
                 st.phase = "batch" if self.mode == "train" else "eval"
-        return point_loss(functional_call(self.model, (params, buffers), (self.x,)), self.y)
+        return point_loss(functional_call(rep.model, (params, buffers), (self.x,)), self.y)
+
+    def _replica_pool(self, workers: int) -> list[_Replica]:
+        """``workers`` replicas of the model: the evaluator's own first, copies of it after."""
+        while len(self._replicas) < workers:
+            rep = _Replica.of(copy.deepcopy(self.model), self.strategy == "linear_first")
+            # The copy is taken mid-call (inside evaluate's dropout context): start its states clean.
+            if rep.drop is not None:
+                rep.drop.masks = None
+            if rep.linear is not None:
+                rep.linear.armed = rep.linear.coef = None
+            self._replicas.append(rep)
+        return self._replicas[:workers]
 
     def _buffers_for(self, buffers: Optional[dict]) -> dict:
         """The model's buffers, with those given (e.g. a captured step's BatchNorm running statistics) instead."""
@@ -367,31 +464,57 @@ class LandscapeEvaluator:
         b = b.to(device=self.device, dtype=self.dtype)
         out = torch.empty((len(a),) if reduction == "mean" else (len(a), len(self.x)), device=self.device,
                           dtype=self.dtype)
-        if self.strategy == "vmap":
-            fn = vmap(lambda p: self._loss_at(p, bufs, point_loss))
+        if self.strategy not in ("vmap", "linear_first"):
+            (zc, z1, z2), _ = self._first_layer(center)
+            return self._evaluate_mlp(center, a, b, zc, z1, z2, out, point_loss)
+        shared = self._shared_layers()
+        armed = None
+        if shared:
+            def stacked(k):
+                return torch.stack([center[k], self.d1[k], self.d2[k]])
 
-            def body(s, e, _scratch):
-                out[s:e] = fn(self._points(center, a[s:e], b[s:e], self.names))
-            # One thread: functional_call swaps the parameters of the shared module while it runs.
-            self._run_chunks(len(a), body)
-            return out
-        (zc, z1, z2), rest_names = self._first_layer(center)
-        if self.strategy == "linear_first":
-            rest = self.split[3]
+            armed = {m: (stacked(f"{m}.weight").flatten(0, 1),
+                         stacked(f"{m}.bias") if f"{m}.bias" in center else None) for m in shared}
+        linear_first = self.strategy == "linear_first"
+        if linear_first:
+            (zc, z1, z2), names = self._first_layer(center)
             fname = self.split[1]
-            rest_buffers = {k: v for k, v in bufs.items() if not k.startswith(fname + ".")}
+            bufs = {k: v for k, v in bufs.items() if not k.startswith(fname + ".")}
+        else:
+            names = self.names
+        names = [k for k in names if k.rpartition(".")[0] not in shared]
 
-            def one(params, za, zb):
-                return point_loss(functional_call(rest, (params, rest_buffers), (zc + za * z1 + zb * z2,)), self.y)
+        def point_fn(rep: _Replica):
+            def one(params, pa, pb):
+                if rep.linear is not None:
+                    rep.linear.coef = torch.stack([pa, pb])
+                if linear_first:
+                    return point_loss(functional_call(rep.rest, (params, bufs), (zc + pa * z1 + pb * z2,)), self.y)
+                return self._loss_at(rep, params, bufs, point_loss)
+            return vmap(one)
 
-            fn = vmap(one)
+        reps = self._replica_pool(min(self.threads, -(-len(a) // self.chunk)))
+        free = iter(reps)
+        lock = threading.Lock()
 
-            def body(s, e, _scratch):
-                ac, bc = a[s:e], b[s:e]
-                out[s:e] = fn(self._points(center, ac, bc, rest_names), ac, bc)
-            self._run_chunks(len(a), body)
-            return out
-        return self._evaluate_mlp(center, a, b, zc, z1, z2, out, point_loss)
+        def body(s, e, scratch):
+            if "fn" not in scratch:
+                with lock:
+                    scratch["fn"] = point_fn(next(free))
+            ac, bc = a[s:e], b[s:e]
+            out[s:e] = scratch["fn"](self._points(center, ac, bc, names, scratch), ac, bc)
+
+        main_masks = self.drop_state.masks if self.drop_state is not None else None
+        with contextlib.ExitStack() as stack:
+            for rep in reps:
+                if rep.linear is not None:
+                    rep.linear.armed = armed
+                    stack.callback(setattr, rep.linear, "armed", None)
+                    stack.callback(setattr, rep.linear, "coef", None)
+                if rep.drop is not None and rep is not reps[0]:
+                    stack.enter_context(rep.drop.using(main_masks))  # evaluate() set the evaluator's own
+            self._run_chunks(len(a), body, len(reps))
+        return out
 
     def _skip_unmoved_layers(self, center, zc, z1, z2):
         """Where the per-point work starts: ``(index into plan.layers, zc, z1, z2)``, each z (features, n).

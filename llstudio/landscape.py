@@ -384,7 +384,13 @@ class LandscapeEvaluator:
         if reduction == "mean":
             return self.loss
         loss = self.loss
-        return vmap(lambda o, t: loss(o.unsqueeze(0), t.unsqueeze(0)))
+        each = vmap(lambda o, t: loss(o.unsqueeze(0), t.unsqueeze(0)))
+
+        def per_sample(o, t):
+            return each(o, t)
+        if hasattr(loss, "feature_major"):  # the batched form the mlp strategy uses (see models.Loss)
+            per_sample.feature_major = lambda logits, y: loss.feature_major(logits, y, mean=False)
+        return per_sample
 
     def _run_chunks(self, n: int, body: Callable[[int, int, dict], None], threads: int = 1,
                     chunk: Optional[int] = None) -> None:
@@ -555,7 +561,10 @@ class LandscapeEvaluator:
         per-point work starts, is formed for the whole batch at once from rows c, d1, d2 of a (3, m) basis into
         reused buffers: no per-point tensors are allocated.
         """
-        batched_loss = vmap(point_loss, in_dims=(0, None))
+        # Feature-major outputs (p, C, n) → (p,): the scene's losses have a batched form; other callables are
+        # vmapped over the transposed outputs.
+        batched_loss = getattr(point_loss, "feature_major", None) or \
+            (lambda lg, y, f=vmap(point_loss, in_dims=(0, None)): f(lg.transpose(1, 2), y))
         n = len(self.x)
         zc, z1, z2 = (z.reshape(n, -1).T.contiguous() for z in (zc, z1, z2))
         start, zc, z1, z2 = self._skip_unmoved_layers(center, zc, z1, z2)
@@ -611,25 +620,26 @@ class LandscapeEvaluator:
                 logits = buffer("logits", (p, out_features, n))
                 for lo in range(0, p, group):
                     hi = min(lo + group, p)
-                    h = h0[lo:hi]
+                    # One point at a time (the CPU case from N = 512 on): 2-D products, a little faster than
+                    # batched ones of one matrix each.
+                    one = hi - lo == 1
+                    h = h0[lo] if one else h0[lo:hi]
                     for i, step in enumerate(steps):
                         if step[0] == "act":
                             h = step[1](h, step[2])
                             continue
                         _, wi, bi = step
-                        w = params[wi][lo:hi]
-                        nxt = logits[lo:hi] if i == last else buffer(("h", i, hi - lo), (hi - lo, w.shape[1], n))
+                        w = params[wi][lo] if one else params[wi][lo:hi]
+                        shape = (w.shape[-2], n) if one else (hi - lo, w.shape[-2], n)
+                        nxt = (logits[lo] if one else logits[lo:hi]) if i == last else buffer(("h", i, shape), shape)
                         if bi is None:
-                            torch.bmm(w, h, out=nxt)
+                            (torch.mm if one else torch.bmm)(w, h, out=nxt)
+                        elif one:
+                            torch.addmm(params[bi][lo].unsqueeze(1), w, h, out=nxt)
                         else:
                             torch.baddbmm(params[bi][lo:hi].unsqueeze(2), w, h, out=nxt)
                         h = nxt
-            if p <= 8:
-                # vmap costs a fixed few hundred microseconds a call: more than a few direct calls.
-                for i in range(p):
-                    out[s + i] = point_loss(logits[i].T, self.y)
-            else:
-                out[s:e] = batched_loss(logits.transpose(1, 2), self.y)
+            out[s:e] = batched_loss(logits, self.y)
 
         self._run_chunks(len(a), body, self.threads, chunk)
         return out

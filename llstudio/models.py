@@ -62,24 +62,51 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, s
     return nn.Sequential(*layers)
 
 
-def loss_fn(kind: str, n_classes: int):
-    """``(logits (..., n, C), targets (n,)) → mean loss``, batched over any leading dims via vmap."""
-    if kind == "cross_entropy":
-        return lambda out, y: nn.functional.cross_entropy(out, y)
-    if kind == "mse":
-        cache: dict = {}
+class Loss:
+    """The scene's loss: ``loss(logits (..., n, C), targets (n,))`` → the mean over samples (batched over leading
+    dims via vmap), plus :meth:`feature_major`, the same value for many grid points at once without vmap."""
 
-        def mse(out, y):
-            # The evaluation targets are the same tensor for every grid point: build their one-hot form once.
-            key = (id(y), out.dtype, out.device)
-            target = cache.get(key)
-            if target is None or cache.get("y") is not y:
-                target = nn.functional.one_hot(y, n_classes).to(out.dtype)
-                cache.clear()
-                cache.update({key: target, "y": y})
-            return ((out - target) ** 2).mean()
-        return mse
-    raise ValueError(kind)
+    KINDS = ("cross_entropy", "mse")
+
+    def __init__(self, kind: str, n_classes: int):
+        if kind not in self.KINDS:
+            raise ValueError(kind)
+        self.kind, self.n_classes = kind, n_classes
+        self._target: tuple = (None, None, None)  # (targets, (dtype, device, layout), one-hot)
+
+    def _one_hot(self, y: torch.Tensor, like: torch.Tensor, feature_major: bool = False) -> torch.Tensor:
+        """One-hot targets, (n, C), or (C, n) contiguous for feature-major outputs. The evaluation targets are the
+        same tensor for every grid point: built once."""
+        key = (like.dtype, like.device, feature_major)
+        y0, k0, target = self._target
+        if y0 is not y or k0 != key:
+            target = nn.functional.one_hot(y, self.n_classes).to(like.dtype)
+            if feature_major:
+                target = target.T.contiguous()
+            self._target = (y, key, target)
+        return target
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.kind == "cross_entropy":
+            return nn.functional.cross_entropy(out, y)
+        return ((out - self._one_hot(y, out)) ** 2).mean()
+
+    def feature_major(self, logits: torch.Tensor, y: torch.Tensor, mean: bool = True) -> torch.Tensor:
+        """The loss of each of P grid points from their outputs laid out feature-major, ``(P, C, n)``: ``(P,)``,
+        or with ``mean=False`` each sample's loss (the loss of a batch of that one sample), ``(P, n)``.
+
+        One call for the whole batch: a vmapped call costs a few hundred microseconds of Python, which two
+        capture threads must take in turn (the GIL)."""
+        if self.kind == "cross_entropy":
+            per = nn.functional.cross_entropy(logits, y.expand(len(logits), -1), reduction="none")
+        else:
+            per = (logits - self._one_hot(y, logits, feature_major=True)).square_().mean(1)
+        return per.mean(1) if mean else per
+
+
+def loss_fn(kind: str, n_classes: int) -> Loss:
+    """``(logits (..., n, C), targets (n,)) → mean loss``, batched over any leading dims via vmap."""
+    return Loss(kind, n_classes)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -19,6 +19,17 @@ On CPU the evaluator splits grid points across torch.get_num_threads() worker th
 the plain loop runs as torch is configured. Other processes on the machine slow both, the loop's two-thread
 kernels much more: run it several times and read the ratio, not the absolute numbers.
 
+The plain loop is timed after a warm-up of a few points, as the evaluator is. It allocates its activations afresh
+at every point, so its speed depends on glibc's allocator: with ``--allocator warm`` (the default) the mmap
+threshold is fixed at 32 MiB for the whole run (``llstudio.allocator.tune``, as the command line does), so the
+loop's 2 MB activations are reused heap memory; ``--allocator default`` leaves glibc as it is, and then the first
+case's loop runs at about half speed (every activation page-faulted in afresh) and later cases depend on what ran
+before. The warm loop is the faster, so its ratios are the conservative ones. torch's thread count is set
+explicitly at start (MKL otherwise chooses its threads dynamically until the first ``set_num_threads``).
+
+With ``--repeat R`` each case's rows are followed by a summary: the medians of both rates and of the ratios, and
+the range of the ratios.
+
 --floor (CPU) adds two columns to the full-MLP cases: the points/s of the per-point work the 'mlp' strategy
 cannot skip, alone (every layer after the first: its product into a reused buffer, feature-major as the evaluator
 computes it, and its activation, on the evaluator's worker threads, with no weights formed per point, no loss and
@@ -37,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from llstudio import allocator
 from llstudio.landscape import _ELEMENTWISE, LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
 from llstudio.directions import random_directions, weight_directions
@@ -129,6 +141,7 @@ def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, stra
     cd = {k: v.to(device) for k, v in center.items()}
     d1d = {k: v.to(device) for k, v in d1.items()}
     d2d = {k: v.to(device) for k, v in d2.items()}
+    reference_grid(m, cd, d1d, d2d, axis[:2], axis[:2], xd, yd, loss)  # warm-up, as for the evaluator below
     sync(device)
     t0 = time.perf_counter()
     ref = reference_grid(m, cd, d1d, d2d, axis, axis, xd, yd, loss)
@@ -165,7 +178,12 @@ def main():
     ap.add_argument("--repeat", type=int, default=1, help="run every case this many times (timings are noisy)")
     ap.add_argument("--floor", action="store_true",
                     help="also time the per-point layer work alone for the full-MLP cases (CPU; see above)")
+    ap.add_argument("--allocator", choices=["warm", "default"], default="warm",
+                    help="glibc's allocator: thresholds fixed as the command line sets them (warm, default), or left "
+                    "as glibc starts (see above)")
     args = ap.parse_args()
+    tuned = allocator.tune() if args.allocator == "warm" else False
+    torch.set_num_threads(torch.get_num_threads())
     device = resolve_device(args.device)
     if args.floor and device.type != "cpu":
         ap.error("--floor times CPU worker threads: use it with --device cpu")
@@ -173,19 +191,26 @@ def main():
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     print(f"# llstudio capture benchmark: {args.grid}x{args.grid} grid, {device}, {args.dtype}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
-          f"{load}")
+          f"{load}, allocator {'warm' if tuned else 'glibc default'}")
     print(f"{'case':28s} {'strategy':12s} {'chunk':>5s} {'loop pts/s':>11s} {'llstudio pts/s':>15s} "
           f"{'ratio':>7s} {'max rel diff':>13s}" + (f" {'floor pts/s':>12s} {'floor ratio':>11s}" if args.floor else ""))
-    for name, (factory, n, loss_kind, shape, mode, *weights) in [kv for kv in CASES.items()
-                                                                 for _ in range(args.repeat)]:
+    for name, (factory, n, loss_kind, shape, mode, *weights) in CASES.items():
         if args.case and not any(c in name for c in args.case):
             continue
-        row = run_case(name, factory, n, loss_kind, shape, mode, args.grid, device, dtype, args.strategy, args.threads,
-                       weights[0] if weights else None, args.floor)
-        line = f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}"
-        if args.floor:
-            line += f" {row[7]:12,.0f} {row[8]:10.2f}x" if row[7] is not None else f" {'-':>12s} {'-':>11s}"
-        print(line, flush=True)
+        rows = []
+        for _ in range(args.repeat):
+            row = run_case(name, factory, n, loss_kind, shape, mode, args.grid, device, dtype, args.strategy,
+                           args.threads, weights[0] if weights else None, args.floor)
+            line = f"{row[0]:28s} {row[1]:12s} {row[2]:5d} {row[3]:11,.0f} {row[4]:15,.0f} {row[5]:6.2f}x {row[6]:13.2e}"
+            if args.floor:
+                line += f" {row[7]:12,.0f} {row[8]:10.2f}x" if row[7] is not None else f" {'-':>12s} {'-':>11s}"
+            print(line, flush=True)
+            rows.append(row)
+        if len(rows) > 1:
+            ratios = [r[5] for r in rows]
+            print(f"{'  median of ' + str(len(rows)):28s} {'':12s} {'':5s} {np.median([r[3] for r in rows]):11,.0f} "
+                  f"{np.median([r[4] for r in rows]):15,.0f} {np.median(ratios):6.2f}x  "
+                  f"(ratios {min(ratios):.2f}-{max(ratios):.2f}x)", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 import sys
 from typing import Optional
 
+from . import allocator
 from .errors import LLStudioError, SceneError, UsageError
 from .export import FORMATS
 from .presets import FORMATS as OUTPUT_FORMATS
@@ -221,6 +222,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    # Training, capture and rendering free and reallocate the same multi-megabyte buffers all the time.
+    allocator.tune()
     try:
         return COMMANDS[args.command](args)
     except LLStudioError as exc:

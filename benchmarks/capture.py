@@ -148,9 +148,11 @@ def run_case(name, factory, n, loss_kind, shape, mode, grid, device, dtype, stra
     sync(device)
     t_loop = time.perf_counter() - t0
 
-    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, memory_mb=512, strategy=strategy,
-                            mode=mode, threads=threads)
-    ev.grid(center, axis[:2], axis[:2])  # warm-up: allocations, kernels
+    # The default batch budget, as a scene without capture.memory_mb gets (512 MiB on a CPU, more on a GPU).
+    ev = LandscapeEvaluator(factory(), x, y, loss, d1, d2, device, dtype, strategy=strategy, mode=mode,
+                            threads=threads)
+    # Warm-up on at least one full batch: allocations, kernel selection, lazily loaded GPU modules.
+    ev.grid(center, axis, axis[:max(2, -(-ev.chunk // len(axis)))])
     sync(device)
     t0 = time.perf_counter()
     fast = ev.grid(center, axis, axis)

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from .device import exact_float32
+
 # Below this many parameters ARPACK does not apply (it needs k < ncv <= n); the Hessian is then formed whole.
 _DENSE_BELOW = 8
 
@@ -123,13 +125,14 @@ class HessianOperator:
         """
         t = theta.detach().requires_grad_(True)
         # The attention kernel is chosen in the forward pass; its backward must itself be differentiable.
-        with torch.enable_grad(), _math_attention():
+        with torch.enable_grad(), _math_attention(), exact_float32(self.device):
             g, = torch.autograd.grad(self.loss_at(t), t, create_graph=True)
         if not g.requires_grad:  # the loss is linear in every parameter: the Hessian is zero
             return lambda v: torch.zeros_like(t)
 
         def product(v: torch.Tensor) -> torch.Tensor:
-            hv, = torch.autograd.grad(g, t, v, retain_graph=True, allow_unused=True)
+            with exact_float32(self.device):
+                hv, = torch.autograd.grad(g, t, v, retain_graph=True, allow_unused=True)
             self.products += 1
             return torch.zeros_like(t) if hv is None else hv.detach()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from .errors import UsageError
 
 
@@ -21,3 +23,33 @@ def resolve_device(request: str = "auto"):
             )
         return torch.device(request)
     raise UsageError(f"unknown device '{request}': use auto, cpu or cuda")
+
+
+@contextmanager
+def exact_float32(device):
+    """IEEE float32 products and convolutions on ``device`` while the block runs; previous settings restored after.
+
+    On Ampere and later GPUs cuDNN runs float32 convolutions in TF32 by default (10-bit mantissa), and a user may
+    have turned TF32 on for matrix products too: a landscape value would then differ from the forward pass at
+    those weights by about 1e-3. The switches are global, so this is for single-threaded GPU work (capture on a
+    GPU runs one worker). Other devices: nothing changes.
+    """
+    import torch
+
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    b = torch.backends
+    if hasattr(b.cudnn, "conv") and hasattr(b.cudnn.conv, "fp32_precision"):
+        # torch >= 2.9: the per-backend precision settings (mixing them with allow_tf32 raises).
+        knobs = [(b.cudnn.conv, "fp32_precision", "ieee"), (b.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        knobs = [(b.cudnn, "allow_tf32", False), (b.cuda.matmul, "allow_tf32", False)]
+    before = [getattr(obj, name) for obj, name, _ in knobs]
+    try:
+        for obj, name, value in knobs:
+            setattr(obj, name, value)
+        yield
+    finally:
+        for (obj, name, _), value in zip(knobs, before):
+            setattr(obj, name, value)

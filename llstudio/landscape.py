@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from .bncapture import MODES, BNState, CaptureBatchNorm, swap_batch_norm
+from .device import exact_float32
 from .dropcapture import DROPOUT, CaptureDropout, DropoutState, draw_masks, probe_shapes, swap_dropout
 from .linearcapture import SharedLinear, SharedLinearState, swap_linear
 
@@ -144,7 +145,7 @@ class LandscapeEvaluator:
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  d1: dict[str, torch.Tensor], d2: dict[str, torch.Tensor], device: torch.device,
-                 dtype: torch.dtype, memory_mb: int = 512, strategy: str = "auto", mode: str = "eval",
+                 dtype: torch.dtype, memory_mb: Optional[int] = None, strategy: str = "auto", mode: str = "eval",
                  bn_x: Optional[torch.Tensor] = None, threads: Optional[int] = None, dropout: str = "off"):
         self.device, self.dtype = device, dtype
         # CPU only: grid points are split across this many worker threads, each running torch single-threaded.
@@ -197,8 +198,8 @@ class LandscapeEvaluator:
         # Worker threads of the vmap strategies each run their own copy (made on first use, then kept).
         self._replicas = [_Replica(self.model, self.bn_state, self.drop_state, self.linear_state,
                                    split[3] if strategy == "linear_first" else None)]
-        self.memory_mb = memory_mb
-        self.chunk = self._chunk_size(memory_mb)
+        self.memory_mb = memory_mb or self.default_memory_mb(self.device)
+        self.chunk = self._chunk_size(self.memory_mb)
         self.group = self._group_size()
 
     def set_data(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -261,6 +262,15 @@ class LandscapeEvaluator:
         """The linear layers that run in shared form for the current evaluation data (see linearcapture)."""
         n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
         return [name for name, r in self._linear_rows.items() if r * n <= self.SHARED_LINEAR_ROWS]
+
+    @staticmethod
+    def default_memory_mb(device: torch.device) -> int:
+        """The batch budget when none is given: 512 MiB on a CPU (batches beyond a few megabytes a worker gain
+        nothing there); on a GPU a quarter of its free memory, at most 8 GiB, so that a batch fills the GPU."""
+        if device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(device)
+            return int(max(512, min(8192, free // 4 // 2**20)))
+        return 512
 
     def _chunk_size(self, memory_mb: int) -> int:
         """Grid points per batch so that the batches of all worker threads (weights, activations) fit in
@@ -463,6 +473,10 @@ class LandscapeEvaluator:
             return self._evaluate(center, a, b, buffers, reduction)
 
     def _evaluate(self, center, a, b, buffers, reduction) -> torch.Tensor:
+        with exact_float32(self.device):  # cuDNN's TF32 convolutions would round every value on a GPU
+            return self._evaluate_exact(center, a, b, buffers, reduction)
+
+    def _evaluate_exact(self, center, a, b, buffers, reduction) -> torch.Tensor:
         bufs = self._buffers_for(buffers)
         point_loss = self._point_loss(reduction)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
@@ -683,15 +697,17 @@ def reference_grid(model: nn.Module, center: dict[str, torch.Tensor], d1: dict, 
     """The plain per-point loop: set the weights, run a forward pass, one grid point at a time.
 
     Correctness reference for tests and the baseline of ``benchmarks/capture.py``. ``(nx, ny)``, 'ij' indexing.
+    The losses stay on the model's device until the end (on a GPU, reading each back would wait for it at every
+    point, which would make the baseline slower than it need be), in IEEE float32 as the evaluator computes.
     """
-    out = np.empty((len(alphas), len(betas)))
     params = dict(model.named_parameters())
-    with torch.no_grad():
-        for i, a in enumerate(alphas):
-            for j, b in enumerate(betas):
+    values = []
+    with torch.no_grad(), exact_float32(next(iter(params.values())).device if params else "cpu"):
+        for a in alphas:
+            for b in betas:
                 for k, p in params.items():
                     p.copy_(center[k] + float(a) * d1[k] + float(b) * d2[k])
-                out[i, j] = float(loss(model(x), y))
+                values.append(loss(model(x), y).detach())
                 if on_point is not None:
                     on_point()
-    return out
+    return torch.stack(values).double().cpu().numpy().reshape(len(alphas), len(betas))

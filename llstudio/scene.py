@@ -464,8 +464,9 @@ class CaptureSpec(_Section):
         "auto", description="'auto' uses CUDA when available, else the CPU. The command line's --device wins."
     )
     dtype: Literal["float32", "float64"] = Field("float32", description="Precision of training and capture.")
-    memory_mb: PosInt = Field(
-        512, description="Working-memory budget for one batch of grid points; larger is faster up to a point."
+    memory_mb: Optional[PosInt] = Field(
+        None, description="Working-memory budget for one batch of grid points, in MiB; larger is faster up to a "
+        "point. Absent: 512 on a CPU; on a GPU a quarter of its free memory, at most 8192.",
     )
     curvature: Optional[CurvatureSpec] = Field(
         None, description="[capture.curvature]: also capture the minimum and maximum Hessian eigenvalue and their "

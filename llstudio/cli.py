@@ -199,10 +199,13 @@ def cmd_cache(args) -> int:
             scene = (manifest or {}).get("scene", "?")
             steps = len((manifest or {}).get("steps", []))
             print(f"{key}  {size / 2**20:8.1f} MiB  {steps:4d} steps  {scene}")
+        runs, size = store.training_usage()
+        if runs:
+            print(f"and {runs} training run(s) that captures share, {size / 2**20:.1f} MiB, in {store.trainings}")
         return 0
     n = store.clear(args.key)
     swept = store.sweep()
-    print(f"removed {n} capture(s) from {store.captures}"
+    print(f"removed {n} capture(s) from {store.captures}" + ("" if args.key else " and the training runs they share")
           + (f" and {len(swept)} stale temporary file(s) left by killed processes" if swept else ""))
     return 0
 

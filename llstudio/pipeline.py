@@ -96,6 +96,19 @@ def capture_key(scene: Scene, device_type: str) -> str:
     return canonical_hash(ident)[:24]
 
 
+def training_key(scene: Scene, device_type: str) -> str:
+    """Hash of everything that determines one training run's trajectory: ``scene`` is the run's own scene
+    (``run_scene``). Not the directions, grid, capture mode or look: captures that differ only there share it."""
+    import torch
+
+    dump = scene.resolved_dump()
+    ident = {"data": {k: v for k, v in dump["data"].items() if k != "root"}, "model": dump["model"],
+             "training": dump["training"], "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
+             "device_type": device_type,
+             "versions": {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}}
+    return canonical_hash(ident)[:24]
+
+
 def _checkpoint_sha256(scene: Scene, key: str, path: Path) -> str:
     from .errors import SceneError
     from .runs import file_sha256, missing_checkpoint_message
@@ -460,20 +473,28 @@ def _run_updates(scene: Scene, weights: list, d1: dict, d2: dict) -> np.ndarray:
     return updates
 
 
-def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: bool, progress: Progress, label: str):
-    """Train one run (``scene`` is its own scene), or load it from the store entry ``name``."""
+def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: bool, progress: Progress, label: str,
+                store: CaptureStore):
+    """Train one run (``scene`` is its own scene), or load it: from the capture's store entry ``name``, else from
+    the store's trainings (another capture of the same run trained it), copied into the capture then."""
     from .training import Trajectory, train
 
+    tdir = store.open_training(training_key(scene, device.type))
+    arrays = None
     if use_cache and cdir.has(name):
         arrays = cdir.load_arrays(name)
+        progress.log(f"{label}: reused from cache {cdir.path}")
+    elif use_cache and tdir.has("trajectory"):
+        arrays = tdir.load_arrays("trajectory")
+        cdir.save_arrays(name, arrays)
+        progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
+    if arrays is not None:
         names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
         bnames = [k[len("b0/"):] for k in arrays if k.startswith("b0/")]
-        traj = Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
+        return Trajectory(arrays["steps"], [_to_torch({n: arrays[f"w{i}/{n}"] for n in names})
                                             for i in range(len(arrays["steps"]))],
                           arrays["train_loss"], arrays["batches"],
                           [_to_torch({n: arrays[f"b{i}/{n}"] for n in bnames}) for i in range(len(arrays["steps"]))])
-        progress.log(f"{label}: reused from cache {cdir.path}")
-        return traj
     with progress.stage(label, scene.training.steps, "steps") as advance:
         traj = train(scene, data, device, dtype, on_step=lambda s: advance(1))
     arrays = {"steps": traj.steps, "train_loss": traj.train_loss, "batches": traj.batches}
@@ -481,6 +502,7 @@ def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: b
         arrays.update({f"w{i}/{n}": v for n, v in _to_numpy(w).items()})
     for i, b in enumerate(traj.buffers):  # BatchNorm running statistics, for eval-mode capture
         arrays.update({f"b{i}/{n}": v for n, v in _to_numpy(b).items()})
+    tdir.save_arrays("trajectory", arrays)
     cdir.save_arrays(name, arrays)
     if not np.all(np.isfinite(traj.train_loss)):
         progress.log(f"warning: the training loss of {label} became NaN/inf (the run diverged); the landscape shows "
@@ -544,7 +566,7 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     for i, name in enumerate(run_names):
         trajs[name] = _trajectory(run_scene(scene, name if multi else None), cdir,
                                   "trajectory" if i == 0 else f"trajectory_{name}", data, device, dtype, use_cache,
-                                  progress, f"training {name}" if multi else "training")
+                                  progress, f"training {name}" if multi else "training", store)
     traj = trajs[run_names[0]]
 
     # Directions and the plane -------------------------------------------------------------------------

@@ -11,6 +11,11 @@ Layout of ``<root>/captures/<key>/``::
                          trajectory.npz); directions.npz then also holds run/<run>/path and run/<run>/updates
     run_<run>.npz        each further run's loss at its own weights per captured step (center_loss)
 
+``<root>/trainings/<key>/trajectory.npz`` holds one training run's trajectory, named by a hash of what determines
+it alone (data, model, training, the captured steps, dtype, device; see ``pipeline.training_key``): captures that
+differ only in how they look at a run (directions, grid, capture mode, panels) train it once. Each capture still
+keeps its own copy, so a capture directory stands on its own.
+
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run leaves
 either the old state or the new one, never half a file; a rerun skips what exists.
 """
@@ -144,10 +149,25 @@ class CaptureStore:
     def captures(self) -> Path:
         return self.root / "captures"
 
+    @property
+    def trainings(self) -> Path:
+        return self.root / "trainings"
+
     def open(self, key: str) -> CaptureDir:
         d = CaptureDir(self.captures / key)
         d.path.mkdir(parents=True, exist_ok=True)
         return d
+
+    def open_training(self, key: str) -> CaptureDir:
+        """The directory of one training run's trajectory (shared by the captures of that run)."""
+        d = CaptureDir(self.trainings / key)
+        d.path.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def training_usage(self) -> tuple[int, int]:
+        """(number of stored training runs, their size in bytes)."""
+        dirs = [d for d in self.trainings.iterdir() if d.is_dir()] if self.trainings.exists() else []
+        return len(dirs), sum(f.stat().st_size for d in dirs for f in d.iterdir() if f.is_file())
 
     def list(self) -> list[tuple[str, Optional[dict], int]]:
         """(key, manifest, size in bytes) of every capture, newest first."""
@@ -162,16 +182,20 @@ class CaptureStore:
 
     def sweep(self) -> list[Path]:
         """Remove stale temporary files (left by killed processes) from every capture; returns those removed."""
-        if not self.captures.exists():
-            return []
-        return [p for d in sorted(self.captures.iterdir()) if d.is_dir() for p in CaptureDir(d).sweep()]
+        return [p for top in (self.captures, self.trainings) if top.exists()
+                for d in sorted(top.iterdir()) if d.is_dir() for p in CaptureDir(d).sweep()]
 
     def clear(self, key: Optional[str] = None) -> int:
-        """Remove one capture (or all); returns how many were removed."""
-        targets = [self.captures / key] if key else ([p for p in self.captures.iterdir()] if self.captures.exists() else [])
+        """Remove one capture (or all captures and stored training runs); returns how many captures were removed.
+
+        A key that names a stored training run instead removes that run (and counts it)."""
+        if key:
+            targets = [self.captures / key, self.trainings / key]
+        else:
+            targets = [p for top in (self.captures, self.trainings) if top.exists() for p in top.iterdir()]
         n = 0
         for t in targets:
             if t.is_dir():
                 shutil.rmtree(t)
-                n += 1
+                n += t.parent == self.captures or bool(key)
         return n

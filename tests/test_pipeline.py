@@ -197,6 +197,74 @@ def test_key_depends_on_device_type_not_on_file_name(tmp_path):
     assert capture_key(make_scene(tmp_path / "a.toml"), "cuda") != a
 
 
+@pytest.mark.parametrize("change", [
+    dict(grid={"resolution": 7}),
+    dict(grid={"range": [-2.0, 2.0]}),
+    dict(directions={"seed": 4}),
+    dict(directions={"kind": "pca"}),
+    dict(capture={"data": "batch"}),
+])
+def test_captures_of_the_same_run_share_its_training(tmp_path, isolated_cache, monkeypatch, change):
+    """Only the way of looking at the run changes: the new capture reuses the trained trajectory (training
+    would raise), holds its own copy of it, and its values are still those of a plain forward pass."""
+    import llstudio.training
+
+    first = capture_scene(make_scene(tmp_path / "a.toml"), device=CPU)
+    trainings = list((isolated_cache / "trainings").iterdir())
+    assert len(trainings) == 1 and (trainings[0] / "trajectory.npz").exists()
+
+    def no_train(*a, **k):
+        raise AssertionError("the same run was trained again")
+
+    monkeypatch.setattr(llstudio.training, "train", no_train)
+    scene = make_scene(tmp_path / "b.toml", **change)
+    assert capture_key(scene, "cpu") != first.key
+    second = capture_scene(scene, device=CPU)
+    assert (second.path / "trajectory.npz").exists()
+    np.testing.assert_array_equal(second.train_loss, first.train_loss)
+    for ca, cb in zip(first.centers, second.centers):
+        assert all(torch.equal(ca[n], cb[n]) for n in ca)
+    if change != dict(capture={"data": "batch"}):
+        np.testing.assert_allclose(second.loss[-1], brute_force_capture(second, -1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("change", [
+    dict(training={"seed": 1}),
+    dict(training={"lr": 0.2}),
+    dict(model={"hidden": [9]}),
+    dict(data={"eval_size": 65}),
+    dict(capture={"every": 3}),
+    dict(capture={"dtype": "float64"}),
+])
+def test_training_key_follows_what_determines_the_run(tmp_path, change):
+    from llstudio.pipeline import training_key
+
+    base = make_scene(tmp_path / "a.toml")
+    key = training_key(base, "cpu")
+    assert training_key(make_scene(tmp_path / "a.toml", **change), "cpu") != key
+    assert training_key(base, "cuda") != key
+    for same in (dict(grid={"resolution": 7}), dict(directions={"seed": 4}), dict(capture={"mode": "train"}),
+                 dict(look={"colormap": "magma"}), dict(data={"root": str(tmp_path)})):
+        assert training_key(make_scene(tmp_path / "b.toml", **same), "cpu") == key, same
+
+
+def test_no_cache_retrains_and_cache_clear_removes_shared_training(tiny_scene, isolated_cache, monkeypatch):
+    import llstudio.training
+
+    capture_scene(tiny_scene, device=CPU)
+    calls = []
+    real = llstudio.training.train
+    monkeypatch.setattr(llstudio.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    capture_scene(tiny_scene, device=CPU, use_cache=False)
+    assert calls == [1]
+    store = CaptureStore()
+    assert store.training_usage()[0] == 1
+    assert store.clear() == 1  # one capture; its shared training goes too
+    assert store.training_usage() == (0, 0)
+    capture_scene(tiny_scene, device=CPU)
+    assert calls == [1, 1]
+
+
 def test_deleted_step_is_recomputed_and_equal(tiny_scene, monkeypatch):
     import llstudio.training
 

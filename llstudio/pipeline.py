@@ -91,9 +91,19 @@ def capture_key(scene: Scene, device_type: str) -> str:
     ident["checkpoints"] = {k: _checkpoint_sha256(scene, k, p) for k, p in checkpoint_files(scene).items()}
     if scene.capture.data == "samples":
         ident["capture"]["samples"] = scene.capture.sample_indices()
+    _add_factory_source(scene, ident)
     ident["device_type"] = device_type
     ident["versions"] = {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
     return canonical_hash(ident)[:24]
+
+
+def _add_factory_source(scene: Scene, ident: dict) -> None:
+    """A custom model's numbers depend on its factory's code, not only on its name (absent for built-in models,
+    so their keys do not change)."""
+    if scene.model.kind == "custom":
+        from .models import factory_source_sha256
+
+        ident["factory_source"] = factory_source_sha256(scene.model.factory)
 
 
 def training_key(scene: Scene, device_type: str) -> str:
@@ -106,6 +116,7 @@ def training_key(scene: Scene, device_type: str) -> str:
              "training": dump["training"], "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
              "device_type": device_type,
              "versions": {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}}
+    _add_factory_source(scene, ident)
     return canonical_hash(ident)[:24]
 
 

@@ -246,6 +246,21 @@ def test_training_key_follows_what_determines_the_run(tmp_path, change):
         assert training_key(make_scene(tmp_path / "b.toml", **same), "cpu") == key, same
 
 
+def test_editing_a_custom_factory_changes_both_keys(tmp_path, monkeypatch):
+    from llstudio.pipeline import training_key
+
+    module = tmp_path / "llstudio_key_factory.py"
+    module.write_text("import torch\ndef make(shape, n):\n    return torch.nn.Sequential(torch.nn.Flatten(), "
+                      "torch.nn.Linear(4, n))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    scene = make_scene(tmp_path / "a.toml", model={"kind": "custom", "factory": "llstudio_key_factory:make"})
+    keys = capture_key(scene, "cpu"), training_key(scene, "cpu")
+    assert keys == (capture_key(scene, "cpu"), training_key(scene, "cpu"))
+    module.write_text(module.read_text().replace("Linear(4, n)", "Linear(4, n, bias=False)"))
+    changed = capture_key(scene, "cpu"), training_key(scene, "cpu")
+    assert changed[0] != keys[0] and changed[1] != keys[1]
+
+
 def test_no_cache_retrains_and_cache_clear_removes_shared_training(tiny_scene, isolated_cache, monkeypatch):
     import llstudio.training
 

@@ -7,8 +7,8 @@ its weights, so it is computed three times per centre (for ``c``, ``d1`` and ``d
 
 Models with BatchNorm are captured in one of three modes (eval, train, recompute_bn; see ``bncapture``) through
 the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers. In the vmap
-strategies a linear layer that a grid point sends few rows through runs in shared form (``linearcapture``), and
-on a CPU each worker thread runs its own copy of the model. Dropout is off, or
+strategies on a GPU a linear layer that a grid point sends few rows through runs in shared form
+(``linearcapture``; see ``SHARED_LINEAR_ROWS``), and on a CPU each worker thread runs its own copy of the model. Dropout is off, or
 applied with one fixed set of masks that :meth:`LandscapeEvaluator.dropout_masks` draws (see ``dropcapture``).
 
 This module knows nothing of files or pixels.
@@ -234,11 +234,14 @@ class LandscapeEvaluator:
                     bn.phase = phase
         return draw_masks(self.drop_state, self._drop_shapes, entropy, self.device, self.dtype)
 
-    # A linear layer runs in shared form when a grid point sends at most this many rows through it. Per point,
-    # shared form costs 3 * rows * (in * out) multiply-adds inside one large product; per-point weights cost two
-    # passes over in * out values plus rows * (in * out) multiply-adds in many small products. Measured on the
-    # 2-core CPU target with the small MNIST CNN's 9216 -> 128 layer (benchmarks/capture.py): see the commit.
-    SHARED_LINEAR_ROWS = 64
+    # A linear layer runs in shared form when a grid point sends at most this many rows through it, by device
+    # type. Per point, shared form costs 3 * rows * (in * out) multiply-adds inside one large product; per-point
+    # weights cost two passes over in * out values plus rows * (in * out) multiply-adds in many small products.
+    # On the 2-core CPU target, with the small MNIST CNN's 9216 -> 128 classifier and per-point weights in reused
+    # buffers, shared form measured slower (8 rows a point: 285 vs 308 points/s; 16 rows: 139 vs 188), so it is
+    # off there. A GPU reads memory far faster than a CPU but the per-point weights are megabytes a point, which
+    # one shared product avoids: on there up to 64 rows, a choice still to be measured (benchmarks/gpu_check.sh).
+    SHARED_LINEAR_ROWS = {"cpu": 0, "cuda": 64}
 
     def _rows_per_sample(self, names: list[str]) -> dict[str, int]:
         """Rows one evaluation sample sends through each of the linear layers ``names`` (1 for a classifier on
@@ -261,7 +264,8 @@ class LandscapeEvaluator:
     def _shared_layers(self) -> list[str]:
         """The linear layers that run in shared form for the current evaluation data (see linearcapture)."""
         n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
-        return [name for name, r in self._linear_rows.items() if r * n <= self.SHARED_LINEAR_ROWS]
+        limit = self.SHARED_LINEAR_ROWS.get(self.device.type, 0)
+        return [name for name, r in self._linear_rows.items() if r * n <= limit]
 
     @staticmethod
     def default_memory_mb(device: torch.device) -> int:

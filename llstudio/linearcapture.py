@@ -13,7 +13,9 @@ multiplies the rows of every point of the batch at once by the stacked weights `
 large matrix product whose weights are read once per batch, then each point combines its three outputs with its
 own ``(a, b)``. Three times the multiply-adds, no per-point weights.
 
-Whether a layer runs this way is the evaluator's decision, made from the rows a point sends through it; a
+Whether a layer runs this way is the evaluator's decision, made from the device and the rows a point sends
+through it (``LandscapeEvaluator.SHARED_LINEAR_ROWS``: on the 2-core CPU target per-point weights in reused
+buffers measured faster, so shared form is for GPUs); a
 disarmed :class:`SharedLinear` is an ``nn.Linear`` (same parameter names, same maths), so curvature, probes and
 ``functional_call`` with per-point weights see no difference.
 """

@@ -26,7 +26,7 @@ F64 = torch.float64
 
 
 def _evaluator(model, x, y, d1, d2, shared_rows, **kw):
-    ev_cls = type("E", (LandscapeEvaluator,), {"SHARED_LINEAR_ROWS": shared_rows})
+    ev_cls = type("E", (LandscapeEvaluator,), {"SHARED_LINEAR_ROWS": {"cpu": shared_rows}})
     return ev_cls(copy.deepcopy(model), x, y, loss_fn("cross_entropy", 10), d1, d2, CPU, F64, **kw)
 
 
@@ -117,6 +117,16 @@ def test_one_and_two_workers_agree_on_a_batch_norm_cnn_with_dropout():
         want = brute_force_masked(model, center, d1, d2, masks, x, y, mode="train")
         np.testing.assert_allclose(grids[-1], want, rtol=1e-10, atol=0)
     np.testing.assert_allclose(grids[0], grids[1], rtol=1e-12, atol=0)
+
+
+def test_shared_form_is_off_on_the_cpu_by_default():
+    """Measured slower on the CPU target (see LandscapeEvaluator.SHARED_LINEAR_ROWS): per-point weights there."""
+    torch.manual_seed(5)
+    model = _Tokens().to(F64)
+    x, y = _data((3, 4), 1, seed=2)
+    _, d1, d2 = center_and_directions(model, 2)
+    ev = LandscapeEvaluator(model, x, y, loss_fn("cross_entropy", 10), d1, d2, CPU, F64)
+    assert ev._linear_rows == {"token": 3, "head": 1} and ev._shared_layers() == []
 
 
 def test_a_disarmed_shared_linear_is_an_nn_linear():

@@ -490,15 +490,17 @@ def _trajectory(scene: Scene, cdir, name: str, data, device, dtype, use_cache: b
     the store's trainings (another capture of the same run trained it), copied into the capture then."""
     from .training import Trajectory, train
 
-    tdir = store.open_training(training_key(scene, device.type))
     arrays = None
     if use_cache and cdir.has(name):
         arrays = cdir.load_arrays(name)
         progress.log(f"{label}: reused from cache {cdir.path}")
-    elif use_cache and tdir.has("trajectory"):
-        arrays = tdir.load_arrays("trajectory")
-        cdir.save_arrays(name, arrays)
-        progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
+    else:
+        # Opened (and so created) only when the capture lacks the run: a cache hit leaves the store as it was.
+        tdir = store.open_training(training_key(scene, device.type))
+        if use_cache and tdir.has("trajectory"):
+            arrays = tdir.load_arrays("trajectory")
+            cdir.save_arrays(name, arrays)
+            progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
     if arrays is not None:
         names = [k[len("w0/"):] for k in arrays if k.startswith("w0/")]
         bnames = [k[len("b0/"):] for k in arrays if k.startswith("b0/")]

@@ -246,6 +246,18 @@ def test_training_key_follows_what_determines_the_run(tmp_path, change):
         assert training_key(make_scene(tmp_path / "b.toml", **same), "cpu") == key, same
 
 
+def test_a_cache_hit_from_before_shared_trainings_creates_nothing(tiny_scene, isolated_cache, monkeypatch):
+    """A capture whose directory holds its trajectory (as every capture made before trainings/ existed) is
+    loaded without opening the shared training store."""
+    import shutil
+
+    capture_scene(tiny_scene, device=CPU)
+    shutil.rmtree(isolated_cache / "trainings")
+    forbid_work(monkeypatch)
+    capture_scene(tiny_scene, device=CPU)
+    assert not (isolated_cache / "trainings").exists()
+
+
 def test_editing_a_custom_factory_changes_both_keys(tmp_path, monkeypatch):
     from llstudio.pipeline import training_key
 

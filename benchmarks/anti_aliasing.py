@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from llstudio.renderer import SurfaceRenderer, render_window_info
-from llstudio.scene import LookSpec
-from llstudio.timeline import FrameState
+from llstudio.renderer.plotter import SurfaceRenderer, render_window_info
+from llstudio.config.scene import LookSpec
+from llstudio.film.timeline import FrameState
 
 
 def frames(n: int, grid: int):

@@ -4,7 +4,7 @@
     python benchmarks/capture.py --grid 21       # quicker
 
 For each case the same model, data, centre, directions and grid are evaluated twice: by
-``llstudio.landscape.reference_grid`` (set the weights, forward pass, one point at a time) and by
+``llstudio.landscape.evaluator.reference_grid`` (set the weights, forward pass, one point at a time) and by
 ``LandscapeEvaluator.grid``. The table prints points/s of each, their ratio, and the largest relative difference
 between the two results (they must agree: the fast path is only useful if it is right).
 
@@ -54,11 +54,11 @@ import torch
 from torch import nn
 
 from llstudio import allocator
-from llstudio.landscape import _ELEMENTWISE, LandscapeEvaluator, reference_grid
+from llstudio.landscape.evaluator import _ELEMENTWISE, LandscapeEvaluator, reference_grid
 from llstudio.device import resolve_device
-from llstudio.directions import random_directions, weight_directions
-from llstudio.models import build_model, loss_fn
-from llstudio.scene import DirectionsSpec, ModelSpec
+from llstudio.landscape.directions import random_directions, weight_directions
+from llstudio.train.models import build_model, loss_fn
+from llstudio.config.scene import DirectionsSpec, ModelSpec
 
 
 def mlp_784_50_500_10() -> nn.Sequential:

@@ -18,13 +18,13 @@ import time
 import numpy as np
 import torch
 
-from llstudio.curvature import HessianOperator, curvature_grid, extreme_eigenpairs
-from llstudio.data import load_dataset
+from llstudio.landscape.curvature import HessianOperator, curvature_grid, extreme_eigenpairs
+from llstudio.train.data import load_dataset
 from llstudio.device import resolve_device
-from llstudio.directions import random_directions
-from llstudio.models import loss_fn
-from llstudio.scene import load_scene
-from llstudio.training import initial_model, train
+from llstudio.landscape.directions import random_directions
+from llstudio.train.models import loss_fn
+from llstudio.config.scene import load_scene
+from llstudio.train.training import initial_model, train
 
 
 def cold_grid(op, center, d1, d2, alphas, betas, tol, max_iterations):

@@ -6,7 +6,7 @@
 # Steps, each with its own timeout, none stopping the others (a failed step prints "FAILED <step>"):
 #   0. llstudio from this checkout on PYTHONPATH, with wheels carried in .whl/ (no registry is reachable there)
 #   1. nvidia-smi, torch / CUDA / cuDNN / TF32 settings
-#   2. correctness: LandscapeEvaluator on CUDA (float32) against llstudio.landscape.reference_grid on CUDA and
+#   2. correctness: LandscapeEvaluator on CUDA (float32) against llstudio.landscape.evaluator.reference_grid on CUDA and
 #      against a float64 CPU reference: small MLP (mlp, linear_first and vmap strategies, both losses), the small
 #      CNN with BatchNorm in the eval, train and recompute_bn modes, fixed dropout masks; with cuDNN's default TF32
 #      convolutions and with TF32 off; plus Hessian extreme eigenvalues and hessian_directions on CUDA against
@@ -55,7 +55,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # llstudio from this checkout, no install needed
-"$PY" -c "import llstudio.scene, torch" || echo "FAILED step import (carry pydantic's wheels in .whl/)"
+"$PY" -c "import llstudio.config.scene, torch" || echo "FAILED step import (carry pydantic's wheels in .whl/)"
 
 # 1. machine and torch -----------------------------------------------------------------------------------------
 step nvidia_smi "${T_SMI:-20}" nvidia-smi || echo "FAILED step nvidia_smi"
@@ -78,7 +78,7 @@ EOF
 # 2. correctness -----------------------------------------------------------------------------------------------
 CHECK_PY="$OUT/gpu_correctness.py"
 cat > "$CHECK_PY" <<'EOF'
-"""LandscapeEvaluator on CUDA vs llstudio.landscape.reference_grid (CUDA float32, and CPU float64 as ground truth)."""
+"""LandscapeEvaluator on CUDA vs llstudio.landscape.evaluator.reference_grid (CUDA float32, and CPU float64 as ground truth)."""
 import copy
 import os
 import time
@@ -87,10 +87,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from llstudio.curvature import HessianOperator, extreme_eigenpairs, hessian_directions
-from llstudio.landscape import LandscapeEvaluator, reference_grid
-from llstudio.models import build_model, loss_fn
-from llstudio.scene import ModelSpec
+from llstudio.landscape.curvature import HessianOperator, extreme_eigenpairs, hessian_directions
+from llstudio.landscape.evaluator import LandscapeEvaluator, reference_grid
+from llstudio.train.models import build_model, loss_fn
+from llstudio.config.scene import ModelSpec
 
 DEV = torch.device(os.environ.get("GPU_CHECK_DEVICE", "cuda"))
 CPU, F32, F64 = torch.device("cpu"), torch.float32, torch.float64

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from llstudio.encode import FilmWriter
+from llstudio.output.encode import FilmWriter
 from llstudio.pipeline import Capture, Film, OutputSettings
-from llstudio.scene import scene_from_dict
+from llstudio.config.scene import scene_from_dict
 
 SIZES = {"480": (854, 480), "1080": (1920, 1080), "2160": (3840, 2160)}
 
@@ -118,7 +118,7 @@ def main() -> None:
                     "(veryfast: the scenes' default)")
     args = ap.parse_args()
     presets = args.presets.split(",")
-    from llstudio.renderer import render_window_info
+    from llstudio.renderer.plotter import render_window_info
 
     gl = render_window_info()
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {gl['window']}, "

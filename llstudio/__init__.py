@@ -16,7 +16,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .errors import LLStudioError, SceneError  # noqa: E402
-from .scene import Scene, load_scene  # noqa: E402
+from .config.scene import Scene, load_scene  # noqa: E402
 
 
 def capture(scene, device=None, use_cache: bool = True, progress: str = "none"):

@@ -12,9 +12,9 @@ from typing import Optional
 
 from . import allocator
 from .errors import LLStudioError, SceneError, UsageError
-from .export import FORMATS
-from .presets import FORMATS as OUTPUT_FORMATS
-from .presets import QUALITIES, format_help, quality_help
+from .output.export import FORMATS
+from .config.presets import FORMATS as OUTPUT_FORMATS
+from .config.presets import QUALITIES, format_help, quality_help
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -112,7 +112,7 @@ def _device(args, scene):
 
 def _load_all(paths) -> list:
     """Load every scene first, so one bad file stops the batch before any work, with all problems listed."""
-    from .scene import load_scene
+    from .config.scene import load_scene
 
     scenes, errors = [], []
     for p in paths:
@@ -145,7 +145,7 @@ def cmd_still(args) -> int:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    from .export import default_directory, export, require
+    from .output.export import default_directory, export, require
     from .pipeline import capture_scene
 
     (scene,) = _load_all([args.scene])
@@ -172,7 +172,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .scene import json_schema
+    from .config.scene import json_schema
 
     print(json_schema())
     return 0
@@ -189,7 +189,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .store import CaptureStore
+    from .store.store import CaptureStore
 
     store = CaptureStore()
     if args.action == "list":

@@ -25,8 +25,8 @@ def check_torch() -> tuple[bool, str]:
 
 
 def check_ffmpeg() -> tuple[bool, str]:
-    from .encode import available_encoders, ffmpeg_exe
-    from .presets import FORMATS
+    from .output.encode import available_encoders, ffmpeg_exe
+    from .config.presets import FORMATS
 
     enc = available_encoders()
     wanted = [f.encoder for f in FORMATS.values()]
@@ -40,7 +40,7 @@ def check_ffmpeg() -> tuple[bool, str]:
 
 
 def check_render() -> tuple[bool, str]:
-    from .renderer import render_window_info
+    from .renderer.plotter import render_window_info
 
     forced = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
     info = render_window_info()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,7 +88,7 @@ def tiny_dict(**overrides) -> dict:
 
 
 def make_scene(path: str | Path = "tiny.toml", **overrides):
-    from llstudio.scene import scene_from_dict
+    from llstudio.config.scene import scene_from_dict
 
     return scene_from_dict(tiny_dict(**overrides), source=str(path))
 
@@ -128,7 +129,7 @@ def tiny_capture(tmp_path_factory):
     import torch
 
     from llstudio.pipeline import capture_scene
-    from llstudio.store import CaptureStore
+    from llstudio.store.store import CaptureStore
 
     root = tmp_path_factory.mktemp("session-store")
     scene = make_scene(root / "tiny.toml")
@@ -137,7 +138,7 @@ def tiny_capture(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------- OpenGL check
 
-_GL_PROBE = "from llstudio.renderer import render_window_info; info = render_window_info(); print(info['window'])"
+_GL_PROBE = "from llstudio.renderer.plotter import render_window_info; info = render_window_info(); print(info['window'])"
 
 
 @pytest.fixture(scope="session")
@@ -185,3 +186,23 @@ def perturbed_stats(model, seed: int = 0) -> dict:
         elif k.endswith("running_var"):
             out[k] = 0.5 + torch.rand(v.shape, generator=g, dtype=torch.float64)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+TIMEOUT = 240
+
+
+def run_cli(args, env, cwd, timeout=TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "llstudio", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=str(cwd), timeout=timeout)
+
+
+def decode(path: Path) -> tuple[dict, list[np.ndarray]]:
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path))
+    meta = next(gen)
+    w, h = meta["size"]
+    frames = [np.frombuffer(f, dtype=np.uint8).reshape(h, w, 3) for f in gen]
+    return meta, frames

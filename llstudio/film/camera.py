@@ -1,0 +1,112 @@
+"""Camera keyframes → one camera pose per frame. Pure numpy: no pyvista here.
+
+Keyframes are spherical coordinates (azimuth, elevation, distance, roll) around a focal point, at fractions of the
+film. Between keyframes the coordinates follow a natural cubic spline (continuous velocity and acceleration) or
+straight lines; 'in_out' easing slows the camera to rest at the start and the end of the film.
+
+Named moves ride on top of the keyframes, as functions of the same eased film time (so they start and stop with
+the keyframed motion and never add a velocity jump): ``orbit`` adds azimuth, ``crane`` elevation, ``dolly`` scales
+the distance geometrically; ``follow`` slides the focal point (and the camera with it) towards a smoothed track of
+the minimiser's marker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config.scene import CameraSpec
+
+
+@dataclass(frozen=True)
+class CameraPath:
+    """Per-frame camera: ``position``, ``focal_point`` and ``up``, each (F, 3)."""
+
+    position: np.ndarray
+    focal_point: np.ndarray
+    up: np.ndarray
+
+    def pose(self, frame: int) -> tuple[tuple, tuple, tuple]:
+        return (tuple(self.position[frame]), tuple(self.focal_point[frame]), tuple(self.up[frame]))
+
+
+def film_time(n_frames: int, easing: str) -> np.ndarray:
+    """Fraction of the film (0 … 1) at each frame, eased."""
+    tau = np.linspace(0.0, 1.0, n_frames) if n_frames > 1 else np.zeros(1)
+    if easing == "in_out":
+        tau = tau * tau * (3.0 - 2.0 * tau)
+    return tau
+
+
+def interpolate_keys(ats: np.ndarray, values: np.ndarray, tau: np.ndarray, kind: str) -> np.ndarray:
+    """Interpolate ``values`` (K, D) given at ``ats`` (K,) at ``tau`` (F,); held constant outside [ats[0], ats[-1]]."""
+    if len(ats) == 1:
+        return np.repeat(values[:1], len(tau), axis=0)
+    t = np.clip(tau, ats[0], ats[-1])
+    if kind == "spline" and len(ats) >= 3:
+        from scipy.interpolate import CubicSpline
+
+        return CubicSpline(ats, values, axis=0, bc_type="natural")(t)
+    return np.stack([np.interp(t, ats, values[:, d]) for d in range(values.shape[1])], axis=1)
+
+
+def _rotate(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """Rodrigues rotation of vectors v (F, 3) about unit axes (F, 3) by angles (F,) in radians."""
+    c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
+    return v * c + np.cross(axis, v) * s + axis * np.sum(axis * v, axis=1, keepdims=True) * (1 - c)
+
+
+def to_display(v, axis_values: np.ndarray, extent: float, scale=1.0):
+    """Grid coordinate (alpha or beta) → display coordinate, [-extent/2, extent/2] over ``axis_values`` times
+    ``scale`` (a zoom film's current zoom, a number or one per value of ``v``); outside that range for a point
+    outside the grid. A one-point axis (a 1D capture's beta) maps to 0."""
+    ax = np.asarray(axis_values, dtype=np.float64)
+    span = ax[-1] - ax[0]
+    if span == 0:
+        return np.zeros_like(np.asarray(v, dtype=np.float64))
+    return (np.asarray(v, dtype=np.float64) / scale - ax[0]) / span * extent - extent / 2
+
+
+def follow_track(track: np.ndarray, base, amount: float, sigma_frames: float) -> np.ndarray:
+    """Focal points (F, 3) that follow ``track`` (F, 2), the marker's display x, y per frame: smoothed by a
+    Gaussian of ``sigma_frames`` (zero phase, so the camera does not lag), then blended from ``base`` (3,) by
+    ``amount``. The height stays ``base``'s."""
+    track = np.asarray(track, dtype=np.float64)
+    if sigma_frames > 0 and len(track) > 1:
+        from scipy.ndimage import gaussian_filter1d
+
+        track = gaussian_filter1d(track, sigma_frames, axis=0, mode="nearest")
+    focal = np.broadcast_to(np.asarray(base, dtype=np.float64), (len(track), 3)).copy()
+    focal[:, :2] += amount * (track - focal[:, :2])
+    return focal
+
+
+def camera_path(spec: CameraSpec, n_frames: int, focal_point, scale: float, track: np.ndarray | None = None,
+                fps: float = 30.0) -> CameraPath:
+    """Camera poses for ``n_frames`` frames around ``focal_point``; distances are in units of ``scale``.
+
+    ``track`` (n_frames, 2): the marker's display x, y at each frame, followed when ``spec.follow`` > 0 (smoothed
+    over ``spec.follow_smoothing`` seconds at ``fps``).
+    """
+    keys = spec.keyframes
+    ats = np.array([k.at for k in keys])
+    vals = np.array([[k.azimuth, k.elevation, k.distance, k.roll] for k in keys], dtype=np.float64)
+    tau = film_time(n_frames, spec.easing)
+    az, el, dist, roll = interpolate_keys(ats, vals, tau, spec.interpolation).T
+    az = az + spec.orbit * tau
+    el = np.clip(el + spec.crane * tau, -89.0, 89.0)
+    dist = np.maximum(dist * spec.dolly ** tau, 1e-3)
+    azr, elr = np.radians(az), np.radians(el)
+    offset = np.stack([np.cos(elr) * np.cos(azr), np.cos(elr) * np.sin(azr), np.sin(elr)], axis=1)
+    if spec.follow > 0 and track is not None:
+        focal = follow_track(track, focal_point, spec.follow, spec.follow_smoothing * fps)
+    else:
+        focal = np.broadcast_to(np.asarray(focal_point, dtype=np.float64), (n_frames, 3)).copy()
+    position = focal + offset * (dist * scale)[:, None]
+    # Up: world z made perpendicular to the view direction, then rolled about it.
+    view = -offset
+    up = np.array([0.0, 0.0, 1.0]) - view * view[:, 2:3]
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    up = _rotate(up, view, np.radians(roll))
+    return CameraPath(position, focal, up)

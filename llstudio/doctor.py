@@ -40,7 +40,7 @@ def check_ffmpeg() -> tuple[bool, str]:
 
 
 def check_render() -> tuple[bool, str]:
-    from .renderer.plotter import render_window_info
+    from .renderer.backend import render_window_info
 
     forced = os.environ.get("VTK_DEFAULT_OPENGL_WINDOW")
     info = render_window_info()

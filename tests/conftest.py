@@ -138,7 +138,7 @@ def tiny_capture(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------- OpenGL check
 
-_GL_PROBE = "from llstudio.renderer.plotter import render_window_info; info = render_window_info(); print(info['window'])"
+_GL_PROBE = "from llstudio.renderer.backend import render_window_info; info = render_window_info(); print(info['window'])"
 
 
 @pytest.fixture(scope="session")

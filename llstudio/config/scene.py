@@ -19,6 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, create_mode
                       model_validator)
 
 from ..errors import SceneError
+from .weight_refs import WEIGHT_REF
 from .presets import ALPHA_FORMATS, FORMATS, QUALITIES, format_help, quality_help
 
 if sys.version_info >= (3, 11):
@@ -32,7 +33,6 @@ SCHEMA_VERSION = 1
 TRANSPARENT = "transparent"
 
 # "4.weight[5,250]": a parameter name (as in model.named_parameters()) and the index of one entry.
-WEIGHT_REF = re.compile(r"^\s*(?P<name>[\w][\w.]*)\s*(?:\[(?P<index>\s*\d+\s*(?:,\s*\d+\s*)*)\])?\s*$")
 
 
 class _Section(BaseModel):

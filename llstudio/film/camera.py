@@ -57,17 +57,6 @@ def _rotate(v: np.ndarray, axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return v * c + np.cross(axis, v) * s + axis * np.sum(axis * v, axis=1, keepdims=True) * (1 - c)
 
 
-def to_display(v, axis_values: np.ndarray, extent: float, scale=1.0):
-    """Grid coordinate (alpha or beta) → display coordinate, [-extent/2, extent/2] over ``axis_values`` times
-    ``scale`` (a zoom film's current zoom, a number or one per value of ``v``); outside that range for a point
-    outside the grid. A one-point axis (a 1D capture's beta) maps to 0."""
-    ax = np.asarray(axis_values, dtype=np.float64)
-    span = ax[-1] - ax[0]
-    if span == 0:
-        return np.zeros_like(np.asarray(v, dtype=np.float64))
-    return (np.asarray(v, dtype=np.float64) / scale - ax[0]) / span * extent - extent / 2
-
-
 def follow_track(track: np.ndarray, base, amount: float, sigma_frames: float) -> np.ndarray:
     """Focal points (F, 3) that follow ``track`` (F, 2), the marker's display x, y per frame: smoothed by a
     Gaussian of ``sigma_frames`` (zero phase, so the camera does not lag), then blended from ``base`` (3,) by

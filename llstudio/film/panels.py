@@ -23,6 +23,7 @@ import numpy as np
 
 from .camera import CameraPath
 from ..errors import UsageError
+from ..config.colors import rgb
 from ..config.scene import LayoutSpec, Scene
 from .timeline import film_length
 
@@ -103,12 +104,6 @@ def panel_camera(path: CameraPath, width: int, height: int) -> CameraPath:
     return CameraPath(position, path.focal_point, path.up)
 
 
-def _rgb255(colour: str) -> tuple[int, int, int]:
-    from matplotlib.colors import to_rgb
-
-    return tuple(int(round(255 * c)) for c in to_rgb(colour))
-
-
 @dataclass
 class PanelCapture:
     """The captures of a multi-panel scene: ``scene`` is the scene file's (with its panels), ``panels[i]`` the
@@ -161,7 +156,7 @@ class PanelFilm:
         self.gap = gap_pixels(layout, settings.height)
         self.panel_width, self.panel_height = panel_size(settings.width, settings.height, self.columns, self.rows,
                                                          self.gap)
-        self.colour = _rgb255(layout.gap_color)
+        self.colour = rgb(layout.gap_color)
         lengths = [film_length(len(c.steps), c.scene.timeline, settings.fps)[1] for c in capture.panels]
         self.n_frames = max(lengths)
         sub = OutputSettings(self.panel_width, self.panel_height, settings.fps)

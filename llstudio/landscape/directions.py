@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..config.scene import DirectionsSpec
+from ..config.weight_refs import parse_weight_ref
 
 _EPS = 1e-10
 
@@ -116,17 +117,6 @@ def project(weights: list[dict[str, torch.Tensor]], center: dict[str, torch.Tens
     if bool(ok.any()):
         coords[:basis.shape[1], ok] = torch.linalg.lstsq(basis, diffs[:, ok]).solution
     return coords.T.numpy()
-
-
-def parse_weight_ref(ref: str) -> tuple[str, tuple[int, ...]]:
-    """'4.weight[5,250]' → ('4.weight', (5, 250)); a scalar parameter may omit the index."""
-    from ..config.scene import WEIGHT_REF
-
-    m = WEIGHT_REF.match(ref)
-    if m is None:
-        raise ValueError(f"{ref!r} is not a weight reference such as '4.weight[5,250]'")
-    index = tuple(int(i) for i in m.group("index").split(",")) if m.group("index") else ()
-    return m.group("name"), index
 
 
 def check_weight_ref(ref: str, reference: dict[str, torch.Tensor]) -> tuple[str, tuple[int, ...]]:

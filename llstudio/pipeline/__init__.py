@@ -919,8 +919,8 @@ class Film:
     """Timeline, camera path and renderer of one capture at one output setting."""
 
     def __init__(self, capture: Capture, settings: OutputSettings):
-        from ..film.camera import camera_path, to_display
-        from ..renderer.plotter import DISPLAY_EXTENT
+        from ..film.camera import camera_path
+        from ..film.geometry import DISPLAY_EXTENT, to_display
         from ..film.timeline import Timeline
 
         scene = capture.scene

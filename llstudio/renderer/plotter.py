@@ -14,50 +14,8 @@ import numpy as np
 from ..errors import MissingDependency, RenderError
 from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
-
-
-def _choose_window() -> None:
-    """Without a display, go straight to EGL (or OSMesa) instead of letting VTK try X first and warn.
-
-    VTK's wheel picks X → EGL → OSMesa at run time; an explicit VTK_DEFAULT_OPENGL_WINDOW always wins.
-    """
-    if os.environ.get("VTK_DEFAULT_OPENGL_WINDOW") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return
-    import ctypes.util
-
-    if ctypes.util.find_library("EGL"):
-        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
-    elif ctypes.util.find_library("OSMesa"):
-        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkOSOpenGLRenderWindow"
-
-
-def _preload_bundled_llvm() -> None:
-    """Load triton's bundled LLVM before Mesa's llvmpipe loads the system one.
-
-    With torch's CUDA wheels installed, the first optimizer step imports triton; if Mesa's software renderer has
-    already put its own LLVM into the process by then, the two clash and the process segfaults (seen when a batch
-    renders one scene and then trains the next). Loading triton first is harmless to both.
-    """
-    import importlib.util
-
-    if importlib.util.find_spec("triton") is not None:
-        try:
-            import triton  # noqa: F401
-        except Exception:  # a broken triton only matters to torch.compile, never to us
-            pass
-
-
-def _pyvista():
-    # Read at import by pyvista: make sure nothing tries to open a window.
-    os.environ.setdefault("PYVISTA_OFF_SCREEN", "true")
-    _choose_window()
-    _preload_bundled_llvm()
-    try:
-        import pyvista as pv
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependency(f"pyvista is not importable ({exc}); pip install pyvista") from None
-    pv.OFF_SCREEN = True
-    return pv
+from ..film.geometry import DISPLAY_EXTENT, to_display
+from .backend import pyvista, render_window_info
 
 
 def _empty(pv):
@@ -73,8 +31,6 @@ def _fmt_loss(v: float) -> str:
         return "diverged"
     return f"{v:.4g}"
 
-
-DISPLAY_EXTENT = 2.0
 
 
 def clip_segment(p, q, half: float):
@@ -199,7 +155,7 @@ class SurfaceRenderer:
 
     def __init__(self, alphas: np.ndarray, betas: np.ndarray, look: LookSpec, width: int, height: int,
                  z_scale: float, title: str = "", log_values: bool = False, show_range: bool = False):
-        pv = _pyvista()
+        pv = pyvista()
         self.pv = pv
         self.look, self.width, self.height = look, int(width), int(height)
         self.alphas, self.betas = np.asarray(alphas, float), np.asarray(betas, float)
@@ -426,8 +382,6 @@ class SurfaceRenderer:
     def display_coords(self, v, axis: int, scale: float = 1.0):
         """Grid coordinate (alpha or beta) → display coordinate, in [-extent/2, extent/2] on the grid of a frame
         whose zoom is ``scale``."""
-        from ..film.camera import to_display
-
         return to_display(v, self.alphas if axis == 0 else self.betas, self.extent, scale)
 
     def display_xy(self, ab: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -717,24 +671,6 @@ def unpremultiply(img: np.ndarray) -> None:
     px = img[edge].astype(np.float32)
     px[:, :3] = np.clip(np.rint(px[:, :3] * 255.0 / px[:, 3:4]), 0, 255)
     img[edge] = px.astype(np.uint8)
-
-
-def render_window_info() -> dict[str, str]:
-    """Which VTK render-window class is used off-screen, and the OpenGL renderer behind it (for doctor)."""
-    pv = _pyvista()
-    p = pv.Plotter(off_screen=True, window_size=(64, 64))
-    try:
-        p.add_mesh(pv.Sphere())
-        p.ren_win.Render()
-        caps = p.ren_win.ReportCapabilities() or ""
-        info = {"window": p.ren_win.GetClassName()}
-        for line in caps.splitlines():
-            if ":" in line and line.split(":")[0].strip() in ("OpenGL vendor string", "OpenGL renderer string",
-                                                             "OpenGL version string"):
-                info[line.split(":")[0].strip()] = line.split(":", 1)[1].strip()
-        return info
-    finally:
-        p.close()
 
 
 def save_png(img: np.ndarray, path) -> None:

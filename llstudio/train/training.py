@@ -12,6 +12,7 @@ import torch
 from .data import Dataset
 from .models import build_model, loss_fn
 from ..config.scene import Scene
+from ..config.weight_refs import parse_weight_ref
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,6 @@ def initial_model(scene: Scene, data: Dataset, dtype: torch.dtype) -> torch.nn.M
     """The model at step 0, seeded by ``training.init_seed`` (default ``training.seed``), with the scalar weights
     named in ``training.init`` set to their values. With several runs, give the run's own scene
     (``scene.model_copy(update={"training": scene.training.for_run(name)})``); otherwise the primary run's."""
-    from ..landscape.directions import parse_weight_ref
-
     t = scene.training.for_run()
     torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)
     model = build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>").to(dtype)
@@ -81,8 +80,6 @@ def _frozen_entries(model: torch.nn.Module, train_only: Optional[list[str]]) -> 
     parameter; empty when everything trains."""
     if not train_only:
         return []
-    from ..landscape.directions import parse_weight_ref
-
     params = dict(model.named_parameters())
     masks = {k: torch.zeros_like(v, dtype=torch.bool) for k, v in params.items()}
     for ref in train_only:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llstudio.film.camera import camera_path, film_time, follow_track, to_display
+from llstudio.film.camera import camera_path, film_time, follow_track
+from llstudio.film.geometry import to_display
 from llstudio.config.scene import CameraSpec
 
 FOCAL = np.array([0.0, 0.0, 0.5])

@@ -39,7 +39,7 @@ def hex_rgb(h: str) -> np.ndarray:
 
 
 def test_render_window_info(gl_context):
-    from llstudio.renderer.plotter import render_window_info
+    from llstudio.renderer.backend import render_window_info
 
     info = render_window_info()
     assert info["window"].startswith("vtk") and info["window"] == gl_context

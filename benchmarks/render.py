@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from llstudio.output.encode import FilmWriter
-from llstudio.pipeline import Capture, Film, OutputSettings
+from llstudio.film.film import Film
+from llstudio.pipeline import Capture, OutputSettings, make_film
 from llstudio.config.scene import scene_from_dict
 
 SIZES = {"480": (854, 480), "1080": (1920, 1080), "2160": (3840, 2160)}
@@ -54,7 +55,7 @@ def synthetic_capture(anti_aliasing: str, preset: str, n: int = 41, steps: int =
     return Capture(scene=scene, key="synthetic", path=Path("."), alphas=alphas, betas=betas,
                    steps=np.arange(steps) * 10, loss=loss, center_loss=loss[:, n // 2, n // 2],
                    train_loss=loss[:, n // 2, n // 2], centers=[], directions=(), plane_path=np.zeros((steps, 2)),
-                   updates=np.zeros((steps, 2)))
+                   updates=np.zeros((steps, 2)), scales=np.ones(steps), runs=[], center_buffers=[])
 
 
 def frame_indices(film: Film, n: int) -> list[int]:
@@ -64,7 +65,7 @@ def frame_indices(film: Film, n: int) -> list[int]:
 
 def bench_size(width: int, height: int, fps: int, aa: str, n: int, presets: list[str], out: Path) -> dict:
     cap = synthetic_capture(aa, presets[0])
-    film = Film(cap, OutputSettings(width, height, fps))
+    film = make_film(cap, OutputSettings(width, height, fps))
     idx = frame_indices(film, n)
     res: dict = {}
     with film.renderer() as r:

@@ -99,3 +99,20 @@ def camera_path(spec: CameraSpec, n_frames: int, focal_point, scale: float, trac
     up /= np.linalg.norm(up, axis=1, keepdims=True)
     up = _rotate(up, view, np.radians(roll))
     return CameraPath(position, focal, up)
+
+
+# A panel narrower than this width/height ratio moves its camera back (see panel_camera): the surface, seen at an
+# angle, is wider than it is tall and would otherwise be cut at the panel's sides.
+MIN_ASPECT = 1.2
+
+
+def panel_camera(path: CameraPath, width: int, height: int) -> CameraPath:
+    """The shared camera path as one panel of ``width`` x ``height`` sees it: the same directions, focal points and
+    up vectors, with the distance multiplied by ``MIN_ASPECT / (width / height)`` when the panel is narrower than
+    MIN_ASPECT, so that a tall panel shows the whole surface instead of cutting its sides (the view angle is
+    vertical, so a narrow window sees less to the sides at the same distance)."""
+    factor = max(1.0, MIN_ASPECT / (width / height))
+    if factor == 1.0:
+        return path
+    position = path.focal_point + (path.position - path.focal_point) * factor
+    return CameraPath(position, path.focal_point, path.up)

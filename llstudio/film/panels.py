@@ -2,8 +2,8 @@
 
 A scene with ``[[panels]]`` is a list of panel scenes (``Scene.panel_scenes``), each captured on its own (and
 cached like any scene: identical panels share one capture). This module composes their films: every panel gets a
-:class:`llstudio.pipeline.Film` of its own at its share of the output size, all panels follow the same camera path
-over the same frames, and each video frame is the panels' images tiled with numpy.
+:class:`llstudio.film.film.Film` of its own at its share of the output size, all panels follow the same camera
+path over the same frames, and the renderer tiles the panels' images into each video frame.
 
 Panels of different length (another number of captured steps) are synchronised by frame index: the film is as long
 as the longest panel and a shorter one holds its last captured step until the end (its ``hold_end`` is extended),
@@ -12,25 +12,17 @@ so every panel starts together and every panel's camera is at the same pose in e
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
-from .camera import CameraPath
-from ..errors import UsageError
 from ..config.colors import rgb
-from ..config.scene import LayoutSpec, Scene
+from ..config.scene import LayoutSpec
+from ..errors import UsageError
+from .film import Film, OutputSettings
 from .timeline import film_length
-
-# A panel narrower than this width/height ratio moves its camera back (see panel_camera): the surface, seen at an
-# angle, is wider than it is tall and would otherwise be cut at the panel's sides.
-MIN_ASPECT = 1.2
-
 
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
     """(columns, rows) for ``n`` panels: ``columns`` if given, else one row up to 3 panels and a near-square grid
@@ -58,72 +50,6 @@ def panel_size(width: int, height: int, columns: int, rows: int, gap: int) -> tu
     return pw, ph
 
 
-def tile(images: list[np.ndarray], columns: int, size: tuple[int, int], gap: int,
-         colour: tuple[int, int, int]) -> np.ndarray:
-    """Tile equally sized panel images into one (H, W, 3) uint8 frame of ``size`` = (W, H).
-
-    ``images``: (h, w, 3) uint8 each, placed left to right, top to bottom, ``columns`` per row, ``gap`` pixels
-    apart; the block is centred in the frame, an incomplete last row is centred under the others, and everything
-    not covered by a panel is ``colour`` (RGB, 0-255).
-    """
-    if not images:
-        raise ValueError("no images to tile")
-    h, w = images[0].shape[:2]
-    if any(im.shape != (h, w, 3) for im in images):
-        raise ValueError(f"panel images must all be ({h}, {w}, 3); got {[im.shape for im in images]}")
-    width, height = size
-    cols = min(columns, len(images))
-    rows = math.ceil(len(images) / cols)
-    block_w, block_h = cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap
-    if block_w > width or block_h > height:
-        raise ValueError(f"{cols}x{rows} panels of {w}x{h} with a gap of {gap} need {block_w}x{block_h} pixels; "
-                         f"the frame is {width}x{height}")
-    canvas = np.empty((height, width, 3), dtype=np.uint8)
-    canvas[...] = np.asarray(colour, dtype=np.uint8)
-    x0, y0 = (width - block_w) // 2, (height - block_h) // 2
-    for r in range(rows):
-        row = images[r * cols:(r + 1) * cols]
-        # Centre a short last row: its first panel starts half the missing width further in.
-        xr = x0 + (cols - len(row)) * (w + gap) // 2
-        y = y0 + r * (h + gap)
-        for c, im in enumerate(row):
-            x = xr + c * (w + gap)
-            canvas[y:y + h, x:x + w] = im
-    return canvas
-
-
-def panel_camera(path: CameraPath, width: int, height: int) -> CameraPath:
-    """The shared camera path as one panel of ``width`` x ``height`` sees it: the same directions, focal points and
-    up vectors, with the distance multiplied by ``MIN_ASPECT / (width / height)`` when the panel is narrower than
-    MIN_ASPECT, so that a tall panel shows the whole surface instead of cutting its sides (the view angle is
-    vertical, so a narrow window sees less to the sides at the same distance)."""
-    factor = max(1.0, MIN_ASPECT / (width / height))
-    if factor == 1.0:
-        return path
-    position = path.focal_point + (path.position - path.focal_point) * factor
-    return CameraPath(position, path.focal_point, path.up)
-
-
-@dataclass
-class PanelCapture:
-    """The captures of a multi-panel scene: ``scene`` is the scene file's (with its panels), ``panels[i]`` the
-    :class:`llstudio.pipeline.Capture` of ``scene.panel_scenes()[i]`` (panels with the same capture key share the
-    arrays, each with its own scene)."""
-
-    scene: Scene
-    panels: list
-
-    @property
-    def key(self) -> str:
-        """The panels' capture keys, joined with '+' (for the film's sidecar)."""
-        return "+".join(c.key for c in self.panels)
-
-    @property
-    def path(self) -> Path:
-        """The directory that holds every panel's capture (the store's capture directory)."""
-        return Path(os.path.commonpath([str(c.path) for c in self.panels]))
-
-
 def _with_hold_end(capture, n_frames: int, fps: int):
     """``capture`` with a scene whose timeline.hold_end is extended so that its film has ``n_frames`` frames."""
     spec = capture.scene.timeline
@@ -141,17 +67,16 @@ def _with_hold_end(capture, n_frames: int, fps: int):
 
 
 class PanelFilm:
-    """The film of a multi-panel scene, with the interface of :class:`llstudio.pipeline.Film`: ``n_frames``,
+    """The film of a multi-panel scene, with the interface of :class:`llstudio.film.film.Film`: ``n_frames``,
     ``renderer()`` (a context manager giving what ``frame`` needs) and ``frame(renderer, i)`` → (H, W, 3) uint8.
 
-    ``capture``: a :class:`PanelCapture`; ``settings``: the output's size and fps, shared out between the panels.
+    ``capture``: a :class:`~llstudio.landscape.result.PanelCapture`; ``settings``: the output's size and fps,
+    shared out between the panels; ``open_renderer(film)``: as for a Film (the pipeline wires it in).
     """
 
-    def __init__(self, capture: PanelCapture, settings):
-        from ..pipeline import Film, OutputSettings
-
+    def __init__(self, capture, settings, open_renderer: Optional[Callable] = None):
         layout = capture.scene.layout
-        self.capture, self.settings = capture, settings
+        self.capture, self.settings, self._open_renderer = capture, settings, open_renderer
         self.columns, self.rows = grid_shape(len(capture.panels), layout.columns)
         self.gap = gap_pixels(layout, settings.height)
         self.panel_width, self.panel_height = panel_size(settings.width, settings.height, self.columns, self.rows,
@@ -160,41 +85,31 @@ class PanelFilm:
         lengths = [film_length(len(c.steps), c.scene.timeline, settings.fps)[1] for c in capture.panels]
         self.n_frames = max(lengths)
         sub = OutputSettings(self.panel_width, self.panel_height, settings.fps)
-        self.films = [Film(_with_hold_end(c, self.n_frames, settings.fps), sub) for c in capture.panels]
-        for film in self.films:
-            # Film builds the camera path over its own frames, all n_frames long now: one path, seen per panel.
-            film.camera = panel_camera(film.camera, self.panel_width, self.panel_height)
+        # Every panel's film is n_frames long: one camera path over the same frames, seen per panel.
+        self.films = [Film(_with_hold_end(c, self.n_frames, settings.fps), sub, panel=True) for c in capture.panels]
         if layout.shared_range:
             lo = min(f.timeline.vmin for f in self.films)
             hi = max(f.timeline.vmax for f in self.films)
             for film in self.films:
-                film.timeline.vmin, film.timeline.vmax = lo, hi
+                film.share_range(lo, hi)
 
-    @contextlib.contextmanager
     def renderer(self):
-        """One renderer per panel (a list), all closed on exit."""
-        with contextlib.ExitStack() as stack:
-            renderers = [stack.enter_context(film.renderer()) for film in self.films]
-            for r in renderers:
-                r.card_text = False  # drawn once over the whole frame instead (frame())
-            yield renderers
+        """A context manager giving the renderer that draws every panel and tiles them."""
+        if self._open_renderer is None:
+            raise RuntimeError("this film has no renderer: build it with llstudio.pipeline.make_film")
+        return self._open_renderer(self)
 
-    def frame(self, renderers: list, index: int) -> np.ndarray:
+    def views(self, index: int) -> list:
+        """(FrameState, camera pose) of every panel at frame ``index``."""
+        return [film.view(index) for film in self.films]
+
+    def card(self, index: int):
+        """The title or end card over frame ``index`` (a CardState), or None: cards belong to the whole film."""
+        return self.films[0].timeline.card_at(index)
+
+    def frame(self, renderer, index: int) -> np.ndarray:
         """Frame ``index`` of every panel, tiled: (H, W, 3) uint8 at the output size."""
-        images = [film.frame(r, index) for film, r in zip(self.films, renderers)]
-        img = tile(images, self.columns, (self.settings.width, self.settings.height), self.gap, self.colour)
-        # Title and end cards belong to the film: their text once, centred on the whole frame (each panel has
-        # already faded to its background under it).
-        card = self.films[0].timeline.card_at(index)
-        if card is not None and card.opacity > 0:
-            from PIL import Image
-
-            from ..renderer.overlay import draw_card
-
-            pil = Image.fromarray(img)
-            draw_card(pil, card.text, card.subtitle, card.opacity, self.capture.scene.look.text_color)
-            img = np.asarray(pil)
-        return img
+        return renderer.render(self.views(index), self.card(index))
 
 
-__all__ = ["PanelCapture", "PanelFilm", "gap_pixels", "grid_shape", "panel_camera", "panel_size", "tile"]
+__all__ = ["PanelFilm", "gap_pixels", "grid_shape", "panel_size"]

@@ -196,26 +196,43 @@ class FrameState:
     scale: float = 1.0
 
 
-class Timeline:
-    """Maps video frames to interpolated landscapes.
+@dataclass(frozen=True)
+class Keyframes:
+    """What a film interpolates, one entry per captured step.
 
     ``steps`` (K,) captured step numbers; ``loss`` (K, nx, ny) raw loss; ``center_loss`` (K,); ``path`` (K, 2)
-    the (alpha, beta) of each captured step's weights on the plane (default: all at the centre); ``updates``
-    (K, 2) the update from each captured step to the next, in the same coordinates (shown while a step is held);
-    ``curve`` (steps (T,), loss (T,)) the training loss for an inset; ``steps_per_epoch`` turns steps into epochs.
-    ``colors`` (K, nx, ny) an optional colour value per point in [0, 1] (e.g. the convexity ratio), interpolated
-    through time like the loss. ``runs``: with several training runs on the same plane, ``(name, path (K, 2))`` for
-    each (the primary first), interpolated like ``path``. ``critical``: find the critical points of every frame's
-    landscape, which then needs its grid axes ``alphas`` (nx,) and ``betas`` (ny,). ``scales`` (K,): each captured
-    step's zoom (``Capture.scales``; default all 1).
+    the (alpha, beta) of each captured step's weights on the plane (None: all at the centre); ``updates`` (K, 2)
+    the update from each captured step to the next, in the same coordinates (shown while a step is held; None:
+    none); ``scales`` (K,) each captured step's zoom (None: all 1); ``alphas`` (nx,) and ``betas`` (ny,) the grid
+    axes (needed to find critical points). ``colors`` (K, nx, ny) an optional colour value per point in [0, 1]
+    (e.g. the convexity ratio), interpolated through time like the loss. ``runs``: with several training runs on
+    the same plane, ``(name, path (K, 2))`` for each (the primary first), interpolated like ``path``.
     """
 
-    def __init__(self, steps: np.ndarray, loss: np.ndarray, center_loss: np.ndarray,
-                 timeline: TimelineSpec, scaling: ScalingSpec, fps: int, path: np.ndarray | None = None,
-                 updates: np.ndarray | None = None, curve: tuple | None = None,
-                 steps_per_epoch: float | None = None, colors: np.ndarray | None = None,
-                 runs: tuple = (), critical: bool = False, alphas: np.ndarray | None = None,
-                 betas: np.ndarray | None = None, scales: np.ndarray | None = None):
+    steps: np.ndarray
+    loss: np.ndarray
+    center_loss: np.ndarray
+    path: Optional[np.ndarray] = None
+    updates: Optional[np.ndarray] = None
+    scales: Optional[np.ndarray] = None
+    alphas: Optional[np.ndarray] = None
+    betas: Optional[np.ndarray] = None
+    colors: Optional[np.ndarray] = None
+    runs: tuple = ()
+
+
+class Timeline:
+    """Maps video frames to interpolated landscapes: the captured steps' :class:`Keyframes`, timed by the
+    scene's ``[timeline]`` and scaled by its ``[scaling]`` at ``fps`` frames a second.
+
+    ``curve`` (steps (T,), loss (T,)) the training loss for an inset; ``steps_per_epoch`` turns steps into epochs;
+    ``critical``: find the critical points of every frame's landscape (the keyframes then need their axes).
+    """
+
+    def __init__(self, keys: Keyframes, timeline: TimelineSpec, scaling: ScalingSpec, fps: int, *,
+                 curve: tuple | None = None, steps_per_epoch: float | None = None, critical: bool = False):
+        steps, loss, center_loss, path, updates = keys.steps, keys.loss, keys.center_loss, keys.path, keys.updates
+        colors, runs, alphas, betas, scales = keys.colors, keys.runs, keys.alphas, keys.betas, keys.scales
         self.steps = np.asarray(steps, dtype=np.float64)
         filled, nbad = fill_nonfinite(np.asarray(loss, dtype=np.float64))
         if nbad:
@@ -261,6 +278,10 @@ class Timeline:
         # which keeps NaN exactly where a neighbouring captured step has it.
         if self.colors is not None and self._pchip is not None and np.all(np.isfinite(self.colors)):
             self._colors_pchip = PchipInterpolator(np.arange(k), self.colors, axis=0)
+
+    def set_range(self, lo: float, hi: float) -> None:
+        """Show heights and colours on ``lo`` … ``hi`` (scaled values) instead of the film's own range."""
+        self.vmin, self.vmax = float(lo), float(hi)
 
     def position(self, frame: int) -> float:
         """Fractional index into the captured steps shown at ``frame`` (0 … K-1); monotone in ``frame``."""

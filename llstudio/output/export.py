@@ -353,7 +353,7 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     unit = normalized_values(capture)
     colour_values = unit
     if scene.look.color_by == "convexity" and getattr(capture, "curv_min", None) is not None:
-        from ..pipeline import _surface_colors
+        from ..film.film import surface_colors as _surface_colors
 
         cmap = matplotlib.colormaps[scene.look.convexity_colormap].with_extremes(bad="#808080")
         colour_values = np.ma.masked_invalid(_surface_colors(capture))

@@ -12,7 +12,7 @@ Layout of ``<root>/captures/<key>/``::
     run_<run>.npz        each further run's loss at its own weights per captured step (center_loss)
 
 ``<root>/trainings/<key>/trajectory.npz`` holds one training run's trajectory, named by a hash of what determines
-it alone (data, model, training, the captured steps, dtype, device; see ``pipeline.training_key``): captures that
+it alone (data, model, training, the captured steps, dtype, device; see ``store.keys.training_key``): captures that
 differ only in how they look at a run (directions, grid, capture mode, panels) train it once. Each capture still
 keeps its own copy, so a capture directory stands on its own.
 
@@ -22,19 +22,18 @@ either the old state or the new one, never half a file; a rerun skips what exist
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from ..errors import CacheError
 from ..files import atomic_write, sweep_temp_files
 
-FORMAT_VERSION = 3  # bump whenever what a capture directory holds changes: old entries are then not reused
+
 
 
 def default_root() -> Path:
@@ -44,12 +43,6 @@ def default_root() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "llstudio"
-
-
-def canonical_hash(obj: Any) -> str:
-    """sha256 of canonical JSON (sorted keys, no whitespace): stable across runs and machines."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

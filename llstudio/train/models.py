@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 from typing import Optional
 
 import torch
@@ -287,25 +286,6 @@ def custom_model(factory: str, input_shape: tuple[int, ...], n_classes: int, sou
     if not isinstance(model, nn.Module):
         fail(f"{factory}({tuple(input_shape)}, {n_classes}) returned {type(model).__name__}, not a torch.nn.Module")
     return model
-
-
-def factory_source_sha256(factory: str) -> Optional[str]:
-    """sha256 of the source file of a custom factory's module (``package.module:function``), found as the import
-    would find it but without running the module (a dotted name's parent packages are imported, as an import
-    does); None when it cannot be found (building the model then fails with the
-    reason). Part of the cache keys, so that editing the factory does not reuse numbers of the old network. Only
-    that file: a change in a module it imports is not seen."""
-    import hashlib
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(factory.partition(":")[0])
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
-        return None
-    with open(spec.origin, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 def has_batch_norm(model: nn.Module) -> bool:

@@ -9,7 +9,6 @@ code it did not name as a model factory).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Optional, Union
 
@@ -58,14 +57,6 @@ def checkpoint_files(scene: Scene) -> dict[str, Path]:
         if endpoint_kind(e) == "file":
             out[f"directions.{key}"] = checkpoint_path(scene, e)
     return out
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def missing_checkpoint_message(path: Path) -> str:

@@ -68,19 +68,17 @@ def test_limit_and_order():
 
 def test_timeline_marks_critical_points_of_each_frame():
     from llstudio.config.scene import ScalingSpec, TimelineSpec
-    from llstudio.film.timeline import Timeline
+    from llstudio.film.timeline import Keyframes, Timeline
 
     a = np.linspace(-1, 1, 21)
     A, B = np.meshgrid(a, a, indexing="ij")
     loss = np.stack([1 + (A - 0.3) ** 2 + B ** 2, 1 + (A + 0.3) ** 2 + B ** 2])
-    tl = Timeline(np.array([0, 10]), loss, np.array([1.0, 1.0]), TimelineSpec(), ScalingSpec(log=False), 10,
-                  critical=True, alphas=a, betas=a)
+    tl = Timeline(Keyframes(np.array([0, 10]), loss, np.array([1.0, 1.0]), alphas=a, betas=a), TimelineSpec(), ScalingSpec(log=False), 10, critical=True)
     first = tl.frame(tl.frame_of_step(0)).critical
     last = tl.frame(tl.frame_of_step(1)).critical
     assert [p.kind for p in first] == ["minimum"] and first[0].alpha == pytest.approx(0.3, abs=1e-9)
     assert last[0].alpha == pytest.approx(-0.3, abs=1e-9)
-    assert Timeline(np.array([0, 10]), loss, np.array([1.0, 1.0]), TimelineSpec(), ScalingSpec(log=False),
-                    10).frame(0).critical == ()
+    assert Timeline(Keyframes(np.array([0, 10]), loss, np.array([1.0, 1.0])), TimelineSpec(), ScalingSpec(log=False), 10).frame(0).critical == ()
 
 
 @pytest.mark.render

@@ -12,8 +12,11 @@ import torch
 from conftest import TINY_TOML, make_scene, tiny_dict
 from llstudio.film.camera import CameraPath
 from llstudio.errors import SceneError, UsageError
-from llstudio.film.panels import PanelCapture, PanelFilm, gap_pixels, grid_shape, panel_camera, panel_size, tile
-from llstudio.pipeline import OutputSettings, capture_key, capture_scene, estimate
+from llstudio.film.camera import panel_camera
+from llstudio.film.panels import PanelFilm, gap_pixels, grid_shape, panel_size
+from llstudio.landscape.result import PanelCapture
+from llstudio.renderer.films import tile
+from llstudio.pipeline import OutputSettings, capture_key, capture_scene, estimate, make_film
 from llstudio.config.scene import LayoutSpec, load_scene, scene_from_dict
 from llstudio.store.store import CaptureStore
 
@@ -221,16 +224,16 @@ def test_estimate_lists_every_panel(tmp_path):
 
 
 def test_identical_panels_are_captured_once(tmp_path, monkeypatch):
-    import llstudio.train.training
+    import llstudio.pipeline.runs
 
     runs = []
-    real_train = llstudio.train.training.train
+    real_train = llstudio.pipeline.runs.train
 
     def counting_train(scene, *args, **kwargs):
         runs.append(scene.training.batch_size)
         return real_train(scene, *args, **kwargs)
 
-    monkeypatch.setattr(llstudio.train.training, "train", counting_train)
+    monkeypatch.setattr(llstudio.pipeline.runs, "train", counting_train)
     store = CaptureStore(tmp_path / "store")
     # Panels 1 and 3 differ only in look: one capture; panel 2 trains with another batch size.
     scene = make_scene(tmp_path / "cmp.toml", panels=[{"title": "a"}, {"training": {"batch_size": 4}},
@@ -274,7 +277,7 @@ def panel_capture(tmp_path_factory):
 
 
 def test_shorter_panels_hold_their_last_step(panel_capture):
-    film = PanelFilm(panel_capture, OutputSettings(W, H, 10))
+    film = make_film(panel_capture, OutputSettings(W, H, 10))
     # (0.1 + 3 * 0.2 + 0.1) s and (0.1 + 5 * 0.2 + 0.1) s at 10 fps.
     assert film.n_frames == 12
     assert [f.n_frames for f in film.films] == [12, 12]
@@ -289,8 +292,8 @@ def test_shorter_panels_hold_their_last_step(panel_capture):
 
 def test_shared_range_gives_every_panel_the_union(panel_capture):
     scene = panel_capture.scene.model_copy(update={"layout": LayoutSpec(shared_range=True)})
-    film = PanelFilm(PanelCapture(scene, panel_capture.panels), OutputSettings(W, H, 10))
-    own = PanelFilm(panel_capture, OutputSettings(W, H, 10))
+    film = make_film(PanelCapture(scene, panel_capture.panels), OutputSettings(W, H, 10))
+    own = make_film(panel_capture, OutputSettings(W, H, 10))
     lo = min(f.timeline.vmin for f in own.films)
     hi = max(f.timeline.vmax for f in own.films)
     for f in film.films:
@@ -300,14 +303,14 @@ def test_shared_range_gives_every_panel_the_union(panel_capture):
 
 @pytest.mark.render
 def test_panel_film_frames_have_the_layout_size_and_differ(panel_capture):
-    film = PanelFilm(panel_capture, OutputSettings(W, H, 10))
+    film = make_film(panel_capture, OutputSettings(W, H, 10))
     gap = gap_pixels(panel_capture.scene.layout, H)
     assert (film.columns, film.rows, gap) == (2, 1, 4)
     assert (film.panel_width, film.panel_height) == (78, 90)
-    with film.renderer() as renderers:
-        assert len(renderers) == 2
-        first = film.frame(renderers, 0)
-        last = film.frame(renderers, film.n_frames - 1)
+    with film.renderer() as renderer:
+        assert len(renderer.renderers) == 2  # one per panel
+        first = film.frame(renderer, 0)
+        last = film.frame(renderer, film.n_frames - 1)
     assert first.shape == (H, W, 3) and first.dtype == np.uint8
     left, sep, right = first[:, :78], first[:, 78:82], first[:, 82:]
     assert (sep == [255, 0, 0]).all()

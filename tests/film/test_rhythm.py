@@ -8,7 +8,7 @@ import torch
 
 from conftest import make_scene
 from llstudio.config.scene import ScalingSpec, TimelineSpec
-from llstudio.film.timeline import Timeline, film_length
+from llstudio.film.timeline import Keyframes, Timeline, film_length
 
 K = 5
 STEPS = np.arange(K) * 10
@@ -20,7 +20,7 @@ UPDATES = np.vstack([np.diff(PATH, axis=0), np.zeros((1, 2))])
 def timeline(**kw):
     spec = TimelineSpec(**{"seconds_per_step": 0.5, "hold_each": 0.3, "hold_start": 0.2, "hold_end": 0.4,
                            "interpolation": "linear", **kw})
-    return Timeline(STEPS, LOSS, np.arange(K, dtype=float), spec, ScalingSpec(log=False), 10, PATH, UPDATES)
+    return Timeline(Keyframes(STEPS, LOSS, np.arange(K, dtype=float), path=PATH, updates=UPDATES), spec, ScalingSpec(log=False), 10)
 
 
 def test_film_length_counts_the_holds_between_steps():
@@ -68,7 +68,7 @@ def test_captured_updates_are_the_moves_between_steps(tmp_path):
 
 @pytest.mark.render
 def test_held_frame_draws_the_arrow(tmp_path):
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
     look = {"arrow_color": "#00ff00", "colormap": "gray", "contours": 0, "overlay": False, "marker": False,
             "trail": False, "arrow_scale": 8.0}
@@ -78,7 +78,7 @@ def test_held_frame_draws_the_arrow(tmp_path):
     from llstudio.pipeline import capture_scene
 
     cap = capture_scene(scene, device=torch.device("cpu"))
-    film = Film(cap, OutputSettings(320, 240, 15))
+    film = make_film(cap, OutputSettings(320, 240, 15))
 
     def green(img):
         return int(np.sum((img[..., 1] > 150) & (img[..., 0] < 90) & (img[..., 2] < 90)))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from llstudio.config.scene import ScalingSpec, TimelineSpec
-from llstudio.film.timeline import Timeline, ease, fill_nonfinite, film_length, scale_loss
+from llstudio.film.timeline import Keyframes, Timeline, ease, fill_nonfinite, film_length, scale_loss
 
 INTERPOLATIONS = ["linear", "cubic", "smoothstep"]
 STEPS = np.array([0, 4, 8, 12, 16])
@@ -25,7 +25,7 @@ def timeline(interp="linear", loss=None, center=None, fps=10, hold_start=0.5, sp
         loss, c = raw_loss()
         center = c if center is None else center
     spec = TimelineSpec(seconds_per_step=sps, hold_start=hold_start, hold_end=hold_end, interpolation=interp)
-    return Timeline(STEPS[: len(loss)], loss, center, spec, ScalingSpec(**scaling), fps)
+    return Timeline(Keyframes(STEPS[: len(loss)], loss, center), spec, ScalingSpec(**scaling), fps)
 
 
 @pytest.mark.parametrize("interp", INTERPOLATIONS)
@@ -73,7 +73,7 @@ def test_captured_step_values_are_unchanged_with_inexact_frame_times(interp):
 def test_n_frames_matches_film_length(fps, k):
     spec = TimelineSpec(seconds_per_step=0.2, hold_start=0.1, hold_end=0.3)
     loss = np.ones((k, 2, 2))
-    tl = Timeline(np.arange(k), loss, np.ones(k), spec, ScalingSpec(), fps)
+    tl = Timeline(Keyframes(np.arange(k), loss, np.ones(k)), spec, ScalingSpec(), fps)
     duration, n = film_length(k, spec, fps)
     assert duration == pytest.approx(0.1 + (k - 1) * 0.2 + 0.3)
     assert n == round(duration * fps)

@@ -7,7 +7,7 @@ import pytest
 
 from llstudio.errors import SceneError
 from llstudio.config.scene import ScalingSpec, TimelineSpec
-from llstudio.film.timeline import Timeline, card_mix, film_length, schedule, transition_seconds
+from llstudio.film.timeline import Keyframes, Timeline, card_mix, film_length, schedule, transition_seconds
 
 from conftest import make_scene
 
@@ -27,7 +27,7 @@ def timeline(interp="cubic", fps=12, title=TITLE, end=END, speed=RAMP, hold_each
     spec = TimelineSpec(seconds_per_step=0.5, hold_start=0.25, hold_end=0.3, hold_each=hold_each,
                         interpolation=interp, speed=speed, title_card=title, end_card=end)
     loss, center = data()
-    return Timeline(STEPS, loss, center, spec, ScalingSpec(**kw), fps)
+    return Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(**kw), fps)
 
 
 def test_transition_seconds_follow_the_ramp():
@@ -143,7 +143,7 @@ def test_trail_values_epoch_and_curve_in_frame_state():
     path = np.cumsum(np.full((K, 2), 0.1), axis=0)
     curve = (np.arange(41), np.linspace(2.0, 0.5, 41))
     spec = TimelineSpec(seconds_per_step=0.5, hold_start=0.0, hold_end=0.0, interpolation="linear")
-    tl = Timeline(STEPS, loss, center, spec, ScalingSpec(), 10, path, curve=curve, steps_per_epoch=4.0)
+    tl = Timeline(Keyframes(STEPS, loss, center, path=path), spec, ScalingSpec(), 10, curve=curve, steps_per_epoch=4.0)
     st = tl.frame(tl.frame_of_step(3))
     assert st.epoch == pytest.approx(10 / 4)
     assert st.curve[0] is tl.curve[0] and st.curve[1] is tl.curve[1]

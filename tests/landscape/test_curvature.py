@@ -297,16 +297,16 @@ def test_fixed_frame_shares_one_curvature_map(tmp_path):
 
 def test_timeline_interpolates_colours_like_the_loss():
     from llstudio.config.scene import ScalingSpec, TimelineSpec
-    from llstudio.film.timeline import Timeline
+    from llstudio.film.timeline import Keyframes, Timeline
 
     loss = np.ones((3, 2, 2))
     colors = np.stack([np.full((2, 2), v) for v in (0.0, 0.5, 1.0)])
-    tl = Timeline(np.array([0, 1, 2]), loss, np.ones(3), TimelineSpec(interpolation="linear", hold_start=0,
-                  hold_end=0, seconds_per_step=1.0), ScalingSpec(), fps=4, colors=colors)
+    tl = Timeline(Keyframes(np.array([0, 1, 2]), loss, np.ones(3), colors=colors), TimelineSpec(interpolation="linear", hold_start=0,
+                  hold_end=0, seconds_per_step=1.0), ScalingSpec(), fps=4)
     assert tl.frame(0).colors[0, 0] == 0.0
     np.testing.assert_allclose(tl.frame(2).colors, 0.25)
     np.testing.assert_allclose(tl.frame(tl.frame_of_step(1)).colors, 0.5)
-    plain = Timeline(np.array([0, 1, 2]), loss, np.ones(3), TimelineSpec(), ScalingSpec(), fps=4)
+    plain = Timeline(Keyframes(np.array([0, 1, 2]), loss, np.ones(3)), TimelineSpec(), ScalingSpec(), fps=4)
     assert plain.frame(0).colors is None
 
 
@@ -320,9 +320,9 @@ def curvature_capture(tmp_path_factory):
 
 
 def test_film_colours_the_surface_by_convexity(curvature_capture):
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
-    film = Film(curvature_capture, OutputSettings(64, 48, 10))  # captured steps fall on whole frames
+    film = make_film(curvature_capture, OutputSettings(64, 48, 10))  # captured steps fall on whole frames
     state = film.timeline.frame(film.timeline.frame_of_step(1))
     assert state.colors.shape == curvature_capture.loss.shape[1:]
     ratio = np.clip(curvature_capture.convexity[1], 0, 1)
@@ -334,10 +334,10 @@ def test_film_colours_the_surface_by_convexity(curvature_capture):
 def test_convexity_colouring_changes_the_picture(curvature_capture, tmp_path):
     import dataclasses
 
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
     from llstudio.renderer.plotter import SurfaceRenderer
 
-    film = Film(curvature_capture, OutputSettings(96, 64, 4))
+    film = make_film(curvature_capture, OutputSettings(96, 64, 4))
     state = film.timeline.frame(0)
     pose = film.camera.pose(0)
     look = curvature_capture.scene.look
@@ -381,7 +381,7 @@ def test_exports_carry_the_curvature(curvature_capture, tmp_path):
 
 
 def test_diverging_run_gets_nan_curvature_and_a_clear_error_for_hessian_directions(tmp_path):
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
     div = dict(training={"lr": 1e3, "loss": "mse"}, data={"eval_size": 32},
                model={"kind": "mlp", "hidden": [2], "activation": "tanh"})
@@ -391,7 +391,7 @@ def test_diverging_run_gets_nan_curvature_and_a_clear_error_for_hessian_directio
     assert np.all(np.isfinite(cap.curv_max[0]))  # step 0 is fine
     assert np.all(np.isnan(cap.curv_max[-1]))  # NaN, not a sentinel, where the weights blew up
     with pytest.warns(RuntimeWarning):
-        film = Film(cap, OutputSettings(64, 48, 10))
+        film = make_film(cap, OutputSettings(64, 48, 10))
     assert np.all(np.isnan(film.timeline.frame(film.n_frames - 1).colors))
     bad = make_scene(tmp_path / "div.toml", directions={"kind": "hessian"}, **div)
     with pytest.raises(SceneError, match="directions.hessian_step"):
@@ -437,7 +437,7 @@ def test_ply_is_coloured_by_convexity_as_in_the_film(curvature_capture, tmp_path
     import pyvista as pv
 
     from llstudio.output.export import export
-    from llstudio.pipeline import _surface_colors
+    from llstudio.film.film import surface_colors as _surface_colors
 
     files = export(curvature_capture, "ply", tmp_path)
     mesh = pv.read(files[1])

@@ -133,12 +133,12 @@ def test_fixed_frame_capture_matches_brute_force(tmp_path, kind):
 
 
 def test_fixed_frame_timeline_moves_the_marker_along_the_path(tmp_path):
-    from llstudio.film.timeline import Timeline
+    from llstudio.film.timeline import Keyframes, Timeline
 
     scene = make_scene(tmp_path / "f.toml", directions={"kind": "pca", "frame": "fixed"}, grid={"range": "auto"})
     cap = capture_scene(scene, device=CPU)
     # 10 fps: hold_start (0.1 s) and seconds_per_step (0.2 s) are whole frames, so every step has its frame.
-    tl = Timeline(cap.steps, cap.loss, cap.center_loss, scene.timeline, scene.scaling, 10, cap.plane_path)
+    tl = Timeline(Keyframes(cap.steps, cap.loss, cap.center_loss, path=cap.plane_path), scene.timeline, scene.scaling, 10)
     for k in range(len(cap.steps)):
         f = tl.frame_of_step(k)
         assert tl.position(f) == k
@@ -153,13 +153,13 @@ def test_fixed_frame_timeline_moves_the_marker_along_the_path(tmp_path):
 
 @pytest.mark.render
 def test_fixed_frame_film_draws_a_growing_trail(tmp_path):
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
     scene = make_scene(tmp_path / "f.toml", directions={"kind": "pca", "frame": "fixed"}, grid={"range": "auto"},
                        look={"trail_color": "#ff0000", "marker": False, "contours": 0, "overlay": False,
                              "colormap": "gray"})
     cap = capture_scene(scene, device=CPU)
-    film = Film(cap, OutputSettings(320, 240, 15))
+    film = make_film(cap, OutputSettings(320, 240, 15))
     with film.renderer() as r:
         first = film.frame(r, 0)
         last = film.frame(r, film.n_frames - 1)

@@ -149,11 +149,11 @@ def test_estimate_counts_the_chosen_samples(tmp_path):
 
 def test_look_sample_shows_one_samples_landscape(tmp_path):
     """look.sample: the film's surface and centre loss are that sample's, not the mean."""
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
     scene = sample_scene(tmp_path, samples=3, look={"sample": 2})
     cap = capture_scene(scene, device=CPU, store=CaptureStore(tmp_path / "cache"))
-    film = Film(cap, OutputSettings(64, 36, 4))
+    film = make_film(cap, OutputSettings(64, 36, 4))
     np.testing.assert_allclose(film.timeline.center_loss, cap.sample_center_loss[:, 2])
     k = len(cap.steps) - 1
     state = film.timeline.frame(film.timeline.frame_of_step(k))

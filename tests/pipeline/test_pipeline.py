@@ -21,7 +21,7 @@ CPU = torch.device("cpu")
 def forbid_work(monkeypatch):
     """Make training and grid capture fail loudly if anything tries to run them."""
     import llstudio.landscape.evaluator
-    import llstudio.train.training
+    import llstudio.pipeline.runs
 
     def no_train(*a, **k):
         raise AssertionError("training ran although the cache holds it")
@@ -29,7 +29,7 @@ def forbid_work(monkeypatch):
     def no_grid(*a, **k):
         raise AssertionError("capture ran although the cache holds it")
 
-    monkeypatch.setattr(llstudio.train.training, "train", no_train)
+    monkeypatch.setattr(llstudio.pipeline.runs, "train", no_train)
     monkeypatch.setattr(llstudio.landscape.evaluator.LandscapeEvaluator, "grid", no_grid)
 
 
@@ -212,7 +212,7 @@ def test_key_depends_on_device_type_not_on_file_name(tmp_path):
 def test_captures_of_the_same_run_share_its_training(tmp_path, isolated_cache, monkeypatch, change):
     """Only the way of looking at the run changes: the new capture reuses the trained trajectory (training
     would raise), holds its own copy of it, and its values are still those of a plain forward pass."""
-    import llstudio.train.training
+    import llstudio.pipeline.runs
 
     first = capture_scene(make_scene(tmp_path / "a.toml"), device=CPU)
     trainings = list((isolated_cache / "trainings").iterdir())
@@ -221,7 +221,7 @@ def test_captures_of_the_same_run_share_its_training(tmp_path, isolated_cache, m
     def no_train(*a, **k):
         raise AssertionError("the same run was trained again")
 
-    monkeypatch.setattr(llstudio.train.training, "train", no_train)
+    monkeypatch.setattr(llstudio.pipeline.runs, "train", no_train)
     scene = make_scene(tmp_path / "b.toml", **change)
     assert capture_key(scene, "cpu") != first.key
     second = capture_scene(scene, device=CPU)
@@ -274,12 +274,12 @@ def test_editing_a_custom_factory_changes_both_keys(tmp_path, monkeypatch):
 
 
 def test_no_cache_retrains_and_cache_clear_removes_shared_training(tiny_scene, isolated_cache, monkeypatch):
-    import llstudio.train.training
+    import llstudio.pipeline.runs
 
     capture_scene(tiny_scene, device=CPU)
     calls = []
-    real = llstudio.train.training.train
-    monkeypatch.setattr(llstudio.train.training, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = llstudio.pipeline.runs.train
+    monkeypatch.setattr(llstudio.pipeline.runs, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
     capture_scene(tiny_scene, device=CPU, use_cache=False)
     assert calls == [1]
     store = CaptureStore()
@@ -291,7 +291,7 @@ def test_no_cache_retrains_and_cache_clear_removes_shared_training(tiny_scene, i
 
 
 def test_deleted_step_is_recomputed_and_equal(tiny_scene, monkeypatch):
-    import llstudio.train.training
+    import llstudio.pipeline.runs
 
     first = capture_scene(tiny_scene, device=CPU)
     step_file = first.path / "step_0000008.npz"
@@ -302,7 +302,7 @@ def test_deleted_step_is_recomputed_and_equal(tiny_scene, monkeypatch):
     def no_train(*a, **k):
         raise AssertionError("training ran although the trajectory is cached")
 
-    monkeypatch.setattr(llstudio.train.training, "train", no_train)
+    monkeypatch.setattr(llstudio.pipeline.runs, "train", no_train)
     second = capture_scene(tiny_scene, device=CPU)
     assert step_file.exists()
     assert other.stat().st_mtime_ns == other_mtime  # only the missing step was captured
@@ -335,7 +335,7 @@ def test_notebook_functions_survive_a_capture(tiny_scene, name):
 
 
 def test_diverging_run_is_captured_with_nan_and_shown_with_a_warning(tmp_path):
-    from llstudio.pipeline import Film
+    from llstudio.pipeline import make_film
 
     scene = make_scene(tmp_path / "div.toml", training={"lr": 1e3, "loss": "mse"},
                        directions={"normalize_to": "initial"})
@@ -344,7 +344,7 @@ def test_diverging_run_is_captured_with_nan_and_shown_with_a_warning(tmp_path):
     assert np.all(np.isfinite(cap.loss[0])) and np.isfinite(cap.center_loss[0])
     assert not np.all(np.isfinite(cap.loss[-1]))  # stored as NaN, not dropped
     with pytest.warns(RuntimeWarning, match="NaN or infinite"):
-        film = Film(cap, OutputSettings(64, 48, 10))
+        film = make_film(cap, OutputSettings(64, 48, 10))
     for f in range(film.n_frames):
         assert np.all(np.isfinite(film.timeline.frame(f).values))
 

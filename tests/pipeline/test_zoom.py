@@ -13,7 +13,7 @@ import torch
 from conftest import make_scene
 from llstudio.errors import SceneError
 from llstudio.train.models import loss_fn
-from llstudio.pipeline import Film, OutputSettings, capture_key, capture_scene, zoom_scales
+from llstudio.pipeline import make_film, OutputSettings, capture_key, capture_scene, zoom_scales
 from llstudio.renderer.plotter import clip_polyline, clip_segment, range_label
 
 CPU = torch.device("cpu")
@@ -53,7 +53,7 @@ def test_zoom_changes_the_cache_key_and_no_zoom_keeps_the_old_one(tmp_path, monk
     import llstudio.pipeline
 
     seen = []
-    monkeypatch.setattr(llstudio.pipeline, "canonical_hash", lambda ident: seen.append(ident) or "0" * 64)
+    monkeypatch.setattr(llstudio.store.keys, "canonical_hash", lambda ident: seen.append(ident) or "0" * 64)
     capture_key(make_scene(tmp_path / "a.toml"), "cpu")
     assert "zoom" not in seen[0]["grid"] and set(seen[0]["grid"]) == {"resolution", "range", "y_range", "dimensions"}
 
@@ -127,13 +127,13 @@ def test_zoomed_curvature_maps_are_taken_on_the_scaled_grid(tmp_path):
 @pytest.mark.parametrize("interpolation", ["linear", "smoothstep", "cubic"])
 def test_timeline_scale_is_exact_at_captured_frames_and_monotone_between(interpolation):
     from llstudio.config.scene import ScalingSpec, TimelineSpec
-    from llstudio.film.timeline import Timeline
+    from llstudio.film.timeline import Keyframes, Timeline
 
     steps = np.array([0, 10, 20, 50, 100])
     scales = zoom_scales(steps, 0.01)
     loss = np.random.default_rng(0).uniform(1.0, 2.0, (5, 4, 4))
     spec = TimelineSpec(seconds_per_step=0.5, hold_start=0.2, hold_end=0.2, interpolation=interpolation)
-    tl = Timeline(steps, loss, loss[:, 0, 0], spec, ScalingSpec(), 20, scales=scales)
+    tl = Timeline(Keyframes(steps, loss, loss[:, 0, 0], scales=scales), spec, ScalingSpec(), 20)
     for k in range(len(steps)):
         state = tl.frame(tl.frame_of_step(k))
         assert state.scale == scales[k]
@@ -145,13 +145,13 @@ def test_timeline_scale_is_exact_at_captured_frames_and_monotone_between(interpo
         mid = tl.scale_at(1.5)
         assert mid == pytest.approx(np.sqrt(scales[1] * scales[2]), rel=1e-12)
     # Without scales every frame has scale 1.
-    assert Timeline(steps, loss, loss[:, 0, 0], spec, ScalingSpec(), 20).frame(7).scale == 1.0
+    assert Timeline(Keyframes(steps, loss, loss[:, 0, 0]), spec, ScalingSpec(), 20).frame(7).scale == 1.0
 
 
 def test_film_frames_carry_the_capture_scales(tmp_path):
     scene = make_scene(tmp_path / "z.toml", grid={"resolution": 3, "zoom": ZOOM})
     cap = capture_scene(scene, device=CPU)
-    film = Film(cap, OutputSettings(160, 120, 10))
+    film = make_film(cap, OutputSettings(160, 120, 10))
     for k in range(len(cap.steps)):
         assert film.timeline.frame(film.timeline.frame_of_step(k)).scale == cap.scales[k]
 

@@ -236,7 +236,7 @@ def test_contact_sheet_of_a_film(tiny_capture, tmp_path):
     from PIL import Image
 
     from llstudio.renderer.overlay import sheet_shape
-    from llstudio.pipeline import Film, contact_frames, output_settings, render_contact_sheet
+    from llstudio.pipeline import make_film, contact_frames, output_settings, render_contact_sheet
 
     out = render_contact_sheet(tiny_capture, 4, output=tmp_path / "sheet.png", quality="l")
     s = output_settings(tiny_capture.scene, "l")
@@ -245,7 +245,7 @@ def test_contact_sheet_of_a_film(tiny_capture, tmp_path):
     strip = max(12, h // 9)
     with Image.open(out) as im:
         assert im.size == (cols * w + (cols + 1) * 4, rows * (h + strip) + (rows + 1) * 4)
-    n = Film(tiny_capture, s).n_frames
+    n = make_film(tiny_capture, s).n_frames
     assert contact_frames(n, 4) == [0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1]
 
 
@@ -268,11 +268,11 @@ def test_cli_contact_sheet(tiny_toml, cli_env, tmp_path):
 
 
 def test_film_of_a_1d_capture_uses_a_side_camera(tiny_capture):
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
     cap = dataclasses.replace(tiny_capture, betas=np.array([0.0]), loss=tiny_capture.loss[:, :, 2:3],
                               plane_path=np.zeros((len(tiny_capture.steps), 2)))
-    film = Film(cap, OutputSettings(W, H, 10))
+    film = make_film(cap, OutputSettings(W, H, 10))
     pos, focal, _ = film.pose(0)
     off = np.subtract(pos, focal)
     assert off[1] < -abs(off[0])  # on the -beta side, looking across the curve
@@ -286,14 +286,14 @@ def test_decoded_film_has_no_jumps_at_captured_steps(tiny_capture, tmp_path):
     import imageio_ffmpeg
 
     from llstudio.output.encode import FilmWriter
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
     scene = make_scene(tmp_path / "t.toml", timeline={
         "seconds_per_step": 0.8, "hold_start": 0.0, "hold_end": 0.0, "interpolation": "cubic",
         "speed": [{"at": 0.0, "speed": 0.5}, {"at": 1.0, "speed": 1.5}],
         "title_card": {"text": "T", "seconds": 0.6, "fade": 0.1, "dissolve": 0.5}},
         look={"anti_aliasing": "none", "overlay": False}, camera={"orbit": 20.0})
-    film = Film(dataclasses.replace(tiny_capture, scene=scene), OutputSettings(W, H, 20))
+    film = make_film(dataclasses.replace(tiny_capture, scene=scene), OutputSettings(W, H, 20))
     path = tmp_path / "f.mp4"
     with film.renderer() as r, FilmWriter(path, W, H, 20, 18, "ultrafast") as w:
         for i in range(film.n_frames):

@@ -145,9 +145,9 @@ def test_save_png(renderer, tmp_path):
 
 
 def test_film_frames_of_a_capture(tiny_capture):
-    from llstudio.pipeline import Film, OutputSettings
+    from llstudio.pipeline import make_film, OutputSettings
 
-    film = Film(tiny_capture, OutputSettings(W, H, 10))
+    film = make_film(tiny_capture, OutputSettings(W, H, 10))
     assert film.n_frames == 8  # (0.1 + 3 * 0.2 + 0.1) s at 10 fps
     with film.renderer() as r:
         first = film.frame(r, 0)

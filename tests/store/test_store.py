@@ -7,7 +7,8 @@ import pytest
 
 from llstudio.errors import CacheError
 from llstudio.files import atomic_write
-from llstudio.store.store import CaptureDir, CaptureStore, canonical_hash, default_root
+from llstudio.store.keys import canonical_hash
+from llstudio.store.store import CaptureDir, CaptureStore, default_root
 
 
 def test_atomic_write_leaves_no_temp_file_when_the_writer_raises(tmp_path):

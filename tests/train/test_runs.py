@@ -14,7 +14,7 @@ from llstudio.landscape.directions import cosine, flatten
 from llstudio.errors import SceneError, UsageError
 from llstudio.landscape.evaluator import reference_grid
 from llstudio.train.models import loss_fn
-from llstudio.pipeline import Film, OutputSettings, capture_key, capture_scene
+from llstudio.pipeline import make_film, OutputSettings, capture_key, capture_scene
 from llstudio.config.scene import load_scene, scene_from_dict
 from llstudio.store.store import CaptureStore
 
@@ -480,7 +480,7 @@ def test_one_d_exports(one_d_capture, tmp_path):
 @pytest.mark.render
 def test_one_d_film_renders_as_a_curve(one_d_capture, tmp_path):
     """A real 1D capture (loss (steps, nx, 1)) goes through the film path: the renderer draws it as a curve."""
-    film = Film(one_d_capture, OutputSettings(160, 120, 10))
+    film = make_film(one_d_capture, OutputSettings(160, 120, 10))
     with film.renderer() as r:
         first, last = film.frame(r, 0), film.frame(r, film.n_frames - 1)
     assert first.shape == (120, 160, 3)

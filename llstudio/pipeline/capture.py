@@ -1,0 +1,130 @@
+"""Capture as a few named stages: open the context, write the manifest, train the runs, choose the plane, capture
+the steps (and curvature), assemble the :class:`~llstudio.landscape.result.Capture`."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..config.scene import Scene
+from ..device import resolve_device
+from ..landscape.result import Capture, PanelCapture, RunRecord, SampleLandscapes
+from ..progress import Progress
+from ..store.keys import CAPTURE_SECTIONS, FORMAT_VERSION, capture_key
+from ..store.store import CaptureStore
+from ..train.runs import checkpoint_files
+from ..train.training import Trajectory
+from .checks import check_weight_refs, sample_indices
+from .context import CaptureContext, open_context
+from .curvature import capture_curvature
+from .grid import StepCapture, capture_run_losses, capture_steps
+from .plane import Plane, choose_plane, second_direction_note
+from .runs import train_runs
+
+
+def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
+                  progress: Optional[Progress] = None):
+    """Train, choose directions and capture every sampled step, reusing whatever the store already holds.
+
+    A scene with panels gives a :class:`~llstudio.landscape.result.PanelCapture`: one capture per panel scene."""
+    if scene.panels:
+        return _capture_panels(scene, device, store, use_cache, progress)
+    ctx = open_context(scene, device, store, use_cache, progress)
+    if ctx.cdir.read_manifest() is None or not use_cache:
+        ctx.cdir.write_manifest(manifest(ctx))
+    check_weight_refs(scene, ctx.data, ctx.dtype)
+    idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
+    trajs = train_runs(ctx)
+    traj = next(iter(trajs.values()))
+    plane = choose_plane(ctx, trajs)
+    _capture_landscapes(ctx, plane, trajs, idx)
+    curvature = capture_curvature(ctx, plane, traj, idx) if scene.capture.curvature_on else None
+    return assemble(ctx, plane, trajs, curvature)
+
+
+def manifest(ctx: CaptureContext) -> dict:
+    """What was captured and how, for the store entry's manifest.json."""
+    scene = ctx.scene
+    dump = scene.resolved_dump()
+    cap = scene.capture
+    return {
+        "key": ctx.key, "scene": scene.source, "sections": {s: dump[s] for s in CAPTURE_SECTIONS},
+        "steps": ctx.steps, "scales": ctx.scales.tolist(), "device": ctx.device.type,
+        "dtype": cap.dtype, "capture_mode": cap.mode, "loss_on": cap.data, "dropout": cap.dropout,
+        **({"dropout_seed": cap.dropout_seed} if cap.dropout != "off" else {}),
+        **({"sample_indices": cap.sample_indices()} if ctx.per_sample else {}),
+        "llstudio": __version__,
+        "torch": torch.__version__, "python": platform.python_version(), "format": FORMAT_VERSION,
+        "dimensions": scene.grid.dimensions, "second_direction": second_direction_note(scene),
+        "runs": scene.training.run_names(),
+        "checkpoints": {k: str(p) for k, p in checkpoint_files(scene).items()},
+    }
+
+
+def _capture_landscapes(ctx: CaptureContext, plane: Plane, trajs: dict[str, Trajectory],
+                        idx: Optional[np.ndarray]) -> None:
+    """The steps' landscapes and the further runs' losses that the store lacks."""
+    todo = [k for k, s in enumerate(ctx.steps) if not (ctx.use_cache and ctx.cdir.has_step(s))]
+    # The other runs' losses at their own weights: one small store entry per run, resumable like the steps.
+    runs_todo = [n for n in list(trajs)[1:] if not ctx.cached(f"run_{n}")]
+    if not todo:
+        ctx.progress.log(f"capture: all {len(ctx.steps)} steps reused from cache {ctx.cdir.path}")
+    if not (todo or runs_todo):
+        return
+    sc = StepCapture(ctx, plane, next(iter(trajs.values())), idx)
+    if todo:
+        capture_steps(ctx, sc, todo)
+    if runs_todo:
+        capture_run_losses(ctx, sc, trajs, runs_todo)
+
+
+def assemble(ctx: CaptureContext, plane: Plane, trajs: dict[str, Trajectory], curvature) -> Capture:
+    """The Capture, from what the store now holds."""
+    scene, cdir, stored = ctx.scene, ctx.cdir, plane.stored
+    loaded = [cdir.load_step(s) for s in ctx.steps]
+    center_loss = np.array([float(z["center_loss"]) for z in loaded])
+    names = list(trajs)
+    runs = [RunRecord(name=n, plane_path=np.asarray(stored.paths[n]),
+                      center_loss=center_loss if i == 0 else cdir.load_arrays(f"run_{n}")["center_loss"],
+                      train_loss=np.asarray(trajs[n].train_loss), updates=np.asarray(stored.updates[n]))
+            for i, n in enumerate(names)]
+    samples = None
+    if ctx.per_sample:
+        samples = SampleLandscapes(np.stack([z["sample_loss"] for z in loaded]),
+                                   np.stack([z["sample_center_loss"] for z in loaded]),
+                                   np.asarray(scene.capture.sample_indices()))
+    traj = trajs[names[0]]
+    optional = lambda v: None if v is None else np.asarray(v)  # noqa: E731
+    return Capture(
+        scene=scene, key=ctx.key, path=cdir.path, alphas=stored.alphas, betas=stored.betas,
+        steps=np.asarray(ctx.steps), loss=np.stack([z["loss"] for z in loaded]), center_loss=center_loss,
+        train_loss=traj.train_loss, centers=traj.weights, directions=(stored.d1, stored.d2),
+        plane_path=np.asarray(stored.paths[names[0]]), updates=np.asarray(stored.updates[names[0]]),
+        scales=ctx.scales, runs=runs, center_buffers=list(traj.buffers), device=ctx.device.type,
+        frame=scene.directions.frame, origin=plane.origin, explained_variance=optional(stored.explained_variance),
+        hessian_eigenvalues=optional(stored.hessian_eigenvalues), curvature=curvature, samples=samples)
+
+
+def _capture_panels(scene: Scene, device, store: Optional[CaptureStore], use_cache: bool,
+                    progress: Optional[Progress]) -> PanelCapture:
+    """Capture every panel scene; panels with the same capture key are captured (and loaded) once."""
+    progress = progress or Progress("none")
+    done: dict[str, Capture] = {}
+    captures = []
+    panels = scene.panel_scenes()
+    for i, ps in enumerate(panels):
+        dev = torch.device(device if device is not None else resolve_device(ps.capture.device))
+        key = capture_key(ps, dev.type)
+        progress.log(f"panel {i + 1}/{len(panels)}: {ps.title or ps.name}")
+        if key in done:
+            progress.log(f"capture: same as panel {list(done).index(key) + 1}'s capture, reused")
+            captures.append(dataclasses.replace(done[key], scene=ps))
+            continue
+        done[key] = capture_scene(ps, device=dev, store=store, use_cache=use_cache, progress=progress)
+        captures.append(done[key])
+    return PanelCapture(scene, captures)

@@ -1,0 +1,73 @@
+"""What every capture stage needs to know, resolved once: :class:`CaptureContext`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..config.scene import Scene
+from ..device import resolve_device
+from ..progress import Progress
+from ..store.keys import capture_key
+from ..store.store import CaptureDir, CaptureStore
+from ..train.data import Dataset, load_dataset
+from ..train.models import wants_images
+from .coordinates import zoom_scales
+
+
+@dataclass(frozen=True)
+class CaptureContext:
+    """One capture's scene, device, dtype, data and store entry, passed from stage to stage. ``steps`` are the
+    captured step numbers, ``scales`` (steps,) their zoom factors."""
+
+    scene: Scene
+    device: torch.device
+    dtype: torch.dtype
+    key: str
+    store: CaptureStore
+    cdir: CaptureDir
+    use_cache: bool
+    progress: Progress
+    data: Dataset
+    steps: list
+
+    @property
+    def scales(self) -> np.ndarray:
+        return zoom_scales(self.steps, self.scene.grid.zoom)
+
+    @property
+    def fixed(self) -> bool:
+        return self.scene.directions.frame == "fixed"
+
+    @property
+    def per_sample(self) -> bool:
+        return self.scene.capture.data == "samples"
+
+    @property
+    def one_plane(self) -> bool:
+        """Whether one landscape (and one curvature map) serves every captured step: only when neither the grid's
+        centre (fixed frame), the data (not mini-batches) nor its range (no zoom) changes between steps."""
+        return self.fixed and self.scene.capture.data != "batch" and self.scene.grid.zoom == 1.0
+
+    def cached(self, name: str) -> bool:
+        """Whether the capture's store entry holds ``name`` and may be reused."""
+        return self.use_cache and self.cdir.has(name)
+
+    def source(self) -> str:
+        return self.scene.source or "<scene>"
+
+
+def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bool,
+                 progress: Progress | None) -> CaptureContext:
+    """Resolve the device and dtype, open the capture's store entry (sweeping killed runs' temporary files, never
+    a live run's) and load the data."""
+    device = torch.device(device if device is not None else resolve_device(scene.capture.device))
+    store = store or CaptureStore()
+    key = capture_key(scene, device.type)
+    cdir = store.open(key)
+    cdir.sweep()
+    data = load_dataset(scene.data, images=wants_images(scene.model))
+    return CaptureContext(scene, device, getattr(torch, scene.capture.dtype), key, store, cdir, use_cache,
+                          progress or Progress("none"), data, scene.captured_steps())

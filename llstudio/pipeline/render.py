@@ -1,0 +1,171 @@
+"""The render stage's wiring: a film from a capture, checked output, frames drawn off-screen and encoded, the
+sidecar beside the film; stills and contact sheets."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .. import __version__
+from ..config.presets import ALPHA_FORMATS, FORMATS
+from ..config.scene import TRANSPARENT, Scene
+from ..errors import UsageError
+from ..files import atomic_write
+from ..film.film import Film, OutputSettings, output_settings, parse_frames
+from ..film.panels import PanelFilm
+from ..landscape.result import Capture
+from ..output.encode import FilmWriter, output_frames, output_size, require_format
+from ..progress import Progress
+from ..renderer.films import open_renderer
+from ..renderer.overlay import contact_sheet, sheet_shape
+from ..renderer.plotter import save_png
+
+
+def make_film(capture, settings: OutputSettings):
+    """The film of a capture, drawn by the off-screen renderer: a :class:`~llstudio.film.film.Film`, or a
+    :class:`~llstudio.film.panels.PanelFilm` for a scene with panels."""
+    if capture.scene.panels:
+        return PanelFilm(capture, settings, open_renderer=open_renderer)
+    return Film(capture, settings, open_renderer=open_renderer)
+
+
+def default_output(scene: Scene, fmt: Optional[str] = None) -> Path:
+    """The scene's output.path or renders/<name>, with the suffix of ``fmt`` (default: the scene's format)."""
+    suffix = FORMATS[fmt or scene.output.format].suffix
+    if scene.output.path:
+        return Path(scene.output.path).with_suffix(suffix)
+    return Path("renders") / f"{scene.name}{suffix}"
+
+
+def film_format(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None) -> str:
+    """The output format: ``fmt`` (--format), else the one an explicit output's suffix names (``-o f.webm``),
+    else the scene's output.format. Checked against the output's suffix and against a transparent background."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UsageError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
+    by_suffix = {f.suffix: k for k, f in FORMATS.items() if f.suffix}
+    if fmt is None and output is not None:
+        fmt = by_suffix.get(Path(output).suffix)
+    fmt = fmt or scene.output.format
+    if output is not None and Path(output).suffix != FORMATS[fmt].suffix:
+        want = FORMATS[fmt].suffix
+        raise UsageError(f"output {str(output)!r} does not fit format '{fmt}', which writes "
+                         + (f"a '{want}' file" if want else "a directory of PNG frames (give a path without suffix)"))
+    if scene.look.background == TRANSPARENT and not FORMATS[fmt].alpha:
+        raise UsageError(f"look.background is 'transparent', which needs a format with alpha "
+                         f"({' or '.join(ALPHA_FORMATS)}), not '{fmt}'")
+    return fmt
+
+
+def check_output(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None) -> str:
+    """Everything about the film's output that can fail, checked before any training: the format and its
+    encoder. Returns the format."""
+    fmt = film_format(scene, output, fmt)
+    require_format(fmt, alpha=scene.look.background == TRANSPARENT)
+    return fmt
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Turn Ctrl-C into a flag checked between frames: VTK swallows a KeyboardInterrupt raised inside its
+    callbacks and would go on to publish the film."""
+    hit = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        hit[0] = True
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hit[0]
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def render_film(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
+                frames: Optional[str] = None, progress: Optional[Progress] = None,
+                format: Optional[str] = None) -> Path:
+    """Render and encode the film; returns its path (a directory for a PNG sequence). The film appears only when
+    complete, with NAME.json beside it: the resolved scene, the capture key and the output settings."""
+    progress = progress or Progress("none")
+    scene = capture.scene
+    fmt = check_output(scene, output, format)
+    settings = output_settings(scene, quality)
+    film = make_film(capture, settings)
+    selected = parse_frames(frames, film.n_frames)
+    output = Path(output) if output is not None else default_output(scene, fmt)
+    alpha = scene.look.background == TRANSPARENT
+    with film.renderer() as renderer, \
+            FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
+                       scene.output.encoder_preset, format=fmt, alpha=alpha) as writer, \
+            progress.stage("render", len(selected), "frames") as advance:
+        with _deferred_interrupt() as interrupted:
+            for i in selected:
+                writer.write(film.frame(renderer, i))
+                advance(1)
+                if interrupted():
+                    raise KeyboardInterrupt
+    n_file, fps_file = output_frames(fmt, len(selected), settings.fps)
+    sidecar = {
+        "film": output.name, "scene": scene.source, "resolved_scene": scene.resolved_dump(),
+        "capture_key": capture.key, "capture_path": str(capture.path), "frames": [selected.start, selected.stop],
+        "n_frames_total": film.n_frames, "width": settings.width, "height": settings.height, "fps": settings.fps,
+        "format": fmt, "alpha": alpha, "file": {"frames": n_file, "fps": fps_file,
+                                                 "size": list(output_size(fmt, settings.width, settings.height))},
+        "llstudio": __version__,
+    }
+    text = json.dumps(sidecar, indent=2)
+    atomic_write(output.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
+    return output
+
+
+def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:
+    """Render one frame of the film to a PNG."""
+    scene = capture.scene
+    film = make_film(capture, output_settings(scene, quality))
+    if not -film.n_frames <= index < film.n_frames:
+        raise UsageError(f"--frame {index}: the film has {film.n_frames} frames (0 … {film.n_frames - 1})")
+    index %= film.n_frames
+    output = Path(output) if output is not None else Path("renders") / f"{scene.name}_{index:05d}.png"
+    with film.renderer() as renderer:
+        img = film.frame(renderer, index)
+    save_png(img, output)
+    return output
+
+
+def contact_frames(n_frames: int, count: int) -> list[int]:
+    """``count`` frame indices spread evenly over a film of ``n_frames`` frames, first and last included (fewer
+    when the film is shorter)."""
+    if count < 1:
+        raise UsageError(f"--contact-sheet {count}: needs at least one still")
+    return sorted(set(int(round(f)) for f in np.linspace(0, n_frames - 1, count)))
+
+
+def render_contact_sheet(capture: Capture, count: int, output: Optional[Path] = None,
+                         quality: Optional[str] = None) -> Path:
+    """One PNG grid of ``count`` stills spread over the film, each labelled with its frame number and time: a
+    preview of the camera path and the look. The sheet is about the size of one frame of the film: every still is
+    rendered at a fraction of the output size (and overlays scale with it)."""
+    scene = capture.scene
+    settings = output_settings(scene, quality)
+    frames = contact_frames(make_film(capture, settings).n_frames, count)
+    rows, cols = sheet_shape(len(frames), settings.width / settings.height)
+    scale = max(rows, cols)
+    w = max(64, settings.width // scale // 2 * 2)
+    h = max(36, settings.height // scale // 2 * 2)
+    film = make_film(capture, OutputSettings(w, h, settings.fps))
+    images, labels = [], []
+    with film.renderer() as renderer:
+        for f in frames:
+            images.append(film.frame(renderer, f))
+            labels.append(f"#{f}  {f / settings.fps:.2f} s")
+    output = Path(output) if output is not None else Path("renders") / f"{scene.name}_contact.png"
+    save_png(contact_sheet(images, labels, cols=cols), output)
+    return output

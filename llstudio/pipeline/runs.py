@@ -1,0 +1,49 @@
+"""The training stage of a capture: every run trained once, or loaded from the store."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..store.codec import decode_trajectory, encode_trajectory
+from ..store.keys import training_key
+from ..train.runs import run_scene
+from ..train.training import Trajectory, train
+from .context import CaptureContext
+
+
+def train_runs(ctx: CaptureContext) -> dict[str, Trajectory]:
+    """run name → Trajectory, primary first: every run from its own scene; the primary run keeps the single-run
+    store entry ('trajectory'), the others 'trajectory_<name>'."""
+    scene = ctx.scene
+    multi = scene.training.runs is not None
+    trajs = {}
+    for i, name in enumerate(scene.training.run_names()):
+        trajs[name] = _trajectory(ctx, run_scene(scene, name if multi else None),
+                                  "trajectory" if i == 0 else f"trajectory_{name}",
+                                  f"training {name}" if multi else "training")
+    return trajs
+
+
+def _trajectory(ctx: CaptureContext, scene, entry: str, label: str) -> Trajectory:
+    """Train one run (``scene`` is its own scene), or load it: from the capture's store entry ``entry``, else
+    from the store's trainings (another capture of the same run trained it), copied into the capture then."""
+    progress, cdir = ctx.progress, ctx.cdir
+    if ctx.cached(entry):
+        progress.log(f"{label}: reused from cache {cdir.path}")
+        return decode_trajectory(cdir.load_arrays(entry))
+    # Opened (and so created) only when the capture lacks the run: a cache hit leaves the store as it was.
+    tdir = ctx.store.open_training(training_key(scene, ctx.device.type))
+    if ctx.use_cache and tdir.has("trajectory"):
+        arrays = tdir.load_arrays("trajectory")
+        cdir.save_arrays(entry, arrays)
+        progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
+        return decode_trajectory(arrays)
+    with progress.stage(label, scene.training.steps, "steps") as advance:
+        traj = train(scene, ctx.data, ctx.device, ctx.dtype, on_step=lambda s: advance(1))
+    arrays = encode_trajectory(traj)
+    tdir.save_arrays("trajectory", arrays)
+    cdir.save_arrays(entry, arrays)
+    if not np.all(np.isfinite(traj.train_loss)):
+        progress.log(f"warning: the training loss of {label} became NaN/inf (the run diverged); the landscape shows "
+                     "it clipped")
+    return traj

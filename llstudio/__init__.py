@@ -20,7 +20,7 @@ from .config.scene import Scene, load_scene  # noqa: E402
 
 
 def capture(scene, device=None, use_cache: bool = True, progress: str = "none"):
-    """Train and capture a scene (a :class:`Scene` or a path); returns a :class:`llstudio.pipeline.Capture`."""
+    """Train and capture a scene (a :class:`Scene` or a path); returns a :class:`llstudio.landscape.result.Capture`."""
     from .pipeline import capture_scene
     from .progress import Progress
 

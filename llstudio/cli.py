@@ -10,11 +10,21 @@ import json
 import sys
 from typing import Optional
 
-from . import allocator
-from .errors import LLStudioError, SceneError, UsageError
-from .output.export import FORMATS
+from pathlib import Path
+
+from . import __version__, allocator
 from .config.presets import FORMATS as OUTPUT_FORMATS
 from .config.presets import QUALITIES, format_help, quality_help
+from .config.scene import json_schema, load_scene
+from .device import resolve_device
+from .doctor import run_checks
+from .errors import LLStudioError, SceneError, UsageError
+from .output.export import FORMATS, default_directory, export, require
+from .progress import Progress
+from .store.store import CaptureStore
+
+# The pipeline's capture and render stages load torch and VTK: each command imports what it calls from it, so that
+# check, schema, cache and doctor start without them.
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -81,8 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _progress(args):
-    from .progress import Progress
-
     return Progress(args.progress)
 
 
@@ -105,15 +113,11 @@ def cmd_render(args) -> int:
 
 
 def _device(args, scene):
-    from .device import resolve_device
-
     return resolve_device(args.device or scene.capture.device)
 
 
 def _load_all(paths) -> list:
     """Load every scene first, so one bad file stops the batch before any work, with all problems listed."""
-    from .config.scene import load_scene
-
     scenes, errors = [], []
     for p in paths:
         try:
@@ -143,9 +147,6 @@ def cmd_still(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from pathlib import Path
-
-    from .output.export import default_directory, export, require
     from .pipeline import capture_scene
 
     (scene,) = _load_all([args.scene])
@@ -172,15 +173,11 @@ def cmd_check(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .config.scene import json_schema
-
     print(json_schema())
     return 0
 
 
 def cmd_doctor(args) -> int:
-    from .doctor import run_checks
-
     worst = 0
     for name, ok, msg in run_checks():
         print(f"[{'ok' if ok else 'FAIL'}] {name:7s} {msg}")
@@ -189,8 +186,6 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .store.store import CaptureStore
-
     store = CaptureStore()
     if args.action == "list":
         rows = store.list()
@@ -218,8 +213,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
-        from . import __version__
-
         print(__version__)
         return 0
     if not args.command:

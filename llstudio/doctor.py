@@ -1,4 +1,8 @@
-"""Health checks: can this machine capture, render off-screen and encode? Each check is a small function."""
+"""Health checks: can this machine capture, render off-screen and encode? Each check is a small function.
+
+Each check imports what it checks (torch, the encoder, VTK) inside itself: one that cannot be imported fails its own
+check with the reason instead of stopping the others.
+"""
 
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.interpolate import CubicSpline
+from scipy.ndimage import gaussian_filter1d
 
 from ..config.scene import CameraSpec
 
@@ -45,8 +47,6 @@ def interpolate_keys(ats: np.ndarray, values: np.ndarray, tau: np.ndarray, kind:
         return np.repeat(values[:1], len(tau), axis=0)
     t = np.clip(tau, ats[0], ats[-1])
     if kind == "spline" and len(ats) >= 3:
-        from scipy.interpolate import CubicSpline
-
         return CubicSpline(ats, values, axis=0, bc_type="natural")(t)
     return np.stack([np.interp(t, ats, values[:, d]) for d in range(values.shape[1])], axis=1)
 
@@ -63,8 +63,6 @@ def follow_track(track: np.ndarray, base, amount: float, sigma_frames: float) ->
     ``amount``. The height stays ``base``'s."""
     track = np.asarray(track, dtype=np.float64)
     if sigma_frames > 0 and len(track) > 1:
-        from scipy.ndimage import gaussian_filter1d
-
         track = gaussian_filter1d(track, sigma_frames, axis=0, mode="nearest")
     focal = np.broadcast_to(np.asarray(base, dtype=np.float64), (len(track), 3)).copy()
     focal[:, :2] += amount * (track - focal[:, :2])

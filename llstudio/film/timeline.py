@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from scipy.interpolate import PchipInterpolator
 
 from ..config.scene import ScalingSpec, TimelineSpec
+from .critical import critical_points
 
 
 def scale_loss(loss: np.ndarray, spec: ScalingSpec) -> np.ndarray:
@@ -255,8 +257,6 @@ class Timeline:
         self._log_scales = np.log(self.scales)
         self._pchip = self._path_pchip = self._scale_pchip = None
         if timeline.interpolation == "cubic" and k >= 3:
-            from scipy.interpolate import PchipInterpolator
-
             self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
             self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
             # Shape-preserving: a log scale that only falls (rises) between captured steps does so in between too.
@@ -269,9 +269,7 @@ class Timeline:
             p = _hold_last_finite(run_path)
             pchip = None
             if self._path_pchip is not None:
-                from scipy.interpolate import PchipInterpolator
-
-                pchip = PchipInterpolator(np.arange(k), p, axis=0)
+                    pchip = PchipInterpolator(np.arange(k), p, axis=0)
             self.runs.append((str(name), p, pchip))
         self._colors_pchip = None
         # PCHIP refuses NaN (an unknown colour, e.g. curvature of diverged weights): those films blend linearly,
@@ -371,8 +369,6 @@ class Timeline:
         scale = self.scale_at(u)
         crit = ()
         if self.critical:
-            from .critical import critical_points
-
             crit = tuple(critical_points(vals, self.alphas * scale, self.betas * scale))
         return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
                           self.curve, self.card_at(index), colors, runs, crit, scale)

@@ -9,8 +9,11 @@ code it did not name as a model factory).
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Optional, Union
+
+import torch
 
 from ..config.scene import Scene
 
@@ -68,10 +71,6 @@ def load_checkpoint(path: Path, reference: dict) -> dict:
     """A state dict saved with ``torch.save(model.state_dict(), path)``, checked against the model's parameters
     ``reference`` (name → tensor): same names and shapes, cast to the reference dtype, on the CPU. Entries that are
     not parameters (BatchNorm running statistics) are ignored. Raises ValueError saying what does not match."""
-    import pickle
-
-    import torch
-
     if not path.is_file():
         raise ValueError(missing_checkpoint_message(path))
     try:

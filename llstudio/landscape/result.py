@@ -61,6 +61,14 @@ class SampleLandscapes:
     indices: np.ndarray
 
 
+def _from_part(part: str, name: str) -> property:
+    """A read-only attribute that is ``getattr(self.<part>, name)``, or None when the part is absent."""
+    def get(self):
+        value = getattr(self, part)
+        return None if value is None else getattr(value, name)
+    return property(get, doc=f"``{part}.{name}``, or None without {part}")
+
+
 @dataclass
 class Capture:
     """A captured film's numbers, for the film and for notebook users.
@@ -152,39 +160,15 @@ class Capture:
             return None
         return resample(self.convexity, self.curvature.alphas, self.curvature.betas, self.alphas, self.betas)
 
-    # The flat names of the optional parts (notebooks and exports use them) -----------------------------------
-    @property
-    def curv_min(self) -> Optional[np.ndarray]:
-        return None if self.curvature is None else self.curvature.curv_min
-
-    @property
-    def curv_max(self) -> Optional[np.ndarray]:
-        return None if self.curvature is None else self.curvature.curv_max
-
-    @property
-    def convexity(self) -> Optional[np.ndarray]:
-        """(steps, cx, cy) ``|curv_min / curv_max|``; None without curvature maps."""
-        return None if self.curvature is None else self.curvature.convexity
-
-    @property
-    def curvature_alphas(self) -> Optional[np.ndarray]:
-        return None if self.curvature is None else self.curvature.alphas
-
-    @property
-    def curvature_betas(self) -> Optional[np.ndarray]:
-        return None if self.curvature is None else self.curvature.betas
-
-    @property
-    def sample_loss(self) -> Optional[np.ndarray]:
-        return None if self.samples is None else self.samples.loss
-
-    @property
-    def sample_center_loss(self) -> Optional[np.ndarray]:
-        return None if self.samples is None else self.samples.center_loss
-
-    @property
-    def sample_indices(self) -> Optional[np.ndarray]:
-        return None if self.samples is None else self.samples.indices
+    # The flat names of the optional parts, as notebooks and exports use them: None without the part.
+    curv_min = _from_part("curvature", "curv_min")
+    curv_max = _from_part("curvature", "curv_max")
+    convexity = _from_part("curvature", "convexity")
+    curvature_alphas = _from_part("curvature", "alphas")
+    curvature_betas = _from_part("curvature", "betas")
+    sample_loss = _from_part("samples", "loss")
+    sample_center_loss = _from_part("samples", "center_loss")
+    sample_indices = _from_part("samples", "indices")
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The scene's cross-checks: rules between keys of different sections (a 1D grid has no y_range, several runs need
 a fixed frame, ...), which no single section can check. Every check yields its problems as (key path, message);
-the scene reports them all at once, next to nothing else, because pydantic runs them only once every section is
-valid."""
+the scene reports them all at once, but never next to a section's own problems: pydantic runs them only once every
+section is valid. The panels' shared range is checked on the panels' merged scenes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .presets import ALPHA_FORMATS, format_problem, writes
 from .problems import Problem
 
 if TYPE_CHECKING:  # only for annotations: scene.py imports this module
+    from .panels import LayoutSpec
     from .scene import Scene
 
 Problems = Iterator[Problem]
@@ -174,3 +175,17 @@ CHECKS = (_grid, _runs, _interpolation, _plane, _output, _capture, _model, _coun
 def cross_check_problems(scene: Scene) -> list[Problem]:
     """Every cross-section problem of ``scene`` (whose sections are each valid), with its key path."""
     return [problem for check in CHECKS for problem in check(scene)]
+
+
+def shared_range_problems(layout: LayoutSpec, panels: list[Scene]) -> list[Problem]:
+    """layout.shared_range against the panels' own scenes: one range for all of them needs the same scaling in
+    every panel, over the whole film."""
+    if not layout.shared_range:
+        return []
+    if len({(p.scaling.log, p.scaling.clip, p.scaling.range) for p in panels}) > 1:
+        return [("layout.shared_range", "one range for all panels needs the same scaling.log, scaling.clip and "
+                 "scaling.range in every panel; the panels differ")]
+    if panels[0].scaling.range != "film":
+        return [("layout.shared_range", "needs scaling.range = 'film' (with 'frame' every frame has a range of its "
+                 "own)")]
+    return []

@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from ..errors import SceneError
 from .base import TRANSPARENT, Section
-from .checks import cross_check_problems
+from .checks import cross_check_problems, shared_range_problems
 from .film_specs import CameraKey, CameraSpec, CardSpec, ScalingSpec, SpeedKey, TimelineSpec
 from .landscape_specs import CaptureSpec, CurvatureSpec, DirectionsSpec, GridSpec
 from .loading import read_scene_data
@@ -118,13 +118,7 @@ class Scene(Section):
                     problems.append((f"panels[{i}]" + (f".{path}" if path else ""), msg))
                 continue
             scenes.append(scene.model_copy(update={"source": self.source, "panel": f"panel{i + 1}"}))
-        if not problems and self.layout.shared_range and len({(p.scaling.log, p.scaling.clip, p.scaling.range)
-                                                               for p in scenes}) > 1:
-            problems.append(("layout.shared_range", "one range for all panels needs the same scaling.log, "
-                             "scaling.clip and scaling.range in every panel; the panels differ"))
-        if not problems and self.layout.shared_range and scenes[0].scaling.range != "film":
-            problems.append(("layout.shared_range", "needs scaling.range = 'film' (with 'frame' every frame has a "
-                             "range of its own)"))
+        problems = problems or shared_range_problems(self.layout, scenes)
         if problems:
             raise SceneError(self.source or "<scene>", problems)
         return scenes

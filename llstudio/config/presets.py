@@ -1,8 +1,10 @@
-"""Quality presets: one table drives the ``-q`` choices, their help text and the defaults."""
+"""Quality presets and output formats: one table each drives the ``-q`` and ``--format`` choices, their help text,
+the defaults, and (formats) the rules a film's format must meet, checked by the scene and before rendering."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from pathlib import Path
+from typing import NamedTuple, Optional, Union
 
 
 class Quality(NamedTuple):
@@ -50,3 +52,23 @@ ALPHA_FORMATS = tuple(k for k, f in FORMATS.items() if f.alpha)
 def format_help() -> str:
     """One line per output format, for ``--help`` and the scene reference."""
     return "; ".join(f"{k} = {f.label}" for k, f in FORMATS.items())
+
+
+def writes(fmt: str) -> str:
+    """What format ``fmt`` writes, for messages: "a '.mp4' file", or a directory for a PNG sequence."""
+    want = FORMATS[fmt].suffix
+    return f"a '{want}' file" if want else "a directory of PNG frames (a path without suffix)"
+
+
+def format_problem(fmt: str, alpha: bool = False, path: Union[str, Path, None] = None) -> Optional[str]:
+    """Why a film cannot be written in format ``fmt`` (with an alpha channel when ``alpha``; to ``path`` when
+    given), or None when it can: the format must be known, its suffix must be the path's ('' for a directory of
+    frames), and an alpha channel needs a format that carries one. The first rule broken, in words."""
+    if fmt not in FORMATS:
+        return f"unknown output format '{fmt}': choose one of {', '.join(FORMATS)}"
+    if path is not None and Path(path).suffix != FORMATS[fmt].suffix:
+        return f"output {str(path)!r} does not fit format '{fmt}', which writes {writes(fmt)}"
+    if alpha and not FORMATS[fmt].alpha:
+        return (f"a transparent background needs an output format with alpha ({' or '.join(ALPHA_FORMATS)}), "
+                f"not '{fmt}'")
+    return None

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import MissingDependency, RenderError
 from ..files import _umask, publish
-from ..config.presets import FORMATS
+from ..config.presets import FORMATS, format_problem
 
 # GIF: frame delays are whole hundredths of a second and every frame is a full palette image, so keep films small.
 GIF_MAX_FPS = 25
@@ -82,12 +82,9 @@ def require_encoder(name: str) -> None:
 
 def require_format(fmt: str, alpha: bool = False) -> None:
     """Check, before any rendering, that ``fmt`` is known, can carry ``alpha`` and that ffmpeg has its encoder."""
-    if fmt not in FORMATS:
-        raise RenderError(f"unknown output format '{fmt}': choose one of {', '.join(FORMATS)}")
-    if alpha and not FORMATS[fmt].alpha:
-        with_alpha = [k for k, f in FORMATS.items() if f.alpha]
-        raise RenderError(f"a transparent background needs an output format with alpha ({' or '.join(with_alpha)}), "
-                          f"not '{fmt}'")
+    problem = format_problem(fmt, alpha)
+    if problem:
+        raise RenderError(problem)
     require_encoder(FORMATS[fmt].encoder)
 
 
@@ -139,7 +136,7 @@ def _output_args(fmt: str, crf: int, preset: str, alpha: bool, width: int, heigh
         return ["-c:v", "prores_ks", "-profile:v", "4444", "-pix_fmt", "yuva444p10le" if alpha else "yuv444p10le",
                 *(["-alpha_bits", "16"] if alpha else []), "-vendor", "apl0", *_BT709_TAGS,
                 "-vf", _BT709_SCALE.replace(":out_range=tv", "").replace(":range=tv", ""), "-f", "mov"]
-    raise RenderError(f"unknown output format '{fmt}': choose one of {', '.join(FORMATS)}")
+    raise RenderError(format_problem(fmt))
 
 
 class FilmWriter:
@@ -156,10 +153,9 @@ class FilmWriter:
     def __init__(self, path: str | Path, width: int, height: int, fps: int, crf: int = 18,
                  preset: str = "veryfast", format: str = "mp4", alpha: bool = False,
                  queue_frames: Optional[int] = None):
-        if format not in FORMATS:
-            raise RenderError(f"unknown output format '{format}': choose one of {', '.join(FORMATS)}")
-        if alpha and not FORMATS[format].alpha:
-            require_format(format, alpha)  # raises the error that names the formats with alpha
+        problem = format_problem(format, alpha)
+        if problem:
+            raise RenderError(problem)
         if format in ("mp4", "webm") and (width % 2 or height % 2):
             raise RenderError(f"{format} with yuv420p needs an even width and height, got {width}x{height}")
         self.path = Path(path)

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
-from ..config.presets import ALPHA_FORMATS, FORMATS
+from ..config.presets import FORMATS, format_problem
 from ..config.scene import TRANSPARENT, Scene
 from ..errors import UsageError
 from ..files import atomic_write
@@ -46,19 +46,12 @@ def default_output(scene: Scene, fmt: Optional[str] = None) -> Path:
 def film_format(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None) -> str:
     """The output format: ``fmt`` (--format), else the one an explicit output's suffix names (``-o f.webm``),
     else the scene's output.format. Checked against the output's suffix and against a transparent background."""
-    if fmt is not None and fmt not in FORMATS:
-        raise UsageError(f"unknown format '{fmt}': choose one of {', '.join(FORMATS)}")
-    by_suffix = {f.suffix: k for k, f in FORMATS.items() if f.suffix}
     if fmt is None and output is not None:
-        fmt = by_suffix.get(Path(output).suffix)
+        fmt = {f.suffix: k for k, f in FORMATS.items() if f.suffix}.get(Path(output).suffix)
     fmt = fmt or scene.output.format
-    if output is not None and Path(output).suffix != FORMATS[fmt].suffix:
-        want = FORMATS[fmt].suffix
-        raise UsageError(f"output {str(output)!r} does not fit format '{fmt}', which writes "
-                         + (f"a '{want}' file" if want else "a directory of PNG frames (give a path without suffix)"))
-    if scene.look.background == TRANSPARENT and not FORMATS[fmt].alpha:
-        raise UsageError(f"look.background is 'transparent', which needs a format with alpha "
-                         f"({' or '.join(ALPHA_FORMATS)}), not '{fmt}'")
+    problem = format_problem(fmt, alpha=scene.look.background == TRANSPARENT, path=output)
+    if problem:
+        raise UsageError(problem)
     return fmt
 
 

@@ -97,6 +97,28 @@ def empty_polydata():
     return pd
 
 
+# How many live renderers push their polygons back (polygon offset). VTK keeps the switch in one process-wide
+# (static) setting of vtkMapper, not per mapper: left on by one film, it would still move every later film's
+# depths (a batch render, a test after a contour map), hiding their critical points.
+_polygon_offset_users = 0
+
+
+def hold_polygon_offset(mapper) -> None:
+    """Turn VTK's coincident-topology resolution to polygon offset for as long as a renderer that needs it lives
+    (release with :func:`release_polygon_offset`)."""
+    global _polygon_offset_users
+    _polygon_offset_users += 1
+    mapper.SetResolveCoincidentTopologyToPolygonOffset()
+
+
+def release_polygon_offset(mapper) -> None:
+    """Undo one :func:`hold_polygon_offset`; the last one turns the process-wide setting back off (VTK's default)."""
+    global _polygon_offset_users
+    _polygon_offset_users = max(0, _polygon_offset_users - 1)
+    if _polygon_offset_users == 0:
+        mapper.SetResolveCoincidentTopologyToOff()
+
+
 class FrameGrabber:
     """Reads a render window's pixels into a reused VTK array: (height, width, 3) uint8 RGB, or RGBA with straight
     alpha, top row first; with ``ss`` > 1 the window is ``ss`` times the output and each ss x ss block is

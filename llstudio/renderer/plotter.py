@@ -226,6 +226,8 @@ class SurfaceRenderer:
         return self._grabber.grab()
 
     def close(self) -> None:
+        """Close the Plotter and give back VTK's process-wide settings this film changed."""
+        self.surface.close()
         self.plotter.close()
 
     def __enter__(self):

@@ -9,7 +9,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
-from .backend import empty_polydata, pyvista
+from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polygon_offset
 from .display import DisplaySquare
 
 
@@ -114,10 +114,11 @@ class SurfaceLayer:
             self.curve_actor = plotter.add_mesh(self.curve, scalars="values", cmap=look.colormap, clim=(0.0, 1.0),
                                                 smooth_shading=True, show_scalar_bar=False, name="curve",
                                                 reset_camera=False, **material(look))
-        if look.wireframe or flat:
+        self.offset = look.wireframe or flat
+        if self.offset:
             # Push the surface's polygons back a little in depth so lines lying on it win the depth test instead
             # of stippling in and out of it.
-            self.actor.mapper.SetResolveCoincidentTopologyToPolygonOffset()
+            hold_polygon_offset(self.actor.mapper)
             self.actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(2.0, 2.0)
         self.wire_actor = None
         if look.wireframe and not one_d:
@@ -125,6 +126,12 @@ class SurfaceLayer:
             self.wire_actor = plotter.add_mesh(self.grid, style="wireframe", color=look.wireframe_color,
                                                opacity=0.28, line_width=1.0 * ss, name="wireframe",
                                                reset_camera=False, lighting=False)
+
+    def close(self) -> None:
+        """Give back the process-wide polygon offset this surface holds (see backend.hold_polygon_offset)."""
+        if self.offset:
+            self.offset = False
+            release_polygon_offset(self.actor.mapper)
 
     def update(self, state: FrameState) -> np.ndarray:
         """Move the surface to the frame's values; returns its heights z (nx, ny) in display units (zero on the

@@ -3,6 +3,7 @@ are opened, frames grabbed and meshes for export built here, and VTK's process-w
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import numpy as np
@@ -156,3 +157,21 @@ class FrameGrabber:
         if self.transparent:
             unpremultiply(img)
         return img
+# ------------------------------------------------------------------------------------------- export meshes
+
+
+def structured_grid(alphas: np.ndarray, betas: np.ndarray, z: np.ndarray, scale: float = 1.0):
+    """A pyvista StructuredGrid over (alphas, betas) times ``scale`` (a step's zoom) with heights ``z`` (nx, ny).
+    Its points are in Fortran order of the (nx, ny) arrays, so point arrays must be ``a.ravel(order="F")``."""
+    pv = pyvista()
+    X, Y = np.meshgrid(np.asarray(alphas, float) * scale, np.asarray(betas, float) * scale, indexing="ij")
+    return pv.StructuredGrid(X, Y, np.asarray(z, float))
+
+
+def triangulated_surface(grid):
+    """The outer surface of a structured grid as triangles, point arrays carried along (for a PLY mesh)."""
+    pv = pyvista()
+    # Ask pyvista ≥ 0.47 for its recommended surface algorithm (silences a FutureWarning); older ones have one.
+    kwargs = {"algorithm": None} if "algorithm" in inspect.signature(pv.StructuredGrid.extract_surface).parameters \
+        else {}
+    return grid.extract_surface(pass_pointid=False, pass_cellid=False, **kwargs).triangulate()

@@ -86,14 +86,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
 import numpy as np
 
 from ..errors import MissingDependency, UsageError
 from ..files import atomic_write
 from ..film.timeline import fill_nonfinite, scale_loss
 from ..renderer.backend import structured_grid, triangulated_surface
-from ..renderer.surface import surface_colors
 
 FORMATS = ("vts", "h5", "npz", "ply")
 
@@ -321,6 +319,12 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
 
 def export_ply(capture, directory: Path | str) -> list[Path]:
     """One triangulated, vertex-coloured surface per captured step, scaled like the film (module docstring)."""
+    # Imported here, not at the top: the CLI imports this module at start-up, and matplotlib and scipy (behind the
+    # surface colours) would add most of a second to every command.
+    import matplotlib
+
+    from ..renderer.surface import surface_colors
+
     if _is_1d(capture):
         raise UsageError(f"{capture.scene.name}: ply writes surfaces, and a 1D capture (grid.dimensions = 1) is a "
                          "curve; use --format npz, vts or h5")

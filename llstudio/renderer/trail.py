@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..config.scene import LookSpec
@@ -117,7 +115,7 @@ class TrailLayer:
 
     def update(self, state: FrameState, surface) -> None:
         """The path of ``state.trail`` over the surface (``surface``: display (x, y) → height)."""
-        line: Optional[object] = None
+        line = None
         if len(state.trail) >= 2:
             tv = None
             if self.by_loss:

@@ -82,6 +82,7 @@ it is unknown).
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Callable
 
@@ -89,6 +90,9 @@ import numpy as np
 
 from ..errors import MissingDependency, UsageError
 from ..files import atomic_write
+from ..film.film import surface_colors
+from ..film.timeline import fill_nonfinite, scale_loss
+from ..renderer.backend import structured_grid, triangulated_surface
 
 FORMATS = ("vts", "h5", "npz", "ply")
 
@@ -110,8 +114,6 @@ def _step_file(capture, step, suffix: str) -> str:
 def scaled_values(capture) -> np.ndarray:
     """(steps, nx, ny) scaled loss as the film shows it: non-finite values → the highest finite loss, then the
     scene's clip and log."""
-    from ..film.timeline import fill_nonfinite, scale_loss
-
     filled, _ = fill_nonfinite(np.asarray(capture.loss, dtype=np.float64))
     return scale_loss(filled, capture.scene.scaling)
 
@@ -128,15 +130,6 @@ def normalized_values(capture, values: np.ndarray | None = None) -> np.ndarray:
     span = hi - lo
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(span > 0, (v - lo) / np.where(span > 0, span, 1.0), 0.0)
-
-
-def _structured_grid(alphas: np.ndarray, betas: np.ndarray, z: np.ndarray, scale: float = 1.0):
-    """A pyvista StructuredGrid over (alphas, betas) times ``scale`` (a step's zoom) with heights ``z`` (nx, ny).
-    Its points are in Fortran order of the (nx, ny) arrays, so point arrays must be ``a.ravel(order="F")``."""
-    import pyvista as pv
-
-    X, Y = np.meshgrid(np.asarray(alphas, float) * scale, np.asarray(betas, float) * scale, indexing="ij")
-    return pv.StructuredGrid(X, Y, np.asarray(z, float))
 
 
 def _h5py():
@@ -202,8 +195,6 @@ def export_npz(capture, directory: Path | str) -> list[Path]:
 
 def _pvd(entries: list[tuple[int, str]]) -> bytes:
     """A ParaView Collection (.pvd): one DataSet per (timestep, relative file name)."""
-    import xml.etree.ElementTree as ET
-
     root = ET.Element("VTKFile", type="Collection", version="0.1", byte_order="LittleEndian")
     coll = ET.SubElement(root, "Collection")
     for step, name in entries:
@@ -233,7 +224,7 @@ def export_vts(capture, directory: Path | str) -> list[Path]:
 
     def grids():
         for k, step in enumerate(capture.steps):
-            grid = _structured_grid(capture.alphas, capture.betas, scaled[k], scales[k])
+            grid = structured_grid(capture.alphas, capture.betas, scaled[k], scales[k])
             grid.point_data["loss"] = np.asarray(capture.loss[k], dtype=np.float64).ravel(order="F")
             grid.point_data["scaled_loss"] = scaled[k].ravel(order="F")
             grid.field_data["step"] = np.array([int(step)])
@@ -255,7 +246,7 @@ def _export_curvature_vts(capture, directory: Path) -> list[Path]:
 
     def grids():
         for k, step in enumerate(capture.steps):
-            grid = _structured_grid(capture.curvature_alphas, capture.curvature_betas, flat, scales[k])
+            grid = structured_grid(capture.curvature_alphas, capture.curvature_betas, flat, scales[k])
             grid.point_data["curv_min"] = np.asarray(capture.curv_min[k], np.float64).ravel(order="F")
             grid.point_data["curv_max"] = np.asarray(capture.curv_max[k], np.float64).ravel(order="F")
             grid.point_data["convexity"] = np.asarray(convexity[k], np.float64).ravel(order="F")
@@ -327,18 +318,10 @@ def export_h5(capture, directory: Path | str) -> list[Path]:
 # ----------------------------------------------------------------------------------------------- ply
 
 
-def _surface_kwargs() -> dict:
-    """Ask pyvista ≥ 0.47 for its recommended surface algorithm (silences a FutureWarning); older ones have one."""
-    import inspect
-
-    import pyvista as pv
-
-    params = inspect.signature(pv.StructuredGrid.extract_surface).parameters
-    return {"algorithm": None} if "algorithm" in params else {}
-
-
 def export_ply(capture, directory: Path | str) -> list[Path]:
     """One triangulated, vertex-coloured surface per captured step, scaled like the film (module docstring)."""
+    # Imported here, not at the top: the CLI imports this module at start-up, and matplotlib and scipy (behind the
+    # surface colours) would add most of a second to every command.
     import matplotlib
 
     if _is_1d(capture):
@@ -353,18 +336,15 @@ def export_ply(capture, directory: Path | str) -> list[Path]:
     unit = normalized_values(capture)
     colour_values = unit
     if scene.look.color_by == "convexity" and getattr(capture, "curv_min", None) is not None:
-        from ..film.film import surface_colors as _surface_colors
-
         cmap = matplotlib.colormaps[scene.look.convexity_colormap].with_extremes(bad="#808080")
-        colour_values = np.ma.masked_invalid(_surface_colors(capture))
-    kwargs = _surface_kwargs()
+        colour_values = np.ma.masked_invalid(surface_colors(capture))
     written = []
     for k, step in enumerate(capture.steps):
-        grid = _structured_grid(alphas, betas, unit[k] * scene.scaling.z_scale * width * scales[k], scales[k])
+        grid = structured_grid(alphas, betas, unit[k] * scene.scaling.z_scale * width * scales[k], scales[k])
         rgb = np.rint(cmap(colour_values[k].ravel(order="F"))[:, :3] * 255.0).astype(np.uint8)
         grid.point_data["colors"] = rgb
         # Point arrays travel through the filters, whatever order the surface's points end up in.
-        mesh = grid.extract_surface(pass_pointid=False, pass_cellid=False, **kwargs).triangulate()
+        mesh = triangulated_surface(grid)
         name = _step_file(capture, step, ".ply")
         atomic_write(directory / name, lambda tmp, m=mesh: m.save(tmp, texture="colors"))
         written.append(directory / name)

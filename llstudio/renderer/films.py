@@ -19,11 +19,9 @@ def surface_renderer(film: Film, card_text: bool = True) -> SurfaceRenderer:
     """The renderer of one film (a context manager that closes its Plotter). ``card_text``: draw the text of
     title and end cards (a panel leaves it to the whole film)."""
     scene, settings = film.capture.scene, film.settings
-    r = SurfaceRenderer(film.capture.alphas, film.capture.betas, scene.look, settings.width, settings.height,
-                        scene.scaling.z_scale, scene.title, log_values=scene.scaling.log,
-                        show_range=scene.grid.zoom != 1.0)
-    r.card_text = card_text
-    return r
+    return SurfaceRenderer(film.capture.alphas, film.capture.betas, scene.look, settings.width, settings.height,
+                           scene.scaling.z_scale, scene.title, log_values=scene.scaling.log,
+                           show_range=scene.grid.zoom != 1.0, card_text=card_text)
 
 
 class PanelRenderer:

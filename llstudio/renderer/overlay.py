@@ -1,4 +1,5 @@
-"""2D overlays drawn on rendered frames: loss-curve inset, colour legend, title/end cards, contact sheets.
+"""2D overlays drawn on rendered frames: loss-curve inset, colour legend, run key (together: FrameOverlays),
+title/end cards and their veil, contact sheets.
 
 Pure numpy and Pillow, no pyvista: these are drawn after the 3D frame is grabbed, at the output resolution, so
 they stay crisp whatever anti-aliasing the 3D pass used and cost nothing in the GPU/Mesa pipeline.
@@ -8,19 +9,22 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
+import matplotlib
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from ..config.colors import rgb
+from ..config.scene import LookSpec
+from ..film.timeline import FrameState
+from .text import format_loss
 
 
 @functools.lru_cache(maxsize=32)
 def font(size: int, bold: bool = False):
     """A TrueType font of ``size`` pixels: matplotlib's bundled DejaVu Sans (always installed with matplotlib),
     else Pillow's default."""
-    from PIL import ImageFont
-
-    import matplotlib
-
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
     path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name)
     try:
@@ -29,23 +33,12 @@ def font(size: int, bold: bool = False):
         return ImageFont.load_default()
 
 
-def rgb(color: str) -> tuple[int, int, int]:
-    """'#rrggbb' or a colour name → (r, g, b) 0-255."""
-    from matplotlib.colors import to_rgb
-
-    return tuple(int(round(255 * c)) for c in to_rgb(color))
-
-
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
     """Centred moving average of ``y`` (T,) with edge-aware normalisation (no droop at the ends)."""
     if window <= 1 or len(y) < 3:
         return y.astype(np.float64)
     k = np.ones(min(window, len(y)))
     return np.convolve(y, k, mode="same") / np.convolve(np.ones(len(y)), k, mode="same")
-
-
-def format_loss(v: float) -> str:
-    return f"{v:.3g}" if np.isfinite(v) else "diverged"
 
 
 class LossInset:
@@ -92,8 +85,6 @@ class LossInset:
         return np.column_stack([px, py])
 
     def _draw_static(self):
-        from PIL import Image, ImageDraw
-
         layer = Image.new("RGBA", (self.w, self.h), (*self.bg, 150))
         d = ImageDraw.Draw(layer)
         d.rectangle([0, 0, self.w - 1, self.h - 1], outline=(*self.text, 70))
@@ -106,8 +97,6 @@ class LossInset:
 
     def draw(self, img, step: float) -> None:
         """Draw the inset onto the PIL image ``img`` (RGB) at training step ``step``."""
-        from PIL import ImageDraw
-
         panel = self._static.copy()
         if len(self.steps) >= 2:
             d = ImageDraw.Draw(panel)
@@ -127,8 +116,6 @@ class Legend:
     surface, the labels show the raw loss."""
 
     def __init__(self, colormap: str, width: int, height: int, log: bool, text_color: str):
-        import matplotlib
-
         self.cmap = matplotlib.colormaps[colormap]
         self.w, self.h = max(4, int(0.014 * width)), int(0.42 * height)
         self.size = max(7, int(height / 48))
@@ -139,8 +126,6 @@ class Legend:
         self.bar = (np.repeat(ramp[:, None, :], self.w, axis=1) * 255).astype(np.uint8)
 
     def draw(self, img, vmin: float, vmax: float) -> None:
-        from PIL import Image, ImageDraw
-
         img.paste(Image.fromarray(self.bar), (self.x0, self.y0))
         d = ImageDraw.Draw(img)
         for frac in np.linspace(0.0, 1.0, 5):
@@ -154,8 +139,6 @@ class Legend:
 
 def draw_card(img, text: str, subtitle: str, opacity: float, color: str) -> None:
     """Centre a card's text (and subtitle) on the PIL image ``img`` with ``opacity`` (0 … 1)."""
-    from PIL import Image, ImageDraw
-
     if opacity <= 0:
         return
     w, h = img.size
@@ -196,8 +179,6 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: Opt
                   gap: int = 4, background=(16, 16, 20), text_color="#e8e8e8") -> np.ndarray:
     """Tile ``images`` (each (h, w, 3) uint8, all the same shape) row by row into one (H, W, 3) uint8 sheet, with
     ``labels`` written in a strip under each tile. ``cols`` defaults to the layout closest to one tile's aspect."""
-    from PIL import Image, ImageDraw
-
     n = len(images)
     if n == 0:
         raise ValueError("a contact sheet needs at least one image")
@@ -224,16 +205,11 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cols: Opt
     return np.asarray(pil)
 
 
-__all__ = ["LossInset", "Legend", "draw_card", "veil", "contact_sheet", "sheet_shape", "font", "smooth"]
-
-
 def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, text_color: str,
                  bottom: Optional[int] = None) -> None:
     """Names of the training runs with a dot of each run's colour, bottom right of the PIL image ``img``:
     ``runs`` is ((name, colour), ...), the primary run first. ``bottom``: the lowest pixel row the key may use
     (default: the image's bottom margin), e.g. the top of a loss inset in that corner, so the key sits above it."""
-    from PIL import ImageDraw
-
     draw = ImageDraw.Draw(img)
     size = max(8, int(height / 46))
     f = font(size)
@@ -247,3 +223,54 @@ def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, 
         cy = y + i * line + size // 2
         draw.ellipse([x - 2.2 * r - r, cy - r, x - 2.2 * r + r, cy + r], fill=rgb(colour))
         draw.text((x, y + i * line), name, font=f, fill=rgb(text_color))
+
+
+def run_color(look: LookSpec, i: int) -> str:
+    """Colour of run ``i`` (0: the primary run, drawn in marker_color): its marker, path and key entry."""
+    return look.marker_color if i == 0 else look.run_colors[(i - 1) % len(look.run_colors)]
+
+
+class FrameOverlays:
+    """The 2D overlays of one film's frames, drawn over the grabbed 3D frame at the output's ``width`` x
+    ``height``: the colour legend (``look.legend``), the loss-curve inset (``look.loss_inset``, remade when the
+    curve or the room beside the text changes) and, with several runs, their key. ``background``: the inset's
+    backing colour; ``log``: values are log10 of the loss."""
+
+    def __init__(self, look: LookSpec, width: int, height: int, log: bool, background: str):
+        self.look, self.width, self.height, self.log, self.background = look, width, height, log, background
+        self.legend = Legend(look.colormap, width, height, log, look.text_color) if look.legend else None
+        self._inset = self._inset_for = self._inset_room = None
+
+    def draw(self, img: np.ndarray, state: FrameState, text_room: Callable[[], Optional[int]]) -> np.ndarray:
+        """``img`` (H, W, 3|4) uint8 with the frame's overlays (``img`` itself when there are none);
+        ``text_room()``: the pixels the info text takes at the bottom left (None without it), which an inset on
+        the left keeps clear of."""
+        look = self.look
+        keyed = len(state.runs) > 1 and look.overlay
+        inset = look.loss_inset and state.curve is not None
+        if self.legend is None and not inset and not keyed:
+            return img
+        pil = Image.fromarray(img)
+        if self.legend is not None:
+            self.legend.draw(pil, state.vmin, state.vmax)
+        if inset:
+            self._loss_inset(state.curve, text_room() if "left" in look.inset_corner else None).draw(pil, state.step)
+        if keyed:
+            # Above an inset in the same corner rather than over it.
+            bottom = (self._inset.y0 - int(0.02 * self.height)
+                      if inset and look.inset_corner == "bottom_right" else None)
+            draw_run_key(pil, [(name, run_color(look, i)) for i, (name, _, _) in enumerate(state.runs)],
+                         self.width, self.height, look.text_color, bottom)
+        return np.asarray(pil)
+
+    def _loss_inset(self, curve: tuple, room: Optional[int]) -> LossInset:
+        if self._inset is None or self._inset_for is not curve or room != self._inset_room:
+            self._inset_for, self._inset_room = curve, room
+            look = self.look
+            self._inset = LossInset(curve[0], curve[1], self.width, self.height, look.inset_corner, self.log,
+                                    look.text_color, look.marker_color, self.background, room)
+        return self._inset
+
+
+__all__ = ["FrameOverlays", "LossInset", "Legend", "draw_card", "draw_run_key", "run_color", "veil",
+           "contact_sheet", "sheet_shape", "font", "smooth"]

@@ -154,3 +154,29 @@ def test_film_frames_of_a_capture(tiny_capture):
         last = film.frame(r, film.n_frames - 1)
     assert first.shape == (H, W, 3)
     assert (first != last).any(axis=2).mean() > 0.01
+
+
+def test_a_contour_map_or_wireframe_film_leaves_later_films_unchanged():
+    """VTK keeps its polygon-offset switch in one process-wide setting: a film with a contour map or a wireframe
+    turns it on, and it must be off again for a film rendered after it (a batch render), whose critical points it
+    used to hide."""
+    from llstudio.film.critical import critical_points
+    from llstudio.renderer.plotter import SurfaceRenderer
+
+    a = np.linspace(-1, 1, 21)
+    A2, B2 = np.meshgrid(a, a, indexing="ij")
+    v = A2 ** 2 + B2 ** 2
+    look = LookSpec(critical_points=True, marker=False, contours=0, anti_aliasing="none", overlay=False,
+                    colormap="gray")
+
+    def frame():
+        with SurfaceRenderer(a, a, look, 160, 90, 0.5) as r:
+            return r.render(FrameState(0, v, 0.0, 1.0, 0.0, 2.0, critical=tuple(critical_points(v, a, a))), POSE)
+
+    alone = frame()
+    blue = ((alone[..., 2].astype(int) - alone[..., 0]) > 60).sum()  # the minimum's marker on a grey surface
+    assert blue > 3
+    for kw in (dict(view="contours", loss_inset=True), dict(wireframe=True)):
+        with SurfaceRenderer(a, a, LookSpec(anti_aliasing="none", **kw), 160, 90, 0.5) as r:
+            r.render(state(v), POSE)
+        np.testing.assert_array_equal(frame(), alone)

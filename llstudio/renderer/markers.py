@@ -1,0 +1,66 @@
+"""Spheres on the surface: the minimiser marker (the current weights) and the frame's critical points."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.scene import LookSpec
+from ..film.timeline import FrameState
+from .backend import empty_polydata, pyvista
+from .display import DisplaySquare
+
+CRITICAL_COLORS = {"minimum": "#2f7bff", "maximum": "#ff9f1c", "saddle": "#ffffff"}
+
+
+def add_marker(plotter, radius: float, resolution: int, color: str, name: str):
+    """A marker sphere actor of ``radius`` (display units) in ``color``."""
+    sphere = pyvista().Sphere(radius=radius, theta_resolution=resolution, phi_resolution=resolution)
+    return plotter.add_mesh(sphere, color=color, smooth_shading=True, specular=0.6, name=name, reset_camera=False)
+
+
+def place_marker(square: DisplaySquare, actor, ab, scale: float, surface) -> None:
+    """Put a marker sphere on the surface (``surface``: display (x, y) → height) at (alpha, beta) ``ab``; hidden
+    while it is outside the square."""
+    xy = square.xy(ab, scale)
+    shown = bool(square.inside(xy)[0])
+    actor.SetVisibility(shown)
+    if shown:
+        mx, my = xy[0]
+        actor.SetPosition(float(mx), float(my), float(surface(xy)[0]) + 0.01 * square.extent)
+
+
+class MarkerLayer:
+    """The minimiser marker, in ``look.marker_color``."""
+
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec):
+        self.square = square
+        self.actor = add_marker(plotter, 0.022 * square.extent, 24, look.marker_color, "marker")
+
+    def update(self, state: FrameState, surface) -> None:
+        """At the frame's marker position on the surface."""
+        place_marker(self.square, self.actor, state.marker, state.scale, surface)
+
+
+class CriticalLayer:
+    """Small spheres on the surface at the frame's critical points, one point cloud per kind (CRITICAL_COLORS);
+    ``height``: the output's, which sizes the points; ``ss``: window pixels per output pixel."""
+
+    def __init__(self, plotter, square: DisplaySquare, height: int, ss: int):
+        self.square = square
+        self.clouds = {}
+        for kind, color in CRITICAL_COLORS.items():
+            cloud = empty_polydata()
+            plotter.add_mesh(cloud, color=color, render_points_as_spheres=True,
+                             point_size=max(5.0, height / 90) * ss, name=f"critical_{kind}", reset_camera=False)
+            self.clouds[kind] = cloud
+
+    def update(self, state: FrameState, surface) -> None:
+        """The critical points of ``state.critical`` inside the square, on the surface."""
+        for kind, cloud in self.clouds.items():
+            xy = self.square.xy(np.array([[p.alpha, p.beta] for p in state.critical if p.kind == kind]),
+                                state.scale)
+            xy = xy[self.square.inside(xy)]
+            if not len(xy):
+                cloud.copy_from(empty_polydata())
+                continue
+            cloud.copy_from(pyvista().PolyData(np.column_stack([xy, surface(xy) + 0.012 * self.square.extent])))

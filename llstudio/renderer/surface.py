@@ -1,0 +1,129 @@
+"""The loss surface: its mesh (or a 1D capture's curve and curtain), material, lighting and colours."""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from ..config.scene import LookSpec
+from ..film.timeline import FrameState
+from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polygon_offset
+from .display import DisplaySquare
+
+
+def material(look: LookSpec) -> dict:
+    """add_mesh keywords of the surface's material for the look's lighting preset and PBR settings."""
+    if look.lighting == "flat":
+        # Unlit: the colours are exactly the colormap's, as on a printed contour map.
+        return dict(ambient=1.0, diffuse=0.0, specular=0.0)
+    if look.pbr:
+        return dict(pbr=True, metallic=look.metallic, roughness=look.roughness)
+    kw = dict(specular=look.specular, specular_power=30.0)
+    if look.lighting == "soft":
+        kw.update(ambient=0.28, diffuse=0.75, specular=0.5 * look.specular, specular_power=12.0)
+    elif look.lighting == "dramatic":
+        kw.update(ambient=0.1, diffuse=1.0, specular=min(1.0, look.specular + 0.25), specular_power=45.0)
+    return kw
+
+
+def apply_lighting(plotter, preset: str) -> None:
+    """Lights of a preset; 'studio' and 'soft' start from the light kit the Plotter was made with."""
+    if preset == "soft":
+        for light in plotter.renderer.lights:
+            light.intensity *= 0.8
+    elif preset == "dramatic":
+        pv = pyvista()
+        plotter.remove_all_lights()
+        # A low key light raking across the surface from one side makes every ridge cast a highlight and a shadow
+        # side; a faint cool fill keeps the far side from going black.
+        plotter.add_light(pv.Light(position=(-4.0, -2.5, 2.4), focal_point=(0.0, 0.0, 0.3), intensity=1.6,
+                                   light_type="scene light"))
+        plotter.add_light(pv.Light(position=(3.0, 2.0, 2.5), focal_point=(0.0, 0.0, 0.3), intensity=0.18,
+                                   color=(0.75, 0.82, 1.0), light_type="scene light"))
+    elif preset == "flat":
+        plotter.remove_all_lights()
+
+
+def unit_heights(state: FrameState) -> np.ndarray:
+    """The frame's values normalised to [0, 1] over its (vmin, vmax): what sets heights and colours."""
+    span = state.vmax - state.vmin
+    return (state.values - state.vmin) / span if span > 0 else np.zeros_like(state.values)
+
+
+class SurfaceLayer:
+    """The surface mesh (a StructuredGrid whose points move in place), its wireframe, and for a 1D capture the
+    curve over alpha (a tube) above a translucent 'curtain' down to the floor. ``flat``: the contour view's flat
+    map; ``z_height``: the display height of a unit value; ``ss``: window pixels per output pixel (line widths)."""
+
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, flat: bool, z_height: float, ss: int):
+        self.square, self.look, self.flat, self.z_height = square, look, flat, z_height
+        one_d = square.one_d
+        mat = material(look.model_copy(update={"lighting": "flat"}) if flat else look)
+        X, Y = np.meshgrid(square.x, square.y, indexing="ij")
+        if one_d:
+            # The curve's 'curtain': a strip from the floor up to the curve, so it reads as a filled chart.
+            X, Y = np.repeat(square.x[:, None], 2, axis=1), np.zeros((len(square.x), 2))
+        pv = pyvista()
+        self.grid = pv.StructuredGrid(X, Y, np.zeros_like(X))
+        self.grid["values"] = np.zeros(X.size)
+        # In the contour view, as many colour bands as contour intervals: filled contours.
+        bands = dict(n_colors=look.contours + 1) if flat and look.contours > 0 else {}
+        # color_by = 'convexity' colours by the frame's own colour array (FrameState.colors), on a fixed 0..1 range.
+        self.by_loss = look.color_by == "loss"
+        self.grid["colors"] = np.zeros(self.grid.n_points)
+        self.actor = plotter.add_mesh(
+            self.grid, scalars="values" if self.by_loss else "colors",
+            cmap=look.colormap if self.by_loss else look.convexity_colormap,
+            clim=(0.0, 1.0), smooth_shading=look.smooth_shading,
+            show_scalar_bar=False, name="surface", opacity=0.45 if one_d else 1.0, **mat, **bands,
+        )
+        self.curve = self.curve_actor = None
+        if one_d:
+            self.curve = empty_polydata()
+            self.curve["values"] = np.zeros(1)
+            self.curve_actor = plotter.add_mesh(self.curve, scalars="values", cmap=look.colormap, clim=(0.0, 1.0),
+                                                smooth_shading=True, show_scalar_bar=False, name="curve",
+                                                reset_camera=False, **material(look))
+        self.offset = look.wireframe or flat
+        if self.offset:
+            # Push the surface's polygons back a little in depth so lines lying on it win the depth test instead
+            # of stippling in and out of it.
+            hold_polygon_offset(self.actor.mapper)
+            self.actor.mapper.SetRelativeCoincidentTopologyPolygonOffsetParameters(2.0, 2.0)
+        self.wire_actor = None
+        if look.wireframe and not one_d:
+            # Same dataset as the surface: its points move with it at no cost.
+            self.wire_actor = plotter.add_mesh(self.grid, style="wireframe", color=look.wireframe_color,
+                                               opacity=0.28, line_width=1.0 * ss, name="wireframe",
+                                               reset_camera=False, lighting=False)
+
+    def close(self) -> None:
+        """Give back the process-wide polygon offset this surface holds (see backend.hold_polygon_offset)."""
+        if self.offset:
+            self.offset = False
+            release_polygon_offset(self.actor.mapper)
+
+    def update(self, state: FrameState) -> np.ndarray:
+        """Move the surface to the frame's values; returns its heights z (nx, ny) in display units (zero on the
+        flat map)."""
+        unit = unit_heights(state)
+        z = np.zeros_like(unit) if self.flat else unit * self.z_height
+        if self.square.one_d:
+            x = self.square.x
+            # The curtain: floor (j = 0) and curve (j = 1), both coloured by the value.
+            self.grid.points[:, 2] = np.column_stack([np.zeros(len(z)), z[:, 0]]).ravel(order="F")
+            self.grid["values"] = np.repeat(unit[:, :1], 2, axis=1).ravel(order="F")
+            line = pyvista().lines_from_points(np.column_stack([x, np.zeros(len(x)), z[:, 0]]))
+            line["values"] = unit[:, 0]
+            self.curve.copy_from(line.tube(radius=0.012 * self.square.extent, n_sides=12))
+        else:
+            # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
+            self.grid.points[:, 2] = z.ravel(order="F")
+            self.grid["values"] = unit.ravel(order="F")
+        if not self.by_loss:
+            colors = state.colors if state.colors is not None else np.full_like(unit, np.nan)
+            colors = np.clip(colors, 0.0, 1.0)
+            if self.square.one_d:
+                colors = np.repeat(colors[:, :1], 2, axis=1)
+            self.grid["colors"] = colors.ravel(order="F")
+        return z

@@ -1,0 +1,126 @@
+"""The training path draped over the surface, cut where it leaves the (zoomed) square."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config.scene import LookSpec
+from ..film.timeline import FrameState
+from .backend import empty_polydata, pyvista
+from .display import DisplaySquare
+
+
+def clip_segment(p, q, half: float):
+    """Liang-Barsky: the parameters (t0, t1), 0 <= t0 <= t1 <= 1, of the part of the segment p → q (display x, y)
+    inside the square [-half, half]², or None when it misses the square."""
+    p, d = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64) - np.asarray(p, dtype=np.float64)
+    t0, t1 = 0.0, 1.0
+    for k in (0, 1):
+        for pk, qk in ((-d[k], p[k] + half), (d[k], half - p[k])):
+            if pk == 0.0:
+                if qk < 0.0:  # parallel to this side and outside it
+                    return None
+            elif pk < 0.0:
+                t0 = max(t0, qk / pk)
+            else:
+                t1 = min(t1, qk / pk)
+    return (t0, t1) if t0 <= t1 else None
+
+
+def clip_polyline(xy: np.ndarray, half: float, values: np.ndarray | None = None) -> list[tuple]:
+    """The pieces of the polyline ``xy`` (M, 2) inside the square [-half, half]², cut where it crosses the edge: a
+    list of (points (m, 2), values (m,) or None), each of at least two points; ``values`` (M,) are interpolated
+    along the cut segments. A zoom film's trail leaves the square as the view closes in."""
+    xy = np.asarray(xy, dtype=np.float64)
+    pieces, pts, vals = [], [], []
+
+    def at(a, i, t):  # a[i] → a[i + 1] at t, the ends exactly
+        return a[i] if t == 0.0 else a[i + 1] if t == 1.0 else a[i] + t * (a[i + 1] - a[i])
+    open_end = False  # whether the current piece ends at the start of the next segment
+
+    def close():
+        if len(pts) >= 2:
+            pieces.append((np.array(pts), None if values is None else np.array(vals)))
+        pts.clear()
+        vals.clear()
+
+    for i in range(len(xy) - 1):
+        t = clip_segment(xy[i], xy[i + 1], half)
+        if t is None:
+            close()
+            open_end = False
+            continue
+        t0, t1 = t
+        if not (open_end and t0 == 0.0):
+            close()
+            pts.append(at(xy, i, t0))
+            if values is not None:
+                vals.append(at(values, i, t0))
+        pts.append(at(xy, i, t1))
+        if values is not None:
+            vals.append(at(values, i, t1))
+        open_end = t1 == 1.0
+    close()
+    return pieces
+
+
+def draped_path(square: DisplaySquare, ab: np.ndarray, scale: float, surface, values: np.ndarray | None = None):
+    """A path (M, 2) in (alpha, beta) as line segments draped over the surface (``surface``: display (x, y) →
+    height), lifted a little so the surface does not swallow it, cut where it leaves the square; with ``values``
+    (M,) a point array 'loss' of them. None when nothing of it is inside."""
+    pieces = clip_polyline(square.xy(ab, scale), square.half, values)
+    if not pieces:
+        return None
+    xy = np.concatenate([p for p, _ in pieces])
+    cells, start = [], 0
+    for p, _ in pieces:  # segments, as pyvista's lines_from_points makes them
+        cells += [c for j in range(start, start + len(p) - 1) for c in (2, j, j + 1)]
+        start += len(p)
+    line = pyvista().PolyData(np.column_stack([xy, surface(xy) + 0.006 * square.extent]), lines=np.array(cells))
+    if values is not None:
+        line["loss"] = np.concatenate([v for _, v in pieces])
+    return line
+
+
+def trail_width(height: int, ss: int) -> float:
+    """Line width of a solid training path, in window pixels, for an output ``height`` pixels high."""
+    return max(2.0, height / 360) * ss
+
+
+class TrailLayer:
+    """The primary run's path up to the frame: in ``look.trail_color``, or coloured by the loss along it
+    (``look.trail_coloring = 'loss'``, with ``look.trail_colormap``)."""
+
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, height: int, ss: int):
+        self.square, self.by_loss = square, look.trail_coloring == "loss"
+        self.line = self._empty()
+        if self.by_loss:
+            self.actor = plotter.add_mesh(self.line, scalars="loss", cmap=look.trail_colormap, clim=(0.0, 1.0),
+                                          line_width=max(3.0, height / 270) * ss, show_scalar_bar=False,
+                                          name="trail", reset_camera=False, lighting=False)
+        else:
+            self.actor = plotter.add_mesh(self.line, color=look.trail_color, line_width=trail_width(height, ss),
+                                          name="trail", reset_camera=False)
+
+    def _empty(self):
+        empty = empty_polydata()
+        if self.by_loss:
+            empty["loss"] = np.zeros(1)
+        return empty
+
+    def set_color(self, color: str) -> None:
+        """Draw a solid path in ``color`` from now on (a path coloured by loss keeps its colormap)."""
+        if not self.by_loss:
+            self.actor.prop.color = color
+
+    def update(self, state: FrameState, surface) -> None:
+        """The path of ``state.trail`` over the surface (``surface``: display (x, y) → height)."""
+        line = None
+        if len(state.trail) >= 2:
+            tv = None
+            if self.by_loss:
+                tv = state.trail_values if state.trail_values is not None else np.full(len(state.trail), state.vmax)
+                span = state.vmax - state.vmin
+                tv = np.clip((tv - state.vmin) / span if span > 0 else 0.0 * tv, 0.0, 1.0)
+            line = draped_path(self.square, state.trail, state.scale, surface, tv)
+        self.line.copy_from(line if line is not None else self._empty())

@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call
 
 from ..device import exact_float32
+from .batchnorm import capture_batch_norm, set_mode
 
 # Below this many parameters ARPACK does not apply (it needs k < ncv <= n); the Hessian is then formed whole.
 _DENSE_BELOW = 8
@@ -61,15 +62,9 @@ class HessianOperator:
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  device: torch.device, dtype: torch.dtype, mode: str = "eval",
                  bn_x: Optional[torch.Tensor] = None):
-        from .batchnorm import MODES, swap_batch_norm
-
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
-        if mode not in MODES:
-            raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.bn_state = swap_batch_norm(self.model)
-        if mode == "recompute_bn" and (self.bn_state is None or bn_x is None):
-            raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x")
+        self.bn_state = capture_batch_norm(self.model, mode, bn_x)
         self.mode = mode
         self.bn_x = None if bn_x is None else bn_x.to(device=self.device, dtype=dtype)
         self.loss = loss
@@ -106,14 +101,7 @@ class HessianOperator:
     def loss_at(self, theta: torch.Tensor) -> torch.Tensor:
         """The loss at flat weights ``theta`` (n_params,), a 0-d tensor."""
         params = self.unflatten(theta)
-        st = self.bn_state
-        if st is not None:
-            if self.mode == "recompute_bn":
-                st.phase = "collect"
-                functional_call(self.model, (params, self.buffers), (self.bn_x,))
-                st.phase = "apply"
-            else:
-                st.phase = "batch" if self.mode == "train" else "eval"
+        set_mode(self.bn_state, self.mode, lambda: functional_call(self.model, (params, self.buffers), (self.bn_x,)))
         return self.loss(functional_call(self.model, (params, self.buffers), (self.x,)), self.y)
 
     def at(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

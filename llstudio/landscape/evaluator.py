@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .batchnorm import MODES, BNState, CaptureBatchNorm, swap_batch_norm
+from .batchnorm import BNState, CaptureBatchNorm, capture_batch_norm, set_mode
 from ..device import exact_float32
 from .dropout import DROPOUT, CaptureDropout, DropoutState, draw_masks, probe_shapes, swap_dropout
 from .shared_linear import SharedLinear, SharedLinearState, swap_linear
@@ -152,12 +152,7 @@ class LandscapeEvaluator:
         # None: torch's intra-op thread count. CUDA work is queued from one thread (its kernels are parallel already).
         self.threads = 1 if device.type != "cpu" else max(1, threads if threads is not None else torch.get_num_threads())
         self.model = model.to(device=device, dtype=dtype).eval()
-        if mode not in MODES:
-            raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.bn_state = swap_batch_norm(self.model)
-        if mode == "recompute_bn" and (self.bn_state is None or bn_x is None):
-            raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x, the "
-                             "training inputs their statistics are recomputed from")
+        self.bn_state = capture_batch_norm(self.model, mode, bn_x)
         self.mode = mode
         if dropout not in DROPOUT:
             raise ValueError(f"unknown dropout {dropout!r}: choose one of {', '.join(DROPOUT)}")
@@ -223,15 +218,9 @@ class LandscapeEvaluator:
         if self.drop_state is None:
             return {}
         if self._drop_shapes is None:
-            bn = self.bn_state
-            phase = bn.phase if bn is not None else None
-            if bn is not None:
-                bn.phase = "eval"  # running statistics: any statistics give the same shapes
-            try:
+            # Running statistics: any statistics give the same shapes.
+            with self.bn_state.using("eval") if self.bn_state is not None else contextlib.nullcontext():
                 self._drop_shapes = probe_shapes(self.drop_state, lambda: self.model(self.x))
-            finally:
-                if bn is not None:
-                    bn.phase = phase
         return draw_masks(self.drop_state, self._drop_shapes, entropy, self.device, self.dtype)
 
     # A linear layer runs in shared form when a grid point sends at most this many rows through it, by device
@@ -352,17 +341,13 @@ class LandscapeEvaluator:
     def _loss_at(self, rep: _Replica, params: dict, buffers: dict, point_loss: Callable) -> torch.Tensor:
         """Loss of the whole model (the replica ``rep``) at one point's ``params`` (vmapped over points by the
         caller); ``point_loss`` from :meth:`_point_loss`."""
-        st = rep.bn
-        if st is not None:
-            if self.mode == "recompute_bn":
-                st.phase = "collect"
-                # Without dropout: the recomputed statistics are those of the whole network, and the masks are
-                # shaped for the evaluation batch, not for bn_x.
-                with rep.drop.using(None) if rep.drop is not None else contextlib.nullcontext():
-                    functional_call(rep.model, (params, buffers), (self.bn_x,))
-                st.phase = "apply"
-            else:
-                st.phase = "batch" if self.mode == "train" else "eval"
+        def collect():
+            # Without dropout: the recomputed statistics are those of the whole network, and the masks are
+            # shaped for the evaluation batch, not for bn_x.
+            with rep.drop.using(None) if rep.drop is not None else contextlib.nullcontext():
+                functional_call(rep.model, (params, buffers), (self.bn_x,))
+
+        set_mode(rep.bn, self.mode, collect)
         return point_loss(functional_call(rep.model, (params, buffers), (self.x,)), self.y)
 
     def _replica_pool(self, workers: int) -> list[_Replica]:

@@ -14,7 +14,7 @@ whose statistics come from one of
   evaluation data, normalises with them like eval mode does.
 
 Dropout is independent of the mode: off, or one fixed set of masks per captured step (``capture.dropout``, see
-``dropcapture``); the 'collect' pass of 'recompute_bn' always runs without dropout.
+``dropout``); the 'collect' pass of 'recompute_bn' always runs without dropout.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from scipy.interpolate import RegularGridInterpolator
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call
 
@@ -138,8 +140,6 @@ class HessianOperator:
 
     def linear_operator(self, theta: torch.Tensor):
         """``H(theta)`` as a float64 scipy LinearOperator; raises :class:`NonFiniteCurvature` on NaN/inf."""
-        from scipy.sparse.linalg import LinearOperator
-
         product = self.at(theta)
 
         def matvec(v):
@@ -174,8 +174,6 @@ def extreme_eigenpairs(op: HessianOperator, theta: torch.Tensor, tol: float = 1e
     the eigenvalues, ``max_iterations`` its number of restarts; ``warm`` (n,) a starting vector. Raises
     :class:`NonFiniteCurvature` when the Hessian there is not finite. Without convergence the values are NaN.
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
     rng = rng if rng is not None else np.random.default_rng(0)
     n = op.n_params
     if n < _DENSE_BELOW:
@@ -255,8 +253,6 @@ def resample(values: np.ndarray, src_alphas: np.ndarray, src_betas: np.ndarray, 
              betas: np.ndarray) -> np.ndarray:
     """Bilinear interpolation of ``values`` (K, cx, cy) on (src_alphas, src_betas) onto (K, nx, ny) on
     (alphas, betas). NaN points spread NaN to the cells around them."""
-    from scipy.interpolate import RegularGridInterpolator
-
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     pts = np.column_stack([A.ravel(), B.ravel()])
     out = np.empty((len(values), len(alphas), len(betas)))
@@ -280,8 +276,6 @@ def hessian_directions(op: HessianOperator, weights: dict[str, torch.Tensor], wh
     arbitrary: each is flipped so that its entry of largest magnitude is positive, so a scene always gives the
     same film.
     """
-    from scipy.sparse.linalg import eigsh
-
     if which not in ("algebraic", "magnitude"):
         raise ValueError(f"which must be 'algebraic' or 'magnitude', not {which!r}")
     theta = op.flatten(weights)

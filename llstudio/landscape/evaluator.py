@@ -145,7 +145,7 @@ class LandscapeEvaluator:
 
     def dropout_masks(self, entropy: list[int]) -> dict[str, torch.Tensor]:
         """Masks for the current evaluation data (dropout layer name → tensor on the device), drawn from
-        ``numpy.random.default_rng(entropy)`` (see ``dropcapture.mask_seed``); {} when there is no dropout layer
+        ``numpy.random.default_rng(entropy)`` (see ``dropout.mask_seed``); {} when there is no dropout layer
         or dropout is 'off'. The layers' input shapes come from one probe forward pass, repeated after
         :meth:`set_data`."""
         if self.drop_state is None:
@@ -184,7 +184,7 @@ class LandscapeEvaluator:
                 h.remove()
 
     def _shared_layers(self) -> list[str]:
-        """The linear layers that run in shared form for the current evaluation data (see linearcapture)."""
+        """The linear layers that run in shared form for the current evaluation data (see ``shared_linear``)."""
         n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
         limit = self.SHARED_LINEAR_ROWS.get(self.device.type, 0)
         return [name for name, r in self._linear_rows.items() if r * n <= limit]
@@ -261,7 +261,7 @@ class LandscapeEvaluator:
 
         def per_sample(o, t):
             return each(o, t)
-        if hasattr(loss, "feature_major"):  # the batched form the mlp strategy uses (see models.Loss)
+        if hasattr(loss, "feature_major"):  # the batched form the mlp strategy uses (see train.models.Loss)
             per_sample.feature_major = lambda logits, y: loss.feature_major(logits, y, mean=False)
         return per_sample
 

@@ -19,13 +19,12 @@ Dropout is independent of the mode: off, or one fixed set of masks per captured 
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, Optional
 
 import torch
 from torch import nn
 
-from .swaps import modules_of_type, swap_modules
+from .swaps import modules_of_type, setting, swap_modules
 
 MODES = ("eval", "train", "recompute_bn")
 # The phase of the layers during the forward pass over the evaluation data, by capture mode.
@@ -40,14 +39,9 @@ class BNState:
         self.phase = "eval"
         self.stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    @contextlib.contextmanager
     def using(self, phase: str):
         """Normalise in ``phase`` inside the block; the previous phase afterwards."""
-        before, self.phase = self.phase, phase
-        try:
-            yield
-        finally:
-            self.phase = before
+        return setting(self, "phase", phase)
 
 
 class CaptureBatchNorm(nn.Module):

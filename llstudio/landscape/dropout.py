@@ -20,14 +20,13 @@ This module knows nothing of files, scenes or pixels.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
-from .swaps import modules_of_type, swap_modules
+from .swaps import modules_of_type, setting, swap_modules
 
 DROPOUT = ("off", "fixed")
 
@@ -51,14 +50,9 @@ class DropoutState:
         self.masks: Optional[dict[str, torch.Tensor]] = None
         self.shapes: Optional[dict[str, tuple[int, ...]]] = None  # set while probing
 
-    @contextlib.contextmanager
     def using(self, masks: Optional[dict[str, torch.Tensor]]):
         """Apply ``masks`` (None: no dropout) inside the block; the previous masks afterwards."""
-        before, self.masks = self.masks, masks
-        try:
-            yield
-        finally:
-            self.masks = before
+        return setting(self, "masks", masks)
 
 
 class CaptureDropout(nn.Module):

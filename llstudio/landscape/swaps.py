@@ -3,12 +3,14 @@
 BatchNorm, dropout and wide linear layers are each swapped for a capture layer (``batchnorm``, ``dropout``,
 ``shared_linear``) that keeps the parameter and buffer names of the layer it replaces, so directions, centres and
 buffers map onto the swapped model unchanged. This module is the one walk they share: find the layers, then set
-each replacement on its parent under the same attribute name.
+each replacement on its parent under the same attribute name; and the way their shared state object is set for
+one block of work.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
 from torch import nn
 
@@ -33,3 +35,14 @@ def swap_modules(model: nn.Module, names: Sequence[str],
         setattr(parent, attr, new)
         swapped.append((name, new))
     return swapped
+
+
+@contextlib.contextmanager
+def setting(state: object, attr: str, value: Any) -> Iterator[None]:
+    """``state.attr = value`` inside the block (a capture state's phase or masks); the previous value afterwards."""
+    before = getattr(state, attr)
+    setattr(state, attr, value)
+    try:
+        yield
+    finally:
+        setattr(state, attr, before)

@@ -96,7 +96,7 @@ class LandscapeEvaluator:
         self.plan = MLPPlan(split) if strategy == "mlp" else None
         # Worker threads of the vmap strategies each run their own copy (made on first use, then kept).
         self._replicas = [_Replica(self.model, self.bn_state, self.drop_state, self.linear_state,
-                                   split[3] if strategy == "linear_first" else None)]
+                                   split.rest if strategy == "linear_first" else None)]
         self.memory_mb = memory_mb or self.default_memory_mb(self.device)
         self.chunk = self._chunk_size(self.memory_mb)
         self.group = self._group_size()
@@ -124,7 +124,7 @@ class LandscapeEvaluator:
         self.linear_state = None
         if strategy not in ("vmap", "linear_first"):
             return split
-        first = split[1] if strategy == "linear_first" else None
+        first = split.name if strategy == "linear_first" else None
         self._linear_rows = self._rows_per_sample(
             [n for n, m in self.model.named_modules() if isinstance(m, nn.Linear) and n not in ("", first)])
         self.linear_state = swap_linear(self.model, list(self._linear_rows))
@@ -294,6 +294,7 @@ class LandscapeEvaluator:
             return self._evaluate_exact(center, a, b, buffers, reduction)
 
     def _evaluate_exact(self, center, a, b, buffers, reduction) -> torch.Tensor:
+        """:meth:`evaluate` by the evaluator's strategy, everything on its device and in its dtype."""
         bufs = self._buffers_for(buffers)
         point_loss = self._point_loss(reduction)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}

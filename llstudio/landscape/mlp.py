@@ -56,9 +56,9 @@ class MLPPlan:
     @staticmethod
     def supports(split: Optional[FirstLinear]) -> bool:
         """Whether the model cut as ``split`` (None: not cut) is one this strategy evaluates."""
-        if split is None or not isinstance(split[2], nn.Linear):
+        if split is None or not isinstance(split.first, nn.Linear):
             return False
-        return all(isinstance(m, nn.Linear) or type(m) in _ELEMENTWISE for m in split[3].children())
+        return all(isinstance(m, nn.Linear) or type(m) in _ELEMENTWISE for m in split.rest.children())
 
     def point_floats(self, d1: dict, n: int) -> int:
         """Values one grid point keeps in the batch buffers when every layer after the first moves: the weights

@@ -45,7 +45,7 @@ class _Replica(NamedTuple):
         def state(kind):
             return next((m.state for m in model.modules() if isinstance(m, kind)), None)
 
-        rest = split_first_linear(model)[3] if linear_first else None
+        rest = split_first_linear(model).rest if linear_first else None
         return _Replica(model, state(CaptureBatchNorm), state(CaptureDropout), state(SharedLinear), rest)
 
 
@@ -130,7 +130,7 @@ def evaluate_vmap(ev: "LandscapeEvaluator", center: dict, a: torch.Tensor, b: to
     linear_first = ev.strategy == "linear_first"
     if linear_first:
         (zc, z1, z2), names = ev._first_layer(center)
-        fname = ev.split[1]
+        fname = ev.split.name
         bufs = {k: v for k, v in bufs.items() if not k.startswith(fname + ".")}
     else:
         names = ev.names

@@ -14,17 +14,21 @@ whose statistics come from one of
   evaluation data, normalises with them like eval mode does.
 
 Dropout is independent of the mode: off, or one fixed set of masks per captured step (``capture.dropout``, see
-``dropcapture``); the 'collect' pass of 'recompute_bn' always runs without dropout.
+``dropout``); the 'collect' pass of 'recompute_bn' always runs without dropout.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import nn
 
+from .swaps import modules_of_type, setting, swap_modules
+
 MODES = ("eval", "train", "recompute_bn")
+# The phase of the layers during the forward pass over the evaluation data, by capture mode.
+_PHASE = {"eval": "eval", "train": "batch", "recompute_bn": "apply"}
 
 
 class BNState:
@@ -34,6 +38,10 @@ class BNState:
     def __init__(self):
         self.phase = "eval"
         self.stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def using(self, phase: str):
+        """Normalise in ``phase`` inside the block; the previous phase afterwards."""
+        return setting(self, "phase", phase)
 
 
 class CaptureBatchNorm(nn.Module):
@@ -77,12 +85,35 @@ class CaptureBatchNorm(nn.Module):
 
 def swap_batch_norm(model: nn.Module) -> Optional[BNState]:
     """Replace every BatchNorm layer of ``model`` in place by a :class:`CaptureBatchNorm`; None when it has none."""
-    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not targets:
+    names = [name for name, _ in modules_of_type(model, nn.modules.batchnorm._BatchNorm)]
+    if not names:
         return None
     state = BNState()
-    for slot, (name, bn) in enumerate(targets):
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, CaptureBatchNorm(bn, state, slot))
+    slots = {name: slot for slot, name in enumerate(names)}
+    swap_modules(model, names, lambda name, bn: CaptureBatchNorm(bn, state, slots[name]))
     return state
+
+
+def capture_batch_norm(model: nn.Module, mode: str, bn_x: Optional[torch.Tensor]) -> Optional[BNState]:
+    """Check the capture ``mode`` (one of :data:`MODES`) and swap the BatchNorm layers of ``model`` in place
+    (:func:`swap_batch_norm`); None when it has none. 'recompute_bn' needs BatchNorm layers and ``bn_x``, the
+    training inputs their statistics are recomputed from."""
+    if mode not in MODES:
+        raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
+    state = swap_batch_norm(model)
+    if mode == "recompute_bn" and (state is None or bn_x is None):
+        raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x, the "
+                         "training inputs their statistics are recomputed from")
+    return state
+
+
+def set_mode(state: Optional[BNState], mode: str, collect: Callable[[], object]) -> None:
+    """Make the layers of ``state`` (None: no BatchNorm, nothing to do) normalise the next forward pass over the
+    evaluation data as capture ``mode`` does. For 'recompute_bn' that first runs ``collect()``, the forward pass
+    over ``bn_x`` at the same weights, in the 'collect' phase that records the statistics."""
+    if state is None:
+        return
+    if mode == "recompute_bn":
+        state.phase = "collect"
+        collect()
+    state.phase = _PHASE[mode]

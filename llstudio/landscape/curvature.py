@@ -23,10 +23,13 @@ from typing import Callable, Optional
 
 import numpy as np
 import torch
+from scipy.interpolate import RegularGridInterpolator
+from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call
 
 from ..device import exact_float32
+from .batchnorm import capture_batch_norm, set_mode
 
 # Below this many parameters ARPACK does not apply (it needs k < ncv <= n); the Hessian is then formed whole.
 _DENSE_BELOW = 8
@@ -61,15 +64,9 @@ class HessianOperator:
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: Callable,
                  device: torch.device, dtype: torch.dtype, mode: str = "eval",
                  bn_x: Optional[torch.Tensor] = None):
-        from .batchnorm import MODES, swap_batch_norm
-
         self.device, self.dtype = torch.device(device), dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
-        if mode not in MODES:
-            raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.bn_state = swap_batch_norm(self.model)
-        if mode == "recompute_bn" and (self.bn_state is None or bn_x is None):
-            raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x")
+        self.bn_state = capture_batch_norm(self.model, mode, bn_x)
         self.mode = mode
         self.bn_x = None if bn_x is None else bn_x.to(device=self.device, dtype=dtype)
         self.loss = loss
@@ -106,14 +103,7 @@ class HessianOperator:
     def loss_at(self, theta: torch.Tensor) -> torch.Tensor:
         """The loss at flat weights ``theta`` (n_params,), a 0-d tensor."""
         params = self.unflatten(theta)
-        st = self.bn_state
-        if st is not None:
-            if self.mode == "recompute_bn":
-                st.phase = "collect"
-                functional_call(self.model, (params, self.buffers), (self.bn_x,))
-                st.phase = "apply"
-            else:
-                st.phase = "batch" if self.mode == "train" else "eval"
+        set_mode(self.bn_state, self.mode, lambda: functional_call(self.model, (params, self.buffers), (self.bn_x,)))
         return self.loss(functional_call(self.model, (params, self.buffers), (self.x,)), self.y)
 
     def at(self, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -150,8 +140,6 @@ class HessianOperator:
 
     def linear_operator(self, theta: torch.Tensor):
         """``H(theta)`` as a float64 scipy LinearOperator; raises :class:`NonFiniteCurvature` on NaN/inf."""
-        from scipy.sparse.linalg import LinearOperator
-
         product = self.at(theta)
 
         def matvec(v):
@@ -186,8 +174,6 @@ def extreme_eigenpairs(op: HessianOperator, theta: torch.Tensor, tol: float = 1e
     the eigenvalues, ``max_iterations`` its number of restarts; ``warm`` (n,) a starting vector. Raises
     :class:`NonFiniteCurvature` when the Hessian there is not finite. Without convergence the values are NaN.
     """
-    from scipy.sparse.linalg import ArpackNoConvergence, eigsh
-
     rng = rng if rng is not None else np.random.default_rng(0)
     n = op.n_params
     if n < _DENSE_BELOW:
@@ -267,8 +253,6 @@ def resample(values: np.ndarray, src_alphas: np.ndarray, src_betas: np.ndarray, 
              betas: np.ndarray) -> np.ndarray:
     """Bilinear interpolation of ``values`` (K, cx, cy) on (src_alphas, src_betas) onto (K, nx, ny) on
     (alphas, betas). NaN points spread NaN to the cells around them."""
-    from scipy.interpolate import RegularGridInterpolator
-
     A, B = np.meshgrid(alphas, betas, indexing="ij")
     pts = np.column_stack([A.ravel(), B.ravel()])
     out = np.empty((len(values), len(alphas), len(betas)))
@@ -292,8 +276,6 @@ def hessian_directions(op: HessianOperator, weights: dict[str, torch.Tensor], wh
     arbitrary: each is flipped so that its entry of largest magnitude is positive, so a scene always gives the
     same film.
     """
-    from scipy.sparse.linalg import eigsh
-
     if which not in ("algebraic", "magnitude"):
         raise ValueError(f"which must be 'algebraic' or 'magnitude', not {which!r}")
     theta = op.flatten(weights)

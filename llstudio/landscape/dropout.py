@@ -20,12 +20,13 @@ This module knows nothing of files, scenes or pixels.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
+
+from .swaps import modules_of_type, setting, swap_modules
 
 DROPOUT = ("off", "fixed")
 
@@ -49,14 +50,9 @@ class DropoutState:
         self.masks: Optional[dict[str, torch.Tensor]] = None
         self.shapes: Optional[dict[str, tuple[int, ...]]] = None  # set while probing
 
-    @contextlib.contextmanager
     def using(self, masks: Optional[dict[str, torch.Tensor]]):
         """Apply ``masks`` (None: no dropout) inside the block; the previous masks afterwards."""
-        before, self.masks = self.masks, masks
-        try:
-            yield
-        finally:
-            self.masks = before
+        return setting(self, "masks", masks)
 
 
 class CaptureDropout(nn.Module):
@@ -92,7 +88,7 @@ def swap_dropout(model: nn.Module) -> Optional[DropoutState]:
     """Replace every dropout layer of ``model`` in place by a :class:`CaptureDropout`; None when it has none.
 
     Raises :class:`UnsupportedDropout` for kinds that a multiplicative mask cannot reproduce (AlphaDropout)."""
-    targets = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    targets = modules_of_type(model, nn.modules.dropout._DropoutNd)
     bad = [f"{name} ({type(m).__name__})" for name, m in targets if isinstance(m, _UNSUPPORTED)]
     if bad:
         raise UnsupportedDropout(f"fixed dropout masks support nn.Dropout and nn.Dropout1d/2d/3d, not {', '.join(bad)}")
@@ -100,10 +96,7 @@ def swap_dropout(model: nn.Module) -> Optional[DropoutState]:
         return None
     state = DropoutState([n for n, _ in targets], [float(m.p) for _, m in targets],
                          [next((k for k in _CHANNELWISE if isinstance(m, k)), None) for _, m in targets])
-    for name, drop in targets:
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, CaptureDropout(drop, state, name))
+    swap_modules(model, state.names, lambda name, drop: CaptureDropout(drop, state, name))
     return state
 
 

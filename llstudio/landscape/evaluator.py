@@ -1,121 +1,42 @@
 """Landscape capture: ``L(centre + alpha*d1 + beta*d2)`` on a grid, many grid points per batch.
 
 The evaluator never copies the model per point and never walks weights with in-place ``add_``: every grid point's
-weights are formed fresh as ``c + a*d1 + b*d2`` inside a vectorised (``torch.func.vmap``) forward pass. When the
-model starts with a linear layer (after parameter-free ones such as ``Flatten``), that layer's output is linear in
-its weights, so it is computed three times per centre (for ``c``, ``d1`` and ``d2``) instead of once per point.
+weights are formed fresh as ``c + a*d1 + b*d2``, in batched matrix products (the ``mlp`` strategy, ``mlp``) or
+inside a vectorised (``torch.func.vmap``) forward pass (``vmap``). When the model starts with a linear layer
+(after parameter-free ones such as ``Flatten``), that layer's output is linear in its weights, so it is computed
+three times per centre (for ``c``, ``d1`` and ``d2``) instead of once per point (``first_layer``).
 
-Models with BatchNorm are captured in one of three modes (eval, train, recompute_bn; see ``bncapture``) through
+Models with BatchNorm are captured in one of three modes (eval, train, recompute_bn; see ``batchnorm``) through
 the ``vmap`` strategy, with the running statistics of each captured step passed in as buffers. In the vmap
 strategies on a GPU a linear layer that a grid point sends few rows through runs in shared form
-(``linearcapture``; see ``SHARED_LINEAR_ROWS``), and on a CPU each worker thread runs its own copy of the model. Dropout is off, or
-applied with one fixed set of masks that :meth:`LandscapeEvaluator.dropout_masks` draws (see ``dropcapture``).
+(``shared_linear``; see ``SHARED_LINEAR_ROWS``), and on a CPU each worker thread runs its own copy of the model.
+Dropout is off, or applied with one fixed set of masks that :meth:`LandscapeEvaluator.dropout_masks` draws (see
+``dropout``).
 
-This module knows nothing of files or pixels.
+This module holds the public API: the strategy choice, batch sizes within the memory budget, worker threads,
+data, buffers and reductions. It knows nothing of files or pixels.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import threading
-from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, NamedTuple, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
-from .batchnorm import MODES, BNState, CaptureBatchNorm, swap_batch_norm
 from ..device import exact_float32
-from .dropout import DROPOUT, CaptureDropout, DropoutState, draw_masks, probe_shapes, swap_dropout
-from .shared_linear import SharedLinear, SharedLinearState, swap_linear
-
-_LINEAR_FIRST = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def _split_first_linear(model: nn.Module):
-    """(prefix modules without parameters, the first linear layer's name, the rest as a Sequential) or None."""
-    if not isinstance(model, nn.Sequential):
-        return None
-    children = list(model.named_children())
-    k = 0
-    while k < len(children) and not any(True for _ in children[k][1].parameters()) and \
-            not any(True for _ in children[k][1].buffers()):
-        k += 1
-    if k >= len(children) or not isinstance(children[k][1], _LINEAR_FIRST):
-        return None
-    prefix = nn.Sequential(OrderedDict(children[:k]))
-    name, first = children[k]
-    # Keep the original child names so parameter names ("3.weight") are those of the full model.
-    rest = nn.Sequential(OrderedDict(children[k + 1:]))
-    return prefix, name, first, rest
-
-
-
-_ELEMENTWISE = {
-    nn.ReLU: lambda t, m: t.relu_(),
-    nn.Sigmoid: lambda t, m: t.sigmoid_(),
-    nn.Tanh: lambda t, m: t.tanh_(),
-    nn.ELU: lambda t, m: nn.functional.elu(t, m.alpha, inplace=True),
-    nn.LeakyReLU: lambda t, m: nn.functional.leaky_relu(t, m.negative_slope, inplace=True),
-    nn.GELU: lambda t, m: t.copy_(nn.functional.gelu(t, approximate=m.approximate)),
-    nn.Identity: lambda t, m: t,
-    nn.Dropout: lambda t, m: t,  # capture runs in eval mode
-    CaptureDropout: lambda t, m: m.feature_major_(t),  # dropout = 'fixed': the mask of this layer, (n, features)
-}
-
-
-class _MLPPlan:
-    """A fast path for ``Sequential(Flatten?, Linear, act, Linear, act, ..., Linear)`` models.
-
-    Grid points are processed a few at a time with batched matrix products written into preallocated buffers:
-    fresh multi-megabyte activations per point cost more in page faults than in arithmetic on a CPU.
-    """
-
-    def __init__(self, split):
-        prefix, fname, first, rest = split
-        self.prefix, self.fname, self.first = prefix, fname, first
-        self.layers: list[tuple[str, object]] = []
-        for name, mod in rest.named_children():
-            if isinstance(mod, nn.Linear):
-                self.layers.append(("linear", (name, mod.bias is not None)))
-            elif type(mod) in _ELEMENTWISE:
-                self.layers.append(("act", (_ELEMENTWISE[type(mod)], mod)))
-            else:
-                raise TypeError(type(mod).__name__)
-
-    @staticmethod
-    def supports(split) -> bool:
-        if split is None or not isinstance(split[2], nn.Linear):
-            return False
-        return all(isinstance(m, nn.Linear) or type(m) in _ELEMENTWISE for m in split[3].children())
+from .batchnorm import capture_batch_norm
+from .dropout import DROPOUT, draw_masks, probe_shapes, swap_dropout
+from .first_layer import FirstLinear, first_layer_outputs, split_first_linear
+from .mlp import _ELEMENTWISE, MLPPlan, evaluate_mlp  # noqa: F401  _ELEMENTWISE: benchmarks/capture.py's
+from .reference import reference_grid  # noqa: F401  imported from here by tests and benchmarks/capture.py
+from .shared_linear import swap_linear
+from .vmap import _Replica, evaluate_vmap
 
 STRATEGIES = ("auto", "mlp", "linear_first", "vmap")
-
-
-class _Replica(NamedTuple):
-    """A copy of the evaluator's model for one worker thread, with the capture states its layers share.
-
-    ``functional_call`` swaps a module's parameters while it runs, and the BatchNorm, dropout and shared-linear
-    layers read per-call state, so two threads cannot run one module at once: each worker gets its own copy,
-    made once per evaluator (weights come in through ``functional_call``; no copy is made per grid point).
-    """
-    model: nn.Module
-    bn: Optional[BNState]
-    drop: Optional[DropoutState]
-    linear: Optional[SharedLinearState]
-    rest: Optional[nn.Module]  # linear_first: the model after its first layer, else None
-
-    @staticmethod
-    def of(model: nn.Module, linear_first: bool) -> "_Replica":
-        def state(kind):
-            return next((m.state for m in model.modules() if isinstance(m, kind)), None)
-
-        rest = _split_first_linear(model)[3] if linear_first else None
-        return _Replica(model, state(CaptureBatchNorm), state(CaptureDropout), state(SharedLinear), rest)
 
 
 class LandscapeEvaluator:
@@ -129,7 +50,7 @@ class LandscapeEvaluator:
     computed three times per centre instead of once per point), ``linear_first`` (vmap over the rest of the model,
     first layer as above), ``vmap`` (vmap over the whole model).
 
-    ``mode`` says how BatchNorm layers normalise (``bncapture``): 'eval' with the running statistics (the model's
+    ``mode`` says how BatchNorm layers normalise (``batchnorm``): 'eval' with the running statistics (the model's
     own buffers, or those passed to :meth:`evaluate`), 'train' with the statistics of the evaluated batch,
     'recompute_bn' with statistics recomputed at every point from ``bn_x`` (m, ...), a fixed subset of training
     inputs. Models with BatchNorm in a mode other than 'eval' use the vmap strategy.
@@ -152,12 +73,7 @@ class LandscapeEvaluator:
         # None: torch's intra-op thread count. CUDA work is queued from one thread (its kernels are parallel already).
         self.threads = 1 if device.type != "cpu" else max(1, threads if threads is not None else torch.get_num_threads())
         self.model = model.to(device=device, dtype=dtype).eval()
-        if mode not in MODES:
-            raise ValueError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
-        self.bn_state = swap_batch_norm(self.model)
-        if mode == "recompute_bn" and (self.bn_state is None or bn_x is None):
-            raise ValueError("capture mode 'recompute_bn' needs a model with BatchNorm layers and bn_x, the "
-                             "training inputs their statistics are recomputed from")
+        self.bn_state = capture_batch_norm(self.model, mode, bn_x)
         self.mode = mode
         if dropout not in DROPOUT:
             raise ValueError(f"unknown dropout {dropout!r}: choose one of {', '.join(DROPOUT)}")
@@ -172,35 +88,47 @@ class LandscapeEvaluator:
         self.buffers = {k: v for k, v in self.model.named_buffers()}
         self.d1 = {k: d1[k].to(device=device, dtype=dtype) for k in self.names}
         self.d2 = {k: d2[k].to(device=device, dtype=dtype) for k in self.names}
-        split = _split_first_linear(self.model)
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
-        if self.bn_state is not None and mode != "eval":
-            # Batch statistics (and the recompute pass) need the whole model inside one vmapped function.
-            split = None
-        if strategy == "auto":
-            strategy = "mlp" if _MLPPlan.supports(split) else ("linear_first" if split else "vmap")
-        if strategy in ("mlp", "linear_first") and split is None or strategy == "mlp" and not _MLPPlan.supports(split):
-            raise ValueError(f"strategy {strategy!r} does not apply to this model")
-        # Linear layers that run in shared form when a grid point sends few rows through them (linearcapture):
-        # every nn.Linear the vmapped forward pass meets, each with the rows one evaluation sample sends it.
-        self._linear_rows: dict[str, int] = {}
-        self.linear_state = None
-        if strategy in ("vmap", "linear_first"):
-            first = split[1] if strategy == "linear_first" else None
-            self._linear_rows = self._rows_per_sample(
-                [n for n, m in self.model.named_modules() if isinstance(m, nn.Linear) and n not in ("", first)])
-            self.linear_state = swap_linear(self.model, list(self._linear_rows))
-            if strategy == "linear_first":
-                split = _split_first_linear(self.model)  # its 'rest' must hold the swapped layers
+        # Batch statistics (and the recompute pass) need the whole model inside one vmapped function.
+        strategy, split = self._choose_strategy(strategy, split_first_linear(self.model),
+                                                whole=self.bn_state is not None and mode != "eval")
+        split = self._swap_shared_linear(strategy, split)
         self.strategy, self.split = strategy, split
-        self.plan = _MLPPlan(split) if strategy == "mlp" else None
+        self.plan = MLPPlan(split) if strategy == "mlp" else None
         # Worker threads of the vmap strategies each run their own copy (made on first use, then kept).
         self._replicas = [_Replica(self.model, self.bn_state, self.drop_state, self.linear_state,
-                                   split[3] if strategy == "linear_first" else None)]
+                                   split.rest if strategy == "linear_first" else None)]
         self.memory_mb = memory_mb or self.default_memory_mb(self.device)
         self.chunk = self._chunk_size(self.memory_mb)
         self.group = self._group_size()
+
+    @staticmethod
+    def _choose_strategy(strategy: str, split: Optional[FirstLinear], whole: bool) -> tuple[str, Optional[FirstLinear]]:
+        """``(strategy, split)``: ``strategy`` checked, 'auto' resolved to the fastest that applies to the model
+        cut as ``split``; ``whole``: the model must run whole (no split)."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+        if whole:
+            split = None
+        if strategy == "auto":
+            strategy = "mlp" if MLPPlan.supports(split) else ("linear_first" if split else "vmap")
+        if strategy in ("mlp", "linear_first") and split is None or strategy == "mlp" and not MLPPlan.supports(split):
+            raise ValueError(f"strategy {strategy!r} does not apply to this model")
+        return strategy, split
+
+    def _swap_shared_linear(self, strategy: str, split: Optional[FirstLinear]) -> Optional[FirstLinear]:
+        """Swap the linear layers that may run in shared form (``shared_linear``) for the vmap strategies: every
+        nn.Linear the vmapped forward pass meets, each with the rows one evaluation sample sends it
+        (``self._linear_rows``). Returns ``split`` again, cut anew for linear_first: its 'rest' must hold the
+        swapped layers."""
+        self._linear_rows: dict[str, int] = {}
+        self.linear_state = None
+        if strategy not in ("vmap", "linear_first"):
+            return split
+        first = split.name if strategy == "linear_first" else None
+        self._linear_rows = self._rows_per_sample(
+            [n for n, m in self.model.named_modules() if isinstance(m, nn.Linear) and n not in ("", first)])
+        self.linear_state = swap_linear(self.model, list(self._linear_rows))
+        return split_first_linear(self.model) if strategy == "linear_first" else split
 
     def set_data(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """Evaluate on other samples from now on (e.g. each step's mini-batch); batch sizes follow them."""
@@ -217,21 +145,15 @@ class LandscapeEvaluator:
 
     def dropout_masks(self, entropy: list[int]) -> dict[str, torch.Tensor]:
         """Masks for the current evaluation data (dropout layer name → tensor on the device), drawn from
-        ``numpy.random.default_rng(entropy)`` (see ``dropcapture.mask_seed``); {} when there is no dropout layer
+        ``numpy.random.default_rng(entropy)`` (see ``dropout.mask_seed``); {} when there is no dropout layer
         or dropout is 'off'. The layers' input shapes come from one probe forward pass, repeated after
         :meth:`set_data`."""
         if self.drop_state is None:
             return {}
         if self._drop_shapes is None:
-            bn = self.bn_state
-            phase = bn.phase if bn is not None else None
-            if bn is not None:
-                bn.phase = "eval"  # running statistics: any statistics give the same shapes
-            try:
+            # Running statistics: any statistics give the same shapes.
+            with self.bn_state.using("eval") if self.bn_state is not None else contextlib.nullcontext():
                 self._drop_shapes = probe_shapes(self.drop_state, lambda: self.model(self.x))
-            finally:
-                if bn is not None:
-                    bn.phase = phase
         return draw_masks(self.drop_state, self._drop_shapes, entropy, self.device, self.dtype)
 
     # A linear layer runs in shared form when a grid point sends at most this many rows through it, by device
@@ -262,7 +184,7 @@ class LandscapeEvaluator:
                 h.remove()
 
     def _shared_layers(self) -> list[str]:
-        """The linear layers that run in shared form for the current evaluation data (see linearcapture)."""
+        """The linear layers that run in shared form for the current evaluation data (see ``shared_linear``)."""
         n = len(self.x) + (len(self.bn_x) if self.mode == "recompute_bn" else 0)
         limit = self.SHARED_LINEAR_ROWS.get(self.device.type, 0)
         return [name for name, r in self._linear_rows.items() if r * n <= limit]
@@ -286,7 +208,7 @@ class LandscapeEvaluator:
         """
         itemsize = torch.finfo(self.dtype).bits // 8
         if self.strategy == "mlp" and self.device.type == "cpu":
-            per_point = self._mlp_point_floats() * itemsize
+            per_point = self.plan.point_floats(self.d1, len(self.x)) * itemsize
             return int(max(1, min(8192, min(memory_mb * 2**20, 4 * 2**20) // per_point)))
         sizes: list[int] = []
         self._probe([(m, lambda _m, _i, out: sizes.append(out[0].numel()))
@@ -303,79 +225,16 @@ class LandscapeEvaluator:
         return int(max(1, min(8192, memory_mb * 2**20 // self.threads // max(per_point, 1))))
 
     def _group_size(self) -> Optional[int]:
-        """Points per matrix product in the ``mlp`` strategy on a CPU (None elsewhere: the whole batch).
-
-        A group's widest hidden activation stays within about 2 MB, one point's at least. Larger groups, and
-        tiles of samples or of hidden units small enough for L2, measured slower on the 2-core target: the
-        per-point products are compute-bound, and smaller ones run further from the BLAS peak.
-        """
+        """Points per matrix product in the ``mlp`` strategy on a CPU (None elsewhere: the whole batch); see
+        :meth:`MLPPlan.group_size`."""
         if self.strategy != "mlp" or self.device.type != "cpu":
             return None
-        widest = max(self._width(what) for kind, what in self.plan.layers if kind == "linear") \
-            if any(kind == "linear" for kind, _ in self.plan.layers) else 1
-        itemsize = torch.finfo(self.dtype).bits // 8
-        return max(1, 2 * 2**20 // (widest * len(self.x) * itemsize))
-
-    def _points(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor, names,
-                scratch: Optional[dict] = None) -> dict:
-        """Weights of each point, formed fresh (no accumulated in-place walk): name → (P, *shape).
-
-        Two passes per tensor, ``c + a d1`` then ``+ b d2``, into buffers kept in ``scratch`` (a worker's dict)
-        from one batch to the next: a batch's weights can be hundreds of megabytes, and fresh temporaries of
-        that size cost more in page faults than the arithmetic.
-        """
-        out = {}
-        for k in names:
-            shape = (-1,) + (1,) * center[k].dim()
-            size = (len(a),) + tuple(center[k].shape)
-            buf = None if scratch is None else scratch.get(("w", k))
-            if buf is None or buf.shape != size:
-                buf = torch.empty(size, device=self.device, dtype=self.dtype)
-                if scratch is not None:
-                    scratch[("w", k)] = buf
-            torch.addcmul(center[k], self.d1[k], a.view(shape), out=buf)
-            out[k] = buf.addcmul_(self.d2[k], b.view(shape))
-        return out
+        return self.plan.group_size(self.d1, len(self.x), torch.finfo(self.dtype).bits // 8)
 
     def _first_layer(self, center):
-        prefix, fname, first, _ = self.split
-        x0 = prefix(self.x)
-        fkeys = [k for k in self.names if k.startswith(fname + ".")]
-
-        def local(d):
-            return {k[len(fname) + 1:]: d[k] for k in fkeys}
-
-        # The first layer is linear in its weights: f(x; c + a d1 + b d2) = f(x; c) + a f(x; d1) + b f(x; d2).
-        zs = [functional_call(first, local(p), (x0,)) for p in (center, self.d1, self.d2)]
-        return zs, [k for k in self.names if k not in fkeys]
-
-    def _loss_at(self, rep: _Replica, params: dict, buffers: dict, point_loss: Callable) -> torch.Tensor:
-        """Loss of the whole model (the replica ``rep``) at one point's ``params`` (vmapped over points by the
-        caller); ``point_loss`` from :meth:`_point_loss`."""
-        st = rep.bn
-        if st is not None:
-            if self.mode == "recompute_bn":
-                st.phase = "collect"
-                # Without dropout: the recomputed statistics are those of the whole network, and the masks are
-                # shaped for the evaluation batch, not for bn_x.
-                with rep.drop.using(None) if rep.drop is not None else contextlib.nullcontext():
-                    functional_call(rep.model, (params, buffers), (self.bn_x,))
-                st.phase = "apply"
-            else:
-                st.phase = "batch" if self.mode == "train" else "eval"
-        return point_loss(functional_call(rep.model, (params, buffers), (self.x,)), self.y)
-
-    def _replica_pool(self, workers: int) -> list[_Replica]:
-        """``workers`` replicas of the model: the evaluator's own first, copies of it after."""
-        while len(self._replicas) < workers:
-            rep = _Replica.of(copy.deepcopy(self.model), self.strategy == "linear_first")
-            # The copy is taken mid-call (inside evaluate's dropout context): start its states clean.
-            if rep.drop is not None:
-                rep.drop.masks = None
-            if rep.linear is not None:
-                rep.linear.armed = rep.linear.coef = None
-            self._replicas.append(rep)
-        return self._replicas[:workers]
+        """The first layer's outputs at the centre and both directions, and the other parameters' names (the
+        ``mlp`` and ``linear_first`` strategies; see ``first_layer``)."""
+        return first_layer_outputs(self.split, self.x, self.names, center, self.d1, self.d2)
 
     def _buffers_for(self, buffers: Optional[dict]) -> dict:
         """The model's buffers, with those given (e.g. a captured step's BatchNorm running statistics) instead."""
@@ -402,55 +261,9 @@ class LandscapeEvaluator:
 
         def per_sample(o, t):
             return each(o, t)
-        if hasattr(loss, "feature_major"):  # the batched form the mlp strategy uses (see models.Loss)
+        if hasattr(loss, "feature_major"):  # the batched form the mlp strategy uses (see train.models.Loss)
             per_sample.feature_major = lambda logits, y: loss.feature_major(logits, y, mean=False)
         return per_sample
-
-    def _run_chunks(self, n: int, body: Callable[[int, int, dict], None], threads: int = 1,
-                    chunk: Optional[int] = None) -> None:
-        """Call ``body(start, stop, scratch)`` for every chunk of ``n`` points (``chunk``, default ``self.chunk``,
-        points each), on up to ``threads`` threads.
-
-        Each worker thread runs torch single-threaded and pulls the next chunk when done (so a core slowed by
-        other processes takes fewer chunks); ``scratch`` is the worker's own dict for reusable buffers. Two
-        single-threaded workers beat one two-threaded pass here: the per-point matrices are too small for
-        intra-op parallelism to pay for its synchronisation. torch releases the GIL inside its kernels.
-        """
-        chunk = chunk or self.chunk
-        starts = range(0, n, chunk)
-        workers = min(threads, len(starts))
-        if workers <= 1:
-            scratch: dict = {}
-            for s in starts:
-                body(s, min(s + chunk, n), scratch)
-            return
-        todo = iter(starts)
-        lock = threading.Lock()
-        stop = threading.Event()
-
-        def worker():
-            torch.set_num_threads(1)
-            scratch: dict = {}
-            with torch.no_grad():
-                while not stop.is_set():
-                    with lock:
-                        s = next(todo, None)
-                    if s is None:
-                        return
-                    body(s, min(s + chunk, n), scratch)
-
-        before = torch.get_num_threads()
-        try:
-            with ThreadPoolExecutor(workers, thread_name_prefix="llstudio-grid") as pool:
-                futures = [pool.submit(worker) for _ in range(workers)]
-                try:
-                    for f in futures:
-                        f.result()
-                finally:
-                    stop.set()  # an error or Ctrl-C in one place stops the others after their current chunk
-        finally:
-            # set_num_threads in a worker also changes torch's process-wide default for new threads: restore it.
-            torch.set_num_threads(before)
 
     @torch.no_grad()
     def evaluate(self, center: dict[str, torch.Tensor], a: torch.Tensor, b: torch.Tensor,
@@ -481,6 +294,7 @@ class LandscapeEvaluator:
             return self._evaluate_exact(center, a, b, buffers, reduction)
 
     def _evaluate_exact(self, center, a, b, buffers, reduction) -> torch.Tensor:
+        """:meth:`evaluate` by the evaluator's strategy, everything on its device and in its dtype."""
         bufs = self._buffers_for(buffers)
         point_loss = self._point_loss(reduction)
         center = {k: center[k].to(device=self.device, dtype=self.dtype) for k in self.names}
@@ -488,195 +302,10 @@ class LandscapeEvaluator:
         b = b.to(device=self.device, dtype=self.dtype)
         out = torch.empty((len(a),) if reduction == "mean" else (len(a), len(self.x)), device=self.device,
                           dtype=self.dtype)
-        if self.strategy not in ("vmap", "linear_first"):
+        if self.strategy == "mlp":
             (zc, z1, z2), _ = self._first_layer(center)
-            return self._evaluate_mlp(center, a, b, zc, z1, z2, out, point_loss)
-        shared = self._shared_layers()
-        armed = None
-        if shared:
-            def stacked(k):
-                return torch.stack([center[k], self.d1[k], self.d2[k]])
-
-            armed = {m: (stacked(f"{m}.weight").flatten(0, 1),
-                         stacked(f"{m}.bias") if f"{m}.bias" in center else None) for m in shared}
-        linear_first = self.strategy == "linear_first"
-        if linear_first:
-            (zc, z1, z2), names = self._first_layer(center)
-            fname = self.split[1]
-            bufs = {k: v for k, v in bufs.items() if not k.startswith(fname + ".")}
-        else:
-            names = self.names
-        names = [k for k in names if k.rpartition(".")[0] not in shared]
-
-        def point_fn(rep: _Replica):
-            def one(params, pa, pb):
-                if rep.linear is not None:
-                    rep.linear.coef = torch.stack([pa, pb])
-                if linear_first:
-                    return point_loss(functional_call(rep.rest, (params, bufs), (zc + pa * z1 + pb * z2,)), self.y)
-                return self._loss_at(rep, params, bufs, point_loss)
-            return vmap(one)
-
-        reps = self._replica_pool(min(self.threads, -(-len(a) // self.chunk)))
-        free = iter(reps)
-        lock = threading.Lock()
-
-        def body(s, e, scratch):
-            if "fn" not in scratch:
-                with lock:
-                    scratch["fn"] = point_fn(next(free))
-            ac, bc = a[s:e], b[s:e]
-            out[s:e] = scratch["fn"](self._points(center, ac, bc, names, scratch), ac, bc)
-
-        main_masks = self.drop_state.masks if self.drop_state is not None else None
-        with contextlib.ExitStack() as stack:
-            for rep in reps:
-                if rep.linear is not None:
-                    rep.linear.armed = armed
-                    stack.callback(setattr, rep.linear, "armed", None)
-                    stack.callback(setattr, rep.linear, "coef", None)
-                if rep.drop is not None and rep is not reps[0]:
-                    stack.enter_context(rep.drop.using(main_masks))  # evaluate() set the evaluator's own
-            self._run_chunks(len(a), body, len(reps))
-        return out
-
-    def _skip_unmoved_layers(self, center, zc, z1, z2):
-        """Where the per-point work starts: ``(index into plan.layers, zc, z1, z2)``, each z (features, n).
-
-        Layers the directions leave alone compute the same values at every grid point. While the input of a
-        linear layer is such a constant h, its output is linear in its weights, ``(c + a d1 + b d2) h = c h +
-        a d1 h + b d2 h``: three products per centre instead of one per point. The first layer is the case the
-        evaluator always uses; with named weights of the output layer (``directions.kind = 'weights'``) every
-        layer but the last is constant, and a grid point costs an (out, n) sum and the loss.
-        """
-        if bool(z1.any()) or bool(z2.any()):
-            return 0, zc, z1, z2
-        h = zc.clone()  # activations below work in place
-        for i, (kind, what) in enumerate(self.plan.layers):
-            if kind == "act":
-                fn, mod = what
-                h = fn(h, mod)
-                continue
-            name, has_bias = what
-            keys = [f"{name}.weight"] + ([f"{name}.bias"] if has_bias else [])
-
-            def lin(params):
-                y = params[keys[0]] @ h
-                return y + params[keys[1]].unsqueeze(1) if has_bias else y
-
-            if any(bool(d[k].any()) for d in (self.d1, self.d2) for k in keys):
-                return i + 1, lin(center), lin(self.d1), lin(self.d2)
-            h = lin(center)
-        zero = torch.zeros_like(h)
-        return len(self.plan.layers), h, zero, zero
-
-    def _evaluate_mlp(self, center, a, b, zc, z1, z2, out, point_loss):
-        """The ``mlp`` strategy: batches of ``self.chunk`` points, ``self.group`` points per matrix product.
-
-        Feature-major layout, (points, features, samples): each layer is W_p @ H_p with the weights as stored,
-        which runs faster than H_p @ W_p^T on CPU BLAS, narrow output layers especially. Everything at a point
-        that is linear in (1, a, b), the moved layers' weights and biases and the pre-activation where the
-        per-point work starts, is formed for the whole batch at once from rows c, d1, d2 of a (3, m) basis into
-        reused buffers: no per-point tensors are allocated.
-        """
-        # Feature-major outputs (p, C, n) → (p,): the scene's losses have a batched form; other callables are
-        # vmapped over the transposed outputs.
-        batched_loss = getattr(point_loss, "feature_major", None) or \
-            (lambda lg, y, f=vmap(point_loss, in_dims=(0, None)): f(lg.transpose(1, 2), y))
-        n = len(self.x)
-        zc, z1, z2 = (z.reshape(n, -1).T.contiguous() for z in (zc, z1, z2))
-        start, zc, z1, z2 = self._skip_unmoved_layers(center, zc, z1, z2)
-        layers = self.plan.layers[start:]
-        k = next((i for i, (kind, _) in enumerate(layers) if kind == "linear"), len(layers))
-        head, tail = layers[:k], layers[k:]  # activations of the start values, then the per-point layers
-        keys: list[str] = []
-        steps: list[tuple] = []  # ('act', fn, module) or ('linear', weight key index, bias key index or None)
-        for kind, what in tail:
-            if kind == "act":
-                steps.append(("act",) + tuple(what))
-                continue
-            name, has_bias = what
-            steps.append(("linear", len(keys), len(keys) + 1 if has_bias else None))
-            keys += [f"{name}.weight"] + ([f"{name}.bias"] if has_bias else [])
-        last = max((i for i, st in enumerate(steps) if st[0] == "linear"), default=-1)
-        shapes = [tuple(center[k].shape) for k in keys]
-        sizes = [center[k].numel() for k in keys]
-        f0 = zc.shape[0]
-        out_features = shapes[steps[last][1]][0] if last >= 0 else f0
-        zbasis = torch.stack([z.reshape(-1) for z in (zc, z1, z2)])
-        wbasis = torch.stack([torch.cat([d[k].reshape(-1) for k in keys]) if keys else zc.new_zeros(0)
-                              for d in (center, self.d1, self.d2)])
-        # self.chunk fits the per-point values of every layer; skipped layers leave room for more points.
-        full = self._mlp_point_floats()
-        chunk = min(8192, self.chunk * max(1, full // (wbasis.shape[1] + (f0 + out_features) * n)))
-        group = self.group or chunk
-
-        def body(s, e, bufs):
-            def buffer(tag, shape):
-                t = bufs.get(tag)
-                if t is None or t.shape != shape:
-                    t = bufs[tag] = torch.empty(shape, device=self.device, dtype=self.dtype)
-                return t
-
-            p = e - s
-            ac, bc = a[s:e].unsqueeze(1), b[s:e].unsqueeze(1)
-
-            def at_points(basis, tag):
-                # c + a d1 + b d2 for every point, elementwise (as the plain loop forms its weights): a matrix
-                # product would be one call, but under TF32 or bf16 matmul settings it would round the weights.
-                t = torch.addcmul(basis[0], basis[1], ac, out=buffer(tag, (p, basis.shape[1])))
-                return t.addcmul_(basis[2], bc)
-
-            h0 = at_points(zbasis, "z").view(p, f0, n)
-            for _, (fn, mod) in head:
-                h0 = fn(h0, mod)
-            if last < 0:
-                logits = h0
-            else:
-                flat = at_points(wbasis, "w")
-                params = [t.view((p,) + shape) for t, shape in zip(flat.split(sizes, 1), shapes)]
-                logits = buffer("logits", (p, out_features, n))
-                for lo in range(0, p, group):
-                    hi = min(lo + group, p)
-                    # One point at a time (the CPU case from N = 512 on): 2-D products, a little faster than
-                    # batched ones of one matrix each.
-                    one = hi - lo == 1
-                    h = h0[lo] if one else h0[lo:hi]
-                    for i, step in enumerate(steps):
-                        if step[0] == "act":
-                            h = step[1](h, step[2])
-                            continue
-                        _, wi, bi = step
-                        w = params[wi][lo] if one else params[wi][lo:hi]
-                        shape = (w.shape[-2], n) if one else (hi - lo, w.shape[-2], n)
-                        nxt = (logits[lo] if one else logits[lo:hi]) if i == last else buffer(("h", i, shape), shape)
-                        if bi is None:
-                            (torch.mm if one else torch.bmm)(w, h, out=nxt)
-                        elif one:
-                            torch.addmm(params[bi][lo].unsqueeze(1), w, h, out=nxt)
-                        else:
-                            torch.baddbmm(params[bi][lo:hi].unsqueeze(2), w, h, out=nxt)
-                        h = nxt
-            out[s:e] = batched_loss(logits, self.y)
-
-        self._run_chunks(len(a), body, self.threads, chunk)
-        return out
-
-    def _mlp_point_floats(self) -> int:
-        """Values one grid point keeps in the ``mlp`` strategy's batch buffers when every layer after the first
-        moves: the weights and biases of those layers, the first layer's output and the last one's, each
-        (features, n)."""
-        n = len(self.x)
-        linear = [what for kind, what in self.plan.layers if kind == "linear"]
-        f0 = int(self.d1[f"{self.plan.fname}.weight"].shape[0])  # the first layer's outputs
-        floats = f0 * n + (self._width(linear[-1]) if linear else f0) * n
-        for name, has_bias in linear:
-            floats += self.d1[f"{name}.weight"].numel() + (self.d1[f"{name}.bias"].numel() if has_bias else 0)
-        return floats
-
-    def _width(self, what) -> int:
-        """Output features of the plan's linear layer ``what`` = (name, has_bias)."""
-        return int(self.d1[f"{what[0]}.weight"].shape[0])
+            return evaluate_mlp(self, center, a, b, zc, z1, z2, out, point_loss)
+        return evaluate_vmap(self, center, a, b, bufs, out, point_loss)
 
     def grid(self, center: dict[str, torch.Tensor], alphas: np.ndarray, betas: np.ndarray,
              buffers: Optional[dict[str, torch.Tensor]] = None, reduction: str = "mean",
@@ -693,25 +322,3 @@ class LandscapeEvaluator:
         if reduction == "mean":
             return vals.reshape(len(alphas), len(betas))
         return np.ascontiguousarray(vals.T.reshape(-1, len(alphas), len(betas)))
-
-
-def reference_grid(model: nn.Module, center: dict[str, torch.Tensor], d1: dict, d2: dict,
-                   alphas: np.ndarray, betas: np.ndarray, x: torch.Tensor, y: torch.Tensor, loss: Callable,
-                   on_point: Optional[Callable[[], None]] = None) -> np.ndarray:
-    """The plain per-point loop: set the weights, run a forward pass, one grid point at a time.
-
-    Correctness reference for tests and the baseline of ``benchmarks/capture.py``. ``(nx, ny)``, 'ij' indexing.
-    The losses stay on the model's device until the end (on a GPU, reading each back would wait for it at every
-    point, which would make the baseline slower than it need be), in IEEE float32 as the evaluator computes.
-    """
-    params = dict(model.named_parameters())
-    values = []
-    with torch.no_grad(), exact_float32(next(iter(params.values())).device if params else "cpu"):
-        for a in alphas:
-            for b in betas:
-                for k, p in params.items():
-                    p.copy_(center[k] + float(a) * d1[k] + float(b) * d2[k])
-                values.append(loss(model(x), y).detach())
-                if on_point is not None:
-                    on_point()
-    return torch.stack(values).double().cpu().numpy().reshape(len(alphas), len(betas))

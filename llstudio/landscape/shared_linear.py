@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .swaps import swap_modules
+
 
 class SharedLinearState:
     """Shared by the :class:`SharedLinear` layers of one model while the evaluator runs a batch.
@@ -76,11 +78,11 @@ def swap_linear(model: nn.Module, names: list[str]) -> Optional[SharedLinearStat
     if not names:
         return None
     state = SharedLinearState()
-    for name in names:
-        lin = model.get_submodule(name)
+
+    def make(name: str, lin: nn.Module) -> SharedLinear:
         if not isinstance(lin, nn.Linear):
             raise TypeError(f"{name} is a {type(lin).__name__}, not an nn.Linear")
-        parent_name, _, attr = name.rpartition(".")
-        parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, attr, SharedLinear(lin, state, name))
+        return SharedLinear(lin, state, name)
+
+    swap_modules(model, names, make)
     return state

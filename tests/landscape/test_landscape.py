@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from llstudio.landscape.evaluator import LandscapeEvaluator, reference_grid
+from llstudio.landscape.mlp import skip_unmoved_layers
 from llstudio.train.models import loss_fn
 
 CPU = torch.device("cpu")
@@ -397,7 +398,7 @@ def test_layers_without_direction_are_computed_once_and_still_exact(moved, loss_
         np.testing.assert_allclose(got, got[0, 0], rtol=1e-12)
     # The shortcut did start the per-point work after the last unmoved linear layer.
     (zc, z1, z2), _ = ev._first_layer(center)
-    start = ev._skip_unmoved_layers(center, *(z.T.contiguous() for z in (zc, z1, z2)))[0]
+    start = skip_unmoved_layers(ev.plan, center, ev.d1, ev.d2, *(z.T.contiguous() for z in (zc, z1, z2)))[0]
     first_moved = min((int(k.split(".")[0]) for k in moved), default=None)
     # plan.layers are the model's children after the first (index 0): child i is plan.layers[i - 1]
     assert start == (len(ev.plan.layers) if first_moved is None else first_moved)

@@ -2,17 +2,18 @@
 
 A slice is a centre ``c`` (a step's weights) and two directions ``d1``, ``d2`` (dicts ``name → tensor`` shaped
 like the parameters: random, PCA of the trajectory, named weights or interpolation from ``directions``, Hessian
-eigenvectors from ``curvature``). The stage evaluates ``L(c + alpha d1 + beta d2)`` on a grid of ``(alpha, beta)``, many grid points
-per batch (:class:`LandscapeEvaluator`, with the plain per-point loop :func:`reference_grid` as its reference),
+eigenvectors from ``curvature``). The stage evaluates ``L(c + alpha d1 + beta d2)`` on a grid of ``(alpha, beta)``,
+many grid points per batch (:class:`LandscapeEvaluator`, with the plain per-point loop :func:`reference_grid` as its reference),
 and the extreme Hessian eigenvalues on a grid (:class:`HessianOperator`, :func:`curvature_grid`).
 
 Modules, one job each: ``evaluator`` (the public evaluator: strategy choice, batch sizes, threads), ``mlp``,
 ``vmap`` and ``first_layer`` (its strategies), ``chunks`` (grid points in chunks on worker threads),
 ``reference`` (the per-point loop), ``batchnorm``, ``dropout`` and ``shared_linear`` (the capture versions of
-those layers, swapped in by ``swaps``), ``directions`` and ``curvature``.
+those layers, swapped in by ``swaps``), ``directions`` and ``curvature``; ``result`` (:class:`Capture`, what a
+capture gives the film and notebook users, which can rebuild its model through the training stage).
 
-The stage takes models, tensors and directions and returns arrays: it knows nothing of scenes' files, the store
-or pixels.
+The evaluators take models, tensors and directions and return arrays: the stage knows nothing of the store or
+pixels.
 """
 
 from .batchnorm import MODES

@@ -4,7 +4,7 @@
     python benchmarks/capture.py --grid 21       # quicker
 
 For each case the same model, data, centre, directions and grid are evaluated twice: by
-``llstudio.landscape.evaluator.reference_grid`` (set the weights, forward pass, one point at a time) and by
+``llstudio.landscape.reference.reference_grid`` (set the weights, forward pass, one point at a time) and by
 ``LandscapeEvaluator.grid``. The table prints points/s of each, their ratio, and the largest relative difference
 between the two results (they must agree: the fast path is only useful if it is right).
 
@@ -54,7 +54,9 @@ import torch
 from torch import nn
 
 from llstudio import allocator
-from llstudio.landscape.evaluator import _ELEMENTWISE, LandscapeEvaluator, reference_grid
+from llstudio.landscape.evaluator import LandscapeEvaluator
+from llstudio.landscape.mlp import _ELEMENTWISE
+from llstudio.landscape.reference import reference_grid
 from llstudio.device import resolve_device
 from llstudio.landscape.directions import random_directions, weight_directions
 from llstudio.train.models import build_model, loss_fn

@@ -6,7 +6,7 @@
 # Steps, each with its own timeout, none stopping the others (a failed step prints "FAILED <step>"):
 #   0. llstudio from this checkout on PYTHONPATH, with wheels carried in .whl/ (no registry is reachable there)
 #   1. nvidia-smi, torch / CUDA / cuDNN / TF32 settings
-#   2. correctness: LandscapeEvaluator on CUDA (float32) against llstudio.landscape.evaluator.reference_grid on CUDA and
+#   2. correctness: LandscapeEvaluator on CUDA (float32) against llstudio.landscape.reference.reference_grid on CUDA and
 #      against a float64 CPU reference: small MLP (mlp, linear_first and vmap strategies, both losses), the small
 #      CNN with BatchNorm in the eval, train and recompute_bn modes, fixed dropout masks; with cuDNN's default TF32
 #      convolutions and with TF32 off; plus Hessian extreme eigenvalues and hessian_directions on CUDA against
@@ -78,7 +78,7 @@ EOF
 # 2. correctness -----------------------------------------------------------------------------------------------
 CHECK_PY="$OUT/gpu_correctness.py"
 cat > "$CHECK_PY" <<'EOF'
-"""LandscapeEvaluator on CUDA vs llstudio.landscape.evaluator.reference_grid (CUDA float32, and CPU float64 as ground truth)."""
+"""LandscapeEvaluator on CUDA vs llstudio.landscape.reference.reference_grid (CUDA float32, and CPU float64 as ground truth)."""
 import copy
 import os
 import time
@@ -88,7 +88,8 @@ import torch
 from torch import nn
 
 from llstudio.landscape.curvature import HessianOperator, extreme_eigenpairs, hessian_directions
-from llstudio.landscape.evaluator import LandscapeEvaluator, reference_grid
+from llstudio.landscape.evaluator import LandscapeEvaluator
+from llstudio.landscape.reference import reference_grid
 from llstudio.train.models import build_model, loss_fn
 from llstudio.config.scene import ModelSpec
 

@@ -31,8 +31,7 @@ from ..device import exact_float32
 from .batchnorm import capture_batch_norm
 from .dropout import DROPOUT, draw_masks, probe_shapes, swap_dropout
 from .first_layer import FirstLinear, first_layer_outputs, split_first_linear
-from .mlp import _ELEMENTWISE, MLPPlan, evaluate_mlp  # noqa: F401  _ELEMENTWISE: benchmarks/capture.py's
-from .reference import reference_grid  # noqa: F401  imported from here by tests and benchmarks/capture.py
+from .mlp import MLPPlan, evaluate_mlp
 from .shared_linear import swap_linear
 from .vmap import _Replica, evaluate_vmap
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from llstudio.device import exact_float32
-from llstudio.landscape.evaluator import LandscapeEvaluator, reference_grid
+from llstudio.landscape.evaluator import LandscapeEvaluator
+from llstudio.landscape.reference import reference_grid
 from llstudio.train.models import loss_fn
 
 

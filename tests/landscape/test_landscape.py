@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from llstudio.landscape.evaluator import LandscapeEvaluator, reference_grid
+from llstudio.landscape.evaluator import LandscapeEvaluator
+from llstudio.landscape.reference import reference_grid
 from llstudio.landscape.mlp import skip_unmoved_layers
 from llstudio.train.models import loss_fn
 

@@ -12,7 +12,7 @@ import torch
 from conftest import make_scene, tiny_dict
 from llstudio.landscape.directions import cosine, flatten
 from llstudio.errors import SceneError, UsageError
-from llstudio.landscape.evaluator import reference_grid
+from llstudio.landscape.reference import reference_grid
 from llstudio.train.models import loss_fn
 from llstudio.pipeline import make_film, OutputSettings, capture_key, capture_scene
 from llstudio.config.scene import load_scene, scene_from_dict

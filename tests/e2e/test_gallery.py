@@ -62,6 +62,7 @@ def shrunk(path) -> dict:
     return d
 
 
+@pytest.mark.slow
 @pytest.mark.render
 @pytest.mark.parametrize("path", SCENES, ids=[p.stem for p in SCENES])
 def test_every_scene_renders_shrunk(path, tmp_path):

@@ -55,6 +55,7 @@ def test_hessian_vector_products_match_the_dense_hessian(kind):
     np.testing.assert_allclose(op.dense(theta).numpy(), H.numpy(), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act", [nn.Tanh, nn.Sigmoid])
 def test_curvature_grid_matches_dense_eigenvalues(act):
     model, x, y, loss, w = _tiny(seed=1, act=act)
@@ -207,6 +208,7 @@ CURV_SCENE = dict(capture={"curvature": {"resolution": [3, 2], "tolerance": 1e-1
                   grid={"resolution": 3})
 
 
+@pytest.mark.slow
 def test_capture_curvature_matches_dense_and_round_trips(tmp_path):
     scene = make_scene(tmp_path / "c.toml", **CURV_SCENE)
     store = CaptureStore(tmp_path / "store")
@@ -224,6 +226,7 @@ def test_capture_curvature_matches_dense_and_round_trips(tmp_path):
     np.testing.assert_array_equal(again.curv_max, cap.curv_max)
 
 
+@pytest.mark.slow
 def test_curvature_resumes_a_partial_map(tmp_path):
     scene = make_scene(tmp_path / "c.toml", **CURV_SCENE)
     store = CaptureStore(tmp_path / "store")
@@ -516,6 +519,7 @@ def test_hessian_follows_the_capture_mode_of_batchnorm(mode):
     np.testing.assert_allclose(op.dense(theta).numpy(), H.numpy(), rtol=1e-8, atol=1e-11)
 
 
+@pytest.mark.slow
 def test_train_mode_curvature_differs_from_eval_and_changes_the_cache_key(tmp_path):
     model = {"kind": "custom", "factory": "test_curvature:tiny_bn_model"}
     keys, maps = {}, {}

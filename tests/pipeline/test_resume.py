@@ -266,6 +266,7 @@ def reference(capture_scene_file, tmp_path_factory):
 # ------------------------------------------------------------------------------------- kill and resume
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_interrupted_capture_resumes_to_the_same_numbers(sig, capture_scene_file, reference, env,
                                                          isolated_cache, tmp_path):
@@ -312,6 +313,7 @@ def test_interrupted_capture_resumes_to_the_same_numbers(sig, capture_scene_file
 # ------------------------------------------------------------------------------------- two processes at once
 
 
+@pytest.mark.slow
 @pytest.mark.render
 def test_two_processes_share_one_cache(capture_scene_file, reference, env, isolated_cache, tmp_path):
     procs = []

@@ -100,6 +100,7 @@ def test_zoomed_steps_equal_brute_force_on_their_own_range(tmp_path, frame, dims
         np.testing.assert_array_equal(plain.scales, np.ones(len(plain.steps)))
 
 
+@pytest.mark.slow
 def test_zoomed_curvature_maps_are_taken_on_the_scaled_grid(tmp_path):
     scene = make_scene(tmp_path / "c.toml", directions={"frame": "fixed"}, grid={"resolution": 3, "zoom": ZOOM},
                        capture={"curvature": {"resolution": 2, "tolerance": 1e-10, "max_iterations": 2000},

@@ -198,11 +198,53 @@ def run_cli(args, env, cwd, timeout=TIMEOUT) -> subprocess.CompletedProcess:
                           env=env, cwd=str(cwd), timeout=timeout)
 
 
-def decode(path: Path) -> tuple[dict, list[np.ndarray]]:
+def stream_info(path) -> str:
+    """ffmpeg's one-line description of the video stream (codec, profile, pixel format, colour tags, size, fps)."""
     import imageio_ffmpeg
 
-    gen = imageio_ffmpeg.read_frames(str(path))
+    err = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                         text=True).stderr
+    lines = [ln for ln in err.splitlines() if "Video:" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def decode(path, rgba=False) -> tuple[dict, list[np.ndarray]]:
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgba" if rgba else "rgb24",
+                                     bits_per_pixel=32 if rgba else 24)
     meta = next(gen)
     w, h = meta["size"]
-    frames = [np.frombuffer(f, dtype=np.uint8).reshape(h, w, 3) for f in gen]
-    return meta, frames
+    return meta, [np.frombuffer(f, np.uint8).reshape(h, w, 4 if rgba else 3) for f in gen]
+
+
+# ------------------------------------------------------------------------------------------------ panels
+
+PANELS_TOML = TINY_TOML + """
+[[panels]]
+title = "batch size 4"
+training = { batch_size = 4 }
+
+[[panels]]
+title = "batch size 64"
+training = { batch_size = 64, steps = 20 }
+look = { colormap = "magma" }
+"""
+
+
+@pytest.fixture(scope="session")
+def panel_capture(tmp_path_factory):
+    """PANELS_TOML's two panels, of different length: 12 steps (4 captured) beside 20 steps (6 captured) with
+    another batch size and colormap. Its store is also the cache of tests/e2e/test_cli_panels.py."""
+    import torch
+
+    from llstudio.pipeline import capture_scene
+    from llstudio.store.store import CaptureStore
+
+    root = tmp_path_factory.mktemp("panel-store")
+    scene = make_scene(root / "cmp.toml", panels=[{"title": "short", "training": {"batch_size": 4}},
+                                                  {"title": "long", "training": {"batch_size": 64, "steps": 20},
+                                                   "look": {"colormap": "magma"}}],
+                       layout={"gap": 0.05, "gap_color": "#ff0000"})
+    return capture_scene(scene, device=torch.device("cpu"), store=CaptureStore(root))

@@ -3,17 +3,16 @@ once when identical) and the tiled film, down to the command line."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import TINY_TOML, make_scene, tiny_dict
+from conftest import PANELS_TOML, make_scene
 from llstudio.film.camera import CameraPath
 from llstudio.errors import SceneError, UsageError
 from llstudio.film.camera import panel_camera
-from llstudio.film.panels import PanelFilm, gap_pixels, grid_shape, panel_size
+from llstudio.film.panels import gap_pixels, grid_shape, panel_size
 from llstudio.landscape.result import PanelCapture
 from llstudio.renderer.films import tile
 from llstudio.pipeline import OutputSettings, capture_key, capture_scene, estimate, make_film
@@ -25,16 +24,6 @@ CPU = torch.device("cpu")
 TWO_PANELS = [{"title": "batch size 4", "training": {"batch_size": 4}},
               {"title": "batch size 64", "training": {"batch_size": 64}}]
 
-PANELS_TOML = TINY_TOML + """
-[[panels]]
-title = "batch size 4"
-training = { batch_size = 4 }
-
-[[panels]]
-title = "batch size 64"
-training = { batch_size = 64, steps = 20 }
-look = { colormap = "magma" }
-"""
 
 
 def problems_of(**overrides) -> dict[str, str]:
@@ -201,13 +190,6 @@ def test_layout_checks():
     assert "same scaling.log" in problems_of(panels=mixed, layout={"shared_range": True})["layout.shared_range"]
 
 
-def test_bad_panel_scene_exits_2_from_the_cli(cli_env, tmp_path):
-    from conftest import run_cli
-
-    (tmp_path / "bad.toml").write_text(PANELS_TOML.replace("batch_size = 64", "batch_size = -1"))
-    proc = run_cli(["check", "bad.toml"], cli_env, tmp_path)
-    assert proc.returncode == 2
-    assert "bad.toml: panels[1].training.batch_size: Input should be greater than 0" in proc.stderr
 
 
 def test_estimate_lists_every_panel(tmp_path):
@@ -264,18 +246,6 @@ def test_identical_panels_are_captured_once(tmp_path, monkeypatch):
 W, H = 160, 90
 
 
-@pytest.fixture(scope="module")
-def panel_capture(tmp_path_factory):
-    """PANELS_TOML's two panels, of different length: 12 steps (4 captured) beside 20 steps (6 captured) with
-    another batch size and colormap. Its store is the cache of the command-line test below."""
-    root = tmp_path_factory.mktemp("panel-store")
-    scene = make_scene(root / "cmp.toml", panels=[{"title": "short", "training": {"batch_size": 4}},
-                                                  {"title": "long", "training": {"batch_size": 64, "steps": 20},
-                                                   "look": {"colormap": "magma"}}],
-                       layout={"gap": 0.05, "gap_color": "#ff0000"})
-    return capture_scene(scene, device=CPU, store=CaptureStore(root))
-
-
 def test_shorter_panels_hold_their_last_step(panel_capture):
     film = make_film(panel_capture, OutputSettings(W, H, 10))
     # (0.1 + 3 * 0.2 + 0.1) s and (0.1 + 5 * 0.2 + 0.1) s at 10 fps.
@@ -322,45 +292,6 @@ def test_panel_film_frames_have_the_layout_size_and_differ(panel_capture):
 # ------------------------------------------------------------------------------------------------- CLI
 
 
-@pytest.mark.render
-def test_cli_render_still_check_and_export_a_panel_scene(panel_capture, tmp_path, monkeypatch, capsys):
-    """In-process through cli.main (the subprocess path is the same code; it is tested for plain scenes), with the
-    panels' captures already cached by the panel_capture fixture."""
-    from PIL import Image
-
-    from llstudio.cli import main
-    from conftest import decode
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LLSTUDIO_CACHE", str(panel_capture.panels[0].path.parent.parent))  # <root>/captures/<key>
-    (tmp_path / "cmp.toml").write_text(PANELS_TOML)
-
-    def run(*args) -> str:
-        capsys.readouterr()
-        assert main([*args, "--progress", "none"] if args[0] != "check" else list(args)) == 0
-        return capsys.readouterr().out
-
-    assert run("render", "cmp.toml", "-q", "l", "--frames=-2:").strip() == "renders/cmp.mp4"
-    meta, frames = decode(tmp_path / "renders" / "cmp.mp4")
-    assert tuple(meta["size"]) == (854, 480)
-    assert len(frames) == 2
-    left, right = frames[-1][:, :426].astype(int), frames[-1][:, 428:].astype(int)
-    assert np.abs(left - right).mean() > 5  # viridis beside magma
-    sidecar = json.loads((tmp_path / "renders" / "cmp.json").read_text())
-    assert sidecar["capture_key"].count("+") == 1 and len(sidecar["resolved_scene"]["panels"]) == 2
-    assert sidecar["n_frames_total"] == 18 and sidecar["frames"] == [16, 18]
-
-    run("still", "cmp.toml", "-q", "l", "--frame", "-1", "-o", "still.png")
-    with Image.open(tmp_path / "still.png") as im:
-        assert im.size == (854, 480)
-
-    cost = json.loads(run("check", "cmp.toml", "-q", "l").partition("\n")[2])["cost"]
-    assert [p["title"] for p in cost["panels"]] == ["batch size 4", "batch size 64"] and cost["frames"] == 18
-
-    run("export", "cmp.toml", "-f", "npz", "-o", "exp")
-    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["cmp_panel1.npz", "cmp_panel2.npz"]
-    with np.load(tmp_path / "exp" / "cmp_panel2.npz") as z:
-        assert json.loads(str(z["scene"]))["training"]["batch_size"] == 64
 
 
 @pytest.mark.render

@@ -6,14 +6,12 @@ import dataclasses
 import json
 import os
 import signal
-import subprocess
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import TINY_TOML, make_scene
+from conftest import decode, make_scene, stream_info
 from llstudio.output.encode import GIF_MAX_WIDTH, FilmWriter, available_encoders, output_frames
 from llstudio.errors import RenderError, SceneError, UsageError
 from llstudio.config.presets import FORMATS
@@ -25,27 +23,6 @@ GREYS = [(20, 20, 20), (128, 128, 128), (230, 230, 230)]  # greys decode the sam
 def solid(rgb, alpha=None, w=W, h=H) -> np.ndarray:
     px = list(rgb) + ([] if alpha is None else [alpha])
     return np.broadcast_to(np.array(px, dtype=np.uint8), (h, w, len(px))).copy()
-
-
-def stream_info(path) -> str:
-    """ffmpeg's one-line description of the video stream (codec, profile, pixel format, colour tags, size, fps)."""
-    import imageio_ffmpeg
-
-    err = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                         text=True).stderr
-    lines = [ln for ln in err.splitlines() if "Video:" in ln]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
-def decode(path, rgba=False) -> tuple[dict, list[np.ndarray]]:
-    import imageio_ffmpeg
-
-    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgba" if rgba else "rgb24",
-                                     bits_per_pixel=32 if rgba else 24)
-    meta = next(gen)
-    w, h = meta["size"]
-    return meta, [np.frombuffer(f, np.uint8).reshape(h, w, 4 if rgba else 3) for f in gen]
 
 
 def leftovers(directory) -> list[str]:
@@ -295,33 +272,8 @@ def test_gif_film_through_the_pipeline(tiny_capture, tmp_path):
 # ----------------------------------------------------------------------------------------------------- cli
 
 
-def test_cli_refuses_transparency_without_alpha_before_any_work(tmp_path, cli_env):
-    from conftest import run_cli
-
-    scene = tmp_path / "t.toml"
-    scene.write_text(TINY_TOML.replace('[look]\n', '[look]\nbackground = "transparent"\n')
-                     .replace('[output]\n', '[output]\nformat = "png"\n'))
-    proc = run_cli(["render", scene, "--format", "mp4", "--progress", "none"], cli_env, tmp_path)
-    assert proc.returncode == 2, proc.stderr
-    assert "transparent" in proc.stderr and "png or prores" in proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.toml"]  # no renders/, nothing trained
-    assert not any(Path(cli_env["LLSTUDIO_CACHE"]).rglob("*.npz"))
 
 
-@pytest.mark.render
-def test_cli_format_flag_sets_codec_and_suffix(tmp_path, cli_env):
-    from conftest import run_cli
-
-    (tmp_path / "tiny.toml").write_text(TINY_TOML)
-    proc = run_cli(["render", "tiny.toml", "--format", "webm", "-q", "l", "--frames", "0:3", "--progress", "none"],
-                   cli_env, tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    film = tmp_path / "renders" / "tiny.webm"
-    assert proc.stdout.strip() == str(Path("renders") / "tiny.webm")
-    assert "Video: vp9" in stream_info(film)
-    meta, frames = decode(film)
-    assert len(frames) == 3 and tuple(meta["size"]) == (854, 480)
-    assert sorted(p.name for p in film.parent.iterdir()) == ["tiny.json", "tiny.webm"]
 
 
 @pytest.mark.render

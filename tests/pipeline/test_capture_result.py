@@ -3,7 +3,6 @@ scale * d1 + beta * scale * d2``, in either frame of reference (float64, brute f
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch.func import functional_call

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-import llstudio
 from conftest import make_scene
 from llstudio.pipeline import OutputSettings, axes, capture_key, capture_scene, estimate, output_settings, parse_frames
 from llstudio.errors import UsageError

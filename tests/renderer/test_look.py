@@ -249,22 +249,6 @@ def test_contact_sheet_of_a_film(tiny_capture, tmp_path):
     assert contact_frames(n, 4) == [0, round((n - 1) / 3), round(2 * (n - 1) / 3), n - 1]
 
 
-def test_cli_contact_sheet(tiny_toml, cli_env, tmp_path):
-    import subprocess
-    import sys
-
-    from PIL import Image
-
-    out = tmp_path / "sheet.png"
-    proc = subprocess.run([sys.executable, "-m", "llstudio", "still", str(tiny_toml), "--contact-sheet", "3",
-                           "-o", str(out), "--progress", "none"], capture_output=True, text=True, env=cli_env,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    with Image.open(out) as im:
-        assert im.mode == "RGB" and im.size[0] > 400
-    bad = subprocess.run([sys.executable, "-m", "llstudio", "still", str(tiny_toml), "--contact-sheet", "0"],
-                         capture_output=True, text=True, env=cli_env, timeout=120)
-    assert bad.returncode == 2 and "contact-sheet" in bad.stderr
 
 
 def test_film_of_a_1d_capture_uses_a_side_camera(tiny_capture):

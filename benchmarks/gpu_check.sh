@@ -233,7 +233,7 @@ def hessian(name, model, x, y, mode="eval", bn_x=None, stats=None):
 
 def main():
     print(f"device {DEV}" + (f" ({torch.cuda.get_device_name(0)})" if DEV.type == "cuda" else ""))
-    # MLPs: every strategy, both losses; N = 8 runs the hidden layers in shared form (linearcapture), N = 200 not.
+    # MLPs: every strategy, both losses; N = 8 runs the hidden layers in shared form (landscape.shared_linear), N = 200 not.
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Linear(20, 32), nn.Tanh(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 5))
     for n in (8, 200):

@@ -1,6 +1,6 @@
 """Captures → files for other tools: ParaView (vts), the Li et al. HDF5 layout (h5), numpy (npz), Blender (ply).
 
-Each exporter takes a :class:`llstudio.pipeline.Capture` and a directory and returns the paths it wrote, in
+Each exporter takes a :class:`llstudio.landscape.result.Capture` and a directory and returns the paths it wrote, in
 order. ``<name>`` is the scene's name (its file's stem); ``<step>`` is a training step number, zero-padded to 7
 digits. Every file is written to a temporary name beside it and renamed when complete (``files.atomic_write``), so
 an interrupted export leaves no half-written file; multi-file exports write their index file (``.pvd``) last.

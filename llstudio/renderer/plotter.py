@@ -143,10 +143,6 @@ class SurfaceRenderer:
         whose zoom is ``scale``."""
         return self.square.coords(v, axis, scale)
 
-    def display_xy(self, ab: np.ndarray, scale: float = 1.0) -> np.ndarray:
-        """(M, 2) (alpha, beta) → (M, 2) display (x, y) at zoom ``scale``."""
-        return self.square.xy(ab, scale)
-
     def inside(self, xy: np.ndarray) -> np.ndarray:
         """(M,) whether display points (M, 2) lie on the square the surface fills."""
         return self.square.inside(xy)

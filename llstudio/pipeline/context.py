@@ -32,10 +32,7 @@ class CaptureContext:
     progress: Progress
     data: Dataset
     steps: list
-
-    @property
-    def scales(self) -> np.ndarray:
-        return zoom_scales(self.steps, self.scene.grid.zoom)
+    scales: np.ndarray
 
     @property
     def fixed(self) -> bool:
@@ -69,5 +66,6 @@ def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bo
     cdir = store.open(key)
     cdir.sweep()
     data = load_dataset(scene.data, images=wants_images(scene.model))
+    steps = scene.captured_steps()
     return CaptureContext(scene, device, getattr(torch, scene.capture.dtype), key, store, cdir, use_cache,
-                          progress or Progress("none"), data, scene.captured_steps())
+                          progress or Progress("none"), data, steps, zoom_scales(steps, scene.grid.zoom))

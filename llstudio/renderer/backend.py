@@ -157,6 +157,8 @@ class FrameGrabber:
         if self.transparent:
             unpremultiply(img)
         return img
+
+
 # ------------------------------------------------------------------------------------------- export meshes
 
 

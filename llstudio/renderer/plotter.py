@@ -55,11 +55,11 @@ class SurfaceRenderer:
                  card_text: bool = True):
         self.look, self.width, self.height = look, int(width), int(height)
         self.square = sq = DisplaySquare(alphas, betas)
-        self.alphas, self.betas, self.x, self.y, self.extent = sq.alphas, sq.betas, sq.x, sq.y, sq.extent
+        self.alphas, self.betas, self.extent = sq.alphas, sq.betas, sq.extent
         # A 1D capture (one beta) is drawn as a curve over alpha; 'contours' is a flat top-down map.
         self.one_d = sq.one_d
         self.flat = look.view == "contours" and not self.one_d
-        self.log_values, self.show_range = log_values, show_range
+        self.show_range = show_range
         self.anti_aliasing = resolve_anti_aliasing(look.anti_aliasing, self.height)
         # SSAA: the window renders ss x ss pixels for every output pixel and the grabber averages each block (a box
         # filter). Everything VTK draws in pixels (text, line widths, margins) is sized for the window, ss times
@@ -70,7 +70,6 @@ class SurfaceRenderer:
         self.win_w, self.win_h = self.ss * self.width, self.ss * self.height
         self.z_height = z_scale * self.extent
         self.transparent = look.background == TRANSPARENT
-        self.channels = 4 if self.transparent else 3
         self.plotter = open_plotter(self.win_w, self.win_h, look.lighting in ("studio", "soft"))
         self._set_up_window()
         apply_lighting(self.plotter, "flat" if self.flat else look.lighting)

@@ -14,8 +14,9 @@ TRANSPARENT = "transparent"
 
 
 class Section(BaseModel):
-    # strict: a TOML string "300" where a number belongs is an error, not a silent conversion.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # strict: a TOML string "300" where a number belongs is an error, not a silent conversion. TOML spells inf and
+    # nan; no scene number may be either (``lr = inf`` trained to NaN on the first step).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 PosInt = Annotated[int, Field(gt=0)]

@@ -276,3 +276,15 @@ def test_json_schema_is_valid_json_with_descriptions():
     for name, d in defs.items():
         for field, prop in d.get("properties", {}).items():
             assert prop.get("description"), f"{name}.{field} has no description"
+
+
+@pytest.mark.parametrize("key,value", [("training.lr", float("inf")), ("training.lr", float("nan")),
+                                       ("training.momentum", float("-inf")), ("grid.range", [float("-inf"), 1.0])])
+def test_infinite_and_nan_numbers_are_refused(tmp_path, key, value):
+    # Issue 15 #9: 'lr = inf' was accepted (and trained to NaN on the first step); nan was refused by gt=0 alone.
+    section, name = key.split(".")
+    path = tmp_path / "s.toml"
+    path.write_text(f"[{section}]\n{name} = {value!r}\n")  # Python's repr of inf/nan is TOML's spelling
+    with pytest.raises(SceneError) as info:
+        load_scene(path)
+    assert key in str(info.value) and "finite" in str(info.value)

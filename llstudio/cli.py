@@ -102,7 +102,7 @@ def _add_submit_parser(sub) -> None:
                    help="file format (" + format_help() + "); default: the scene's output.format")
     p.add_argument("--cluster", default="slurm", choices=["slurm", "local", "debug"],
                    help="slurm (default), local (submitit's local executor: the same jobs as processes on this "
-                   "machine, a dry run) or debug (in this process)")
+                   "machine, a dry run) or debug (with --wait: one after another in this process)")
     p.add_argument("--partition", default=None, help="Slurm partition (required with --cluster slurm)")
     p.add_argument("--gpus-per-job", type=int, default=1, metavar="N", help="GPUs per job (default 1; 0 for a "
                    "CPU partition)")

@@ -87,7 +87,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cache", help="list or clear cached captures")
     p.add_argument("action", choices=["list", "clear"])
     p.add_argument("key", nargs="?", help="clear only this capture")
+    _add_submit_parser(sub)
     return parser
+
+
+def _add_submit_parser(sub) -> None:
+    p = sub.add_parser("submit", help="render scenes as one Slurm job array (submitit; pip install "
+                       "'llstudio[slurm]')", description="Submit one job per scene as one job array and print the "
+                       "job ids; --wait waits and prints the table of outcomes. The capture store (LLSTUDIO_CACHE) "
+                       "and renders/ must be on a filesystem the nodes share. Preempted or timed-out jobs are "
+                       "requeued and resume from the store.")
+    p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene files (.toml)")
+    p.add_argument("--format", default=None, choices=list(OUTPUT_FORMATS),
+                   help="file format (" + format_help() + "); default: the scene's output.format")
+    p.add_argument("--cluster", default="slurm", choices=["slurm", "local", "debug"],
+                   help="slurm (default), local (submitit's local executor: the same jobs as processes on this "
+                   "machine, a dry run) or debug (with --wait: one after another in this process)")
+    p.add_argument("--partition", default=None, help="Slurm partition (required with --cluster slurm)")
+    p.add_argument("--gpus-per-job", type=int, default=1, metavar="N", help="GPUs per job (default 1; 0 for a "
+                   "CPU partition)")
+    p.add_argument("--cpus-per-job", type=int, default=None, metavar="N",
+                   help="CPU cores per job (default: the partition's); torch, llvmpipe and x264 use them all")
+    p.add_argument("--timeout-min", type=int, default=60, metavar="M",
+                   help="time limit of each job in minutes (default 60); a job that reaches it is requeued and "
+                   "resumes from the store")
+    p.add_argument("--array-parallelism", type=int, default=None, metavar="K",
+                   help="at most K jobs of the array run at once (default: submitit's, 256)")
+    p.add_argument("--logs", default="renders/submit-logs", metavar="DIR",
+                   help="folder of the jobs' logs and pickles, named by job id (default renders/submit-logs)")
+    p.add_argument("--wait", action="store_true", help="wait for every job, then print the table of outcomes "
+                   "(exit 1 when any failed)")
+    _add_common(p)
 
 
 def _progress(args):
@@ -205,8 +235,29 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_submit(args) -> int:
+    from .jobs import slurm
+    from .jobs.job import batch_exit_code, format_table
+
+    req = slurm.Request(cluster=args.cluster, partition=args.partition, gpus_per_job=args.gpus_per_job,
+                        cpus_per_job=args.cpus_per_job, timeout_min=args.timeout_min,
+                        array_parallelism=args.array_parallelism, logs=args.logs, wait=args.wait)
+    slurm.check_request(req)  # bad flags, no submitit, no Slurm: before the scenes load, nothing written
+    jobs = slurm.make_jobs(_load_all(args.scenes), args.quality, args.format, args.device, args.no_cache)
+    sjobs = slurm.submit(req, jobs, progress=args.progress)  # the nodes' stage lines go to their logs
+    for sj, path in zip(sjobs, args.scenes):
+        print(f"{sj.job_id}  {path}")
+    if not args.wait:
+        print(slurm.follow_up(req, sjobs, jobs))
+        return 0
+    results = slurm.collect(sjobs, jobs, list(args.scenes), poll_s=10 if args.cluster == "slurm" else 1,
+                            on_done=lambda r: print(f"{r.status}: {r.scene}", file=sys.stderr, flush=True))
+    print(format_table(results))
+    return batch_exit_code(results)
+
+
 COMMANDS = {"render": cmd_render, "still": cmd_still, "check": cmd_check, "schema": cmd_schema,
-            "doctor": cmd_doctor, "cache": cmd_cache, "export": cmd_export}
+            "doctor": cmd_doctor, "cache": cmd_cache, "export": cmd_export, "submit": cmd_submit}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -20,6 +20,7 @@ _EXPORTS = {
     "axes": "coordinates", "auto_range": "coordinates", "zoom_scales": "coordinates",
     "curvature_axes": "coordinates",
     "second_direction_note": "plane",
+    "default_root": "..store.store",
     "capture_key": "..store.keys", "training_key": "..store.keys", "CAPTURE_SECTIONS": "..store.keys",
     "Capture": "..landscape.result", "PanelCapture": "..landscape.result", "RunRecord": "..landscape.result",
     "Film": "..film.film", "OutputSettings": "..film.film", "output_settings": "..film.film",

@@ -9,19 +9,44 @@ from one segment to the next.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import RenderError
+from ..errors import MissingDependency, RenderError
 from ..files import atomic_write, temp_path
 from .encode import ffmpeg_exe, publish_directory
 
 # The containers whose segments the concat demuxer joins by stream copy, and the muxer of each. A GIF has one
 # palette for the whole film and a PNG sequence is files, not a stream: neither is joined here.
 JOINABLE = {"mp4": "mp4", "webm": "webm", "prores": "mov"}
+
+
+def demuxer_names(listing: str) -> frozenset[str]:
+    """The demuxers in the text of ``ffmpeg -demuxers`` (lines ' D   concat   Virtual concatenation script')."""
+    names = set()
+    for line in listing.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in ("D", "DE") and parts[1] != "=":
+            names.update(parts[1].split(","))
+    return frozenset(names)
+
+
+@functools.lru_cache(maxsize=None)
+def available_demuxers() -> frozenset[str]:
+    """The demuxers of the ffmpeg binary the FilmWriter uses (imageio-ffmpeg's, or IMAGEIO_FFMPEG_EXE)."""
+    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-demuxers"], capture_output=True, text=True, check=False)
+    return demuxer_names(proc.stdout)
+
+
+def require_concat() -> None:
+    """Fail before any work when ffmpeg cannot join segments (a build without the concat demuxer)."""
+    if "concat" not in available_demuxers():
+        raise MissingDependency(f"the ffmpeg at {ffmpeg_exe()} has no concat demuxer, which --split needs to join "
+                                "segments; install a full ffmpeg build and point IMAGEIO_FFMPEG_EXE at it")
 
 
 def _quote(path: Path) -> str:

@@ -12,7 +12,7 @@ import pytest
 from conftest import decode
 from llstudio.config.presets import FORMATS
 from llstudio.errors import RenderError
-from llstudio.output.concat import concat_list, join, join_sequences
+from llstudio.output.concat import available_demuxers, concat_list, demuxer_names, join, join_sequences
 from llstudio.output.encode import FilmWriter
 
 W, H, N, FPS = 96, 64, 30, 10
@@ -121,3 +121,19 @@ def test_a_failed_join_leaves_nothing(tmp_path):
     with pytest.raises(RenderError, match="could not join"):
         join([bad], tmp_path / "out.mp4", "mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.mp4"]
+
+
+def test_the_film_writers_ffmpeg_has_the_concat_demuxer():
+    assert "concat" in available_demuxers() and "mov" in available_demuxers()
+
+
+def test_demuxer_listing_is_parsed():
+    listing = """File formats:
+ D. = Demuxing supported
+ .E = Muxing supported
+ --
+ D  concat          Virtual concatenation script
+ DE matroska,webm   Matroska / WebM
+  E mp4             MP4 (MPEG-4 Part 14)
+"""
+    assert demuxer_names(listing) == {"concat", "matroska", "webm"}

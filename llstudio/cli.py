@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=list(OUTPUT_FORMATS),
                    help="file format (" + format_help() + "); default: the suffix of -o, else the scene's "
                    "output.format")
+    p.add_argument("--split", type=_split_count, default=1, metavar="K",
+                   help="render one film's frames in K processes at once and join the segments without "
+                   "re-encoding (mp4, webm, prores, png); see README 'One film in segments'")
     _add_common(p)
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
@@ -124,20 +127,36 @@ def _progress(args):
     return Progress(args.progress)
 
 
+def _split_count(text: str) -> int:
+    from .jobs.split import parse_split
+
+    try:
+        return parse_split(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_render(args) -> int:
+    from .jobs.split import check_split, render_split
     from .pipeline import capture_scene, check_output, render_film
 
     if args.output and len(args.scenes) > 1:
         raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
+    check_split(args.split, len(args.scenes))
     scenes = _load_all(args.scenes)
     for scene in scenes:  # a missing encoder or a format that cannot be honoured stops the batch before training
-        check_output(scene, args.output, args.format)
+        check_split(args.split, 1, check_output(scene, args.output, args.format))
     for scene in scenes:
         prog = _progress(args)
         prog.log(f"── {scene.source}")
-        cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=prog)
-        out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
-                          format=args.format)
+        device = _device(args, scene)
+        cap = capture_scene(scene, device=device, use_cache=not args.no_cache, progress=prog)
+        if args.split > 1:  # the capture above is made once; the segment processes load it from the store
+            out = render_split(cap, args.split, scene_file=scene.source, output=args.output, quality=args.quality,
+                               frames=args.frames, format=args.format, device=device.type, progress=prog)
+        else:
+            out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
+                              format=args.format)
         print(out)
     return 0
 

@@ -32,6 +32,14 @@ def _owner() -> str:
     return f"{_host()}~{os.getpid()}"
 
 
+def temp_path(path: Path | str, tag: str, suffix: Optional[str] = None) -> Path:
+    """A temporary name beside ``path`` that ``stale_temp`` recognises as this process's: ``.NAME.host~pid.TAG.part``
+    plus ``suffix`` (default: ``path``'s own). For files that a process assembles from parts (a split film's
+    segments) and removes itself; ``tag`` ([A-Za-z0-9_]+) tells the parts apart."""
+    path = Path(path)
+    return path.parent / f".{path.name}.{_owner()}.{tag}.part{path.suffix if suffix is None else suffix}"
+
+
 # ".step_0000120.npz.myhost~4242.k2j4_x9a.part.npz"; older names had no owner: ".step_0000120.npz.k2j4_x9a.part.npz"
 TEMP_NAME = re.compile(r"^\.(?P<target>.+?)\.(?:(?P<host>[A-Za-z0-9_]+)~(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.part(?:\.[^.]*)?$")
 STALE_AFTER_S = 24 * 3600.0

@@ -139,6 +139,24 @@ def _output_args(fmt: str, crf: int, preset: str, alpha: bool, width: int, heigh
     raise RenderError(format_problem(fmt))
 
 
+def publish_directory(tmp: str | Path, path: str | Path) -> None:
+    """Rename the finished directory ``tmp`` (a PNG sequence) to ``path``, replacing the sequence there.
+
+    A directory cannot replace a non-empty one in a single rename: the old sequence is moved aside first, so that
+    a reader sees the old frames or the new ones, never a mixture."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RenderError(f"{path} exists and is not a directory: a PNG sequence is a directory of frames")
+    os.chmod(tmp, 0o777 & ~_umask())
+    old = None
+    if path.exists():
+        old = tempfile.mkdtemp(prefix="." + path.name + ".", suffix=".old", dir=path.parent)
+        os.replace(path, old)  # onto an empty directory: allowed
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 class FilmWriter:
     """``with FilmWriter(path, w, h, fps, format="mp4") as f: f.write(frame)``: frames in, one film out.
 
@@ -318,18 +336,7 @@ class FilmWriter:
         if self.format != "png":
             publish(self._tmp, self.path)
             return
-        # A directory cannot replace a non-empty one in a single rename: move the old sequence aside first, so that
-        # a reader sees the old frames or the new ones, never a mixture.
-        if self.path.exists() and not self.path.is_dir():
-            raise RenderError(f"{self.path} exists and is not a directory: a PNG sequence is a directory of frames")
-        os.chmod(self._tmp, 0o777 & ~_umask())
-        old = None
-        if self.path.exists():
-            old = tempfile.mkdtemp(prefix="." + self.path.name + ".", suffix=".old", dir=self.path.parent)
-            os.replace(self.path, old)  # onto an empty directory: allowed
-        os.replace(self._tmp, self.path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        publish_directory(self._tmp, self.path)
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -82,41 +83,75 @@ def _deferred_interrupt():
         signal.signal(signal.SIGINT, old)
 
 
-def render_film(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
-                frames: Optional[str] = None, progress: Optional[Progress] = None,
-                format: Optional[str] = None) -> Path:
-    """Render and encode the film; returns its path (a directory for a PNG sequence). The film appears only when
-    complete, with NAME.json beside it: the resolved scene, the capture key and the output settings."""
-    progress = progress or Progress("none")
+@dataclass(frozen=True)
+class RenderPlan:
+    """What a render of a capture makes, decided before any frame is drawn: the film (timeline, camera), its
+    output settings, format, frame selection and path."""
+
+    film: Film
+    settings: OutputSettings
+    fmt: str
+    selected: range
+    output: Path
+    alpha: bool
+
+
+def plan_render(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
+                frames: Optional[str] = None, format: Optional[str] = None) -> RenderPlan:
+    """The checked plan of a render: format and encoder, output settings, frames (``A:B``), the film's path."""
     scene = capture.scene
     fmt = check_output(scene, output, format)
     settings = output_settings(scene, quality)
     film = make_film(capture, settings)
     selected = parse_frames(frames, film.n_frames)
     output = Path(output) if output is not None else default_output(scene, fmt)
-    alpha = scene.look.background == TRANSPARENT
-    with film.renderer() as renderer, \
+    return RenderPlan(film, settings, fmt, selected, output, scene.look.background == TRANSPARENT)
+
+
+def encode_frames(plan: RenderPlan, output: Path, selected: range, progress: Progress) -> Path:
+    """Draw the frames ``selected`` of ``plan``'s film and encode them into ``output`` (which appears only when
+    complete); no sidecar. A segment of a split render is one call (see ``llstudio.jobs.split``)."""
+    scene, settings = plan.film.capture.scene, plan.settings
+    with plan.film.renderer() as renderer, \
             FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
-                       scene.output.encoder_preset, format=fmt, alpha=alpha) as writer, \
+                       scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha) as writer, \
             progress.stage("render", len(selected), "frames") as advance:
         with _deferred_interrupt() as interrupted:
             for i in selected:
-                writer.write(film.frame(renderer, i))
+                writer.write(plan.film.frame(renderer, i))
                 advance(1)
                 if interrupted():
                     raise KeyboardInterrupt
+    return Path(output)
+
+
+def write_sidecar(capture: Capture, plan: RenderPlan) -> Path:
+    """NAME.json beside the film: the resolved scene, the capture key and the output settings."""
+    scene, settings, fmt, selected, output = capture.scene, plan.settings, plan.fmt, plan.selected, plan.output
     n_file, fps_file = output_frames(fmt, len(selected), settings.fps)
     sidecar = {
         "film": output.name, "scene": scene.source, "resolved_scene": scene.resolved_dump(),
         "capture_key": capture.key, "capture_path": str(capture.path), "frames": [selected.start, selected.stop],
-        "n_frames_total": film.n_frames, "width": settings.width, "height": settings.height, "fps": settings.fps,
-        "format": fmt, "alpha": alpha, "file": {"frames": n_file, "fps": fps_file,
-                                                 "size": list(output_size(fmt, settings.width, settings.height))},
+        "n_frames_total": plan.film.n_frames, "width": settings.width, "height": settings.height,
+        "fps": settings.fps, "format": fmt, "alpha": plan.alpha,
+        "file": {"frames": n_file, "fps": fps_file, "size": list(output_size(fmt, settings.width, settings.height))},
         "llstudio": __version__,
     }
     text = json.dumps(sidecar, indent=2)
-    atomic_write(output.with_suffix(".json"), lambda tmp: Path(tmp).write_text(text))
-    return output
+    path = output.with_suffix(".json")
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return path
+
+
+def render_film(capture: Capture, output: Optional[Path] = None, quality: Optional[str] = None,
+                frames: Optional[str] = None, progress: Optional[Progress] = None,
+                format: Optional[str] = None) -> Path:
+    """Render and encode the film; returns its path (a directory for a PNG sequence). The film appears only when
+    complete, with NAME.json beside it: the resolved scene, the capture key and the output settings."""
+    plan = plan_render(capture, output, quality, frames, format)
+    encode_frames(plan, plan.output, plan.selected, progress or Progress("none"))
+    write_sidecar(capture, plan)
+    return plan.output
 
 
 def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:

@@ -67,8 +67,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(d))
     two, one = tmp_path / "two", tmp_path / "one"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "LLSTUDIO_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
                            "--master-port", str(_free_port()), str(Path(__file__).with_name("_rank_capture.py")),
                            str(two), *map(str, paths)], capture_output=True, text=True, env=env, cwd=str(tmp_path),

@@ -45,13 +45,24 @@ def on_root(group: Group, fn: Callable[[], Any]) -> Any:
             value = fn()
         except Exception as exc:
             group.broadcast(_failure(group.rank, exc))
+            _settle(group)
             raise
         group.broadcast(value)
         return value
     value = group.broadcast(None)
     if isinstance(value, _Failure):
+        _settle(group)
         raise RankFailed(value.rank, value.message, value.exit_code)
     return value
+
+
+def _settle(group: Group) -> None:
+    """Meet once more after a failure, so that rank 0 does not exit (and its launcher stop the others) before
+    they have heard of it."""
+    try:
+        group.barrier()
+    except Exception:  # a rank that is gone already: nothing left to wait for
+        pass
 
 
 def each(group: Group, fn: Callable[[], Any], share: bool = True) -> Any:

@@ -68,3 +68,18 @@ def test_malformed_world_size_is_exit_2(home, monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "two")
     assert main(["render", "tiny.toml", "--progress", "none"]) == 2
     assert "WORLD_SIZE='two'" in capsys.readouterr().err
+
+
+def test_an_error_on_rank_0_stops_every_rank(cli_env, isolated_cache, tmp_path):
+    """The scene is valid on its own, but names weights the model lacks: known only once rank 0 builds it, while
+    rank 1 waits for the runs. Rank 1 hears of it and exits with the same status; nothing hangs."""
+    bad = TINY_TOML.replace("seed = 3", 'seed = 3\nkind = "weights"\nweights = ["nope.weight[0,0]", "0.weight[1,1]"]')
+    (tmp_path / "bad.toml").write_text(bad)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                           str(_free_port()), "-m", "llstudio", "render", "bad.toml", "--progress", "none"],
+                          capture_output=True, text=True, env={**cli_env, "PYTHONPATH": str(REPO)}, cwd=str(tmp_path),
+                          timeout=120)
+    assert proc.returncode != 0 and not proc.stdout.strip()
+    # Each rank prints its line; the launcher may stop the slower one before it does.
+    assert ("model has no parameter 'nope.weight'" in proc.stderr
+            or "rank 0 failed: bad.toml: 1 problem in the scene file" in proc.stderr)

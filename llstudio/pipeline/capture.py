@@ -61,8 +61,8 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
 class Work:
     """What rank 0 knows once the runs and the plane are there, and hands to every rank: the runs (name →
     Trajectory, primary first), the plane, the captured step indices the store lacks (``steps``), whether the
-    shared plane's landscape is missing (``plane``), the further runs whose losses it lacks (``runs``), and the
-    curvature maps to compute (None without curvature)."""
+    shared plane's landscape is missing (``plane_missing``; one shared plane only), the further runs whose losses
+    it lacks (``runs``), and the curvature maps to compute (None without curvature)."""
 
     trajs: dict
     plane: Plane

@@ -200,8 +200,9 @@ def capture_steps(ctx: CaptureContext, sc: StepCapture, todo: list, plane_missin
             _use_step_data(ctx, sc, k)
             drop = sc.masks(k)
             grid, grid_samples = _split_landscape(ctx, sc, k, drop)
+            center = each(group, lambda: sc.center_loss(k, drop) if group.is_root else None, share=False)
             if group.is_root:
-                _save(ctx, k, grid, grid_samples, *sc.center_loss(k, drop))
+                _save(ctx, k, grid, grid_samples, *center)
             advance(grid_size)
 
 

@@ -20,6 +20,7 @@ from .device import resolve_device
 from .doctor import run_checks
 from .errors import LLStudioError, SceneError, UsageError
 from .output.export import FORMATS, default_directory, export, require
+from .parallel import describe_environment, from_environment, launched, share_threads
 from .progress import Progress
 from .store.store import CaptureStore
 
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", type=_split_count, default=1, metavar="K",
                    help="render one film's frames in K processes at once and join the segments without "
                    "re-encoding (mp4, webm, prores, png); see README 'One film in segments'")
+    p.add_argument("--distributed", action="store_true",
+                   help="one rank of a capture shared through torch.distributed (implied when WORLD_SIZE > 1, as "
+                   "under torchrun --nproc-per-node N -m llstudio render ...): each rank captures a share of the "
+                   "steps or grid points on its own device, rank 0 writes the cache and renders")
     _add_common(p)
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
@@ -146,6 +151,11 @@ def cmd_render(args) -> int:
     scenes = _load_all(args.scenes)
     for scene in scenes:  # a missing encoder or a format that cannot be honoured stops the batch before training
         check_split(args.split, 1, check_output(scene, args.output, args.format))
+    if args.distributed or launched():
+        if args.split > 1:
+            raise UsageError("--split renders one film in several processes; under torchrun (--distributed) the "
+                             "ranks share the capture and rank 0 renders the film whole: leave one of them out")
+        return _render_distributed(args, scenes)
     for scene in scenes:
         prog = _progress(args)
         prog.log(f"── {scene.source}")
@@ -159,6 +169,44 @@ def cmd_render(args) -> int:
                               format=args.format)
         print(out)
     return 0
+
+
+def _render_distributed(args, scenes) -> int:
+    """Every scene in turn, each capture shared by the ranks of the group the launcher describes (joined once,
+    after every scene was checked); rank 0 renders and prints, the other ranks capture only. A failure on one rank
+    is raised on every rank at the next meeting point; every rank then leaves the group and exits non-zero."""
+    import torch  # this command's threads; torch is loaded by the pipeline anyway
+
+    from .jobs.slots import cpu_count
+    from .pipeline import capture_scene, render_film
+
+    kinds = {resolve_device(args.device or s.capture.device).type for s in scenes}
+    if len(kinds) > 1:
+        raise UsageError("torch.distributed: these scenes run on different devices (capture.device); pass --device "
+                         "cpu or --device cuda so that every rank of the group uses the same kind")
+    kind = kinds.pop()
+    describe_environment()  # a missing or malformed variable: exit 2 on every rank, before any rank waits
+    group = from_environment(kind)
+    try:
+        torch.set_num_threads(share_threads(group, cpu_count()))
+        device = group.device(kind)
+        for scene in scenes:
+            prog = _progress(args) if group.is_root else Progress("none")
+            prog.log(f"── {scene.source} ({group.world} ranks)")
+            cap = capture_scene(scene, device=device, use_cache=not args.no_cache, progress=prog, group=group)
+            if group.is_root:
+                print(render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
+                                  format=args.format))
+    finally:
+        group.destroy()
+    return 0
+
+
+def _refuse_distributed(command: str) -> None:
+    if launched():
+        raise UsageError(f"'{command}' runs in one process; under torchrun (WORLD_SIZE > 1) only 'render' shares a "
+                         f"capture: run 'torchrun ... -m llstudio render SCENE' first, then '{command}' alone (it "
+                         "reuses the cached capture)")
 
 
 def _device(args, scene):
@@ -184,6 +232,7 @@ def _load_all(paths) -> list:
 def cmd_still(args) -> int:
     from .pipeline import capture_scene, render_contact_sheet, render_still
 
+    _refuse_distributed("still")
     if args.contact_sheet is not None and args.contact_sheet < 1:
         raise UsageError(f"--contact-sheet {args.contact_sheet}: needs at least one still")
     (scene,) = _load_all([args.scene])
@@ -198,6 +247,7 @@ def cmd_still(args) -> int:
 def cmd_export(args) -> int:
     from .pipeline import capture_scene
 
+    _refuse_distributed("export")
     (scene,) = _load_all([args.scene])
     require(args.format)  # a missing h5py is reported before any training
     directory = Path(args.output) if args.output else default_directory(scene)

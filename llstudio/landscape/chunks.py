@@ -13,17 +13,24 @@ def run_chunks(n: int, chunk: int, body: Callable[[int, int, dict], None], threa
     """Call ``body(start, stop, scratch)`` for every chunk of ``n`` points, ``chunk`` points each, on up to
     ``threads`` threads.
 
-    Each worker thread runs torch single-threaded and pulls the next chunk when done (so a core slowed by
-    other processes takes fewer chunks); ``scratch`` is the worker's own dict for reusable buffers. Two
+    Each worker thread (and the calling thread, when one worker suffices) runs torch single-threaded and pulls
+    the next chunk when done (so a core slowed by other processes takes fewer chunks); ``scratch`` is the worker's own dict for reusable buffers. Two
     single-threaded workers beat one two-threaded pass here: the per-point matrices are too small for
     intra-op parallelism to pay for its synchronisation. torch releases the GIL inside its kernels.
     """
     starts = range(0, n, chunk)
     workers = min(threads, len(starts))
     if workers <= 1:
-        scratch: dict = {}
-        for s in starts:
-            body(s, min(s + chunk, n), scratch)
+        # Single-threaded here too, so that a point's value never depends on the process's thread count: a few
+        # points (a step's centre, a rank's share of a small grid) give the same bits as in a worker thread.
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            scratch: dict = {}
+            for s in starts:
+                body(s, min(s + chunk, n), scratch)
+        finally:
+            torch.set_num_threads(before)
         return
     todo = iter(starts)
     lock = threading.Lock()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -14,6 +15,7 @@ from .. import __version__
 from ..config.scene import Scene
 from ..device import resolve_device
 from ..landscape.result import Capture, PanelCapture, RunRecord, SampleLandscapes
+from ..parallel import SINGLE, Group
 from ..progress import Progress
 from ..store.keys import CAPTURE_SECTIONS, FORMAT_VERSION, capture_key
 from ..store.store import CaptureStore
@@ -21,30 +23,73 @@ from ..train.runs import checkpoint_files
 from ..train.training import Trajectory
 from .checks import check_weight_refs, sample_indices
 from .context import CaptureContext, open_context
-from .curvature import capture_curvature
+from .curvature import CurvatureWork, capture_curvature, curvature_work
 from .grid import StepCapture, capture_run_losses, capture_steps
 from .plane import Plane, choose_plane, second_direction_note
 from .runs import train_runs
+from .shares import each, host, on_root
 
 
 def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = None, use_cache: bool = True,
-                  progress: Optional[Progress] = None):
+                  progress: Optional[Progress] = None, group: Group = SINGLE):
     """Train, choose directions and capture every sampled step, reusing whatever the store already holds.
 
-    A scene with panels gives a :class:`~llstudio.landscape.result.PanelCapture`: one capture per panel scene."""
+    A scene with panels gives a :class:`~llstudio.landscape.result.PanelCapture`: one capture per panel scene.
+    With a ``group`` of several processes, every rank calls this with its own ``device``: rank 0 trains (or loads)
+    the runs and chooses the plane, every rank captures its share of the steps or grid points, and rank 0 alone
+    writes the store and returns the capture; the other ranks return None."""
     if scene.panels:
-        return _capture_panels(scene, device, store, use_cache, progress)
-    ctx = open_context(scene, device, store, use_cache, progress)
-    if ctx.cdir.read_manifest() is None or not use_cache:
+        return _capture_panels(scene, device, store, use_cache, progress, group)
+    opened: list[CaptureContext] = []
+
+    def prepare() -> Work:
+        opened.append(open_context(scene, device, store, use_cache, progress, group))
+        return plan_work(opened[0])
+
+    work = on_root(group, prepare)
+    # The other ranks load the data once rank 0 has (a download is then done), and never open the store.
+    ctx = each(group, lambda: opened[0] if opened else open_context(scene, device, None, use_cache, None, group),
+               share=False)
+    idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
+    traj = next(iter(work.trajs.values()))
+    _capture_landscapes(ctx, work, idx)
+    curvature = capture_curvature(ctx, work.plane, traj, idx, work.curvature) if scene.capture.curvature_on else None
+    return assemble(ctx, work.plane, work.trajs, curvature) if group.is_root else None
+
+
+@dataclass(frozen=True)
+class Work:
+    """What rank 0 knows once the runs and the plane are there, and hands to every rank: the runs (name →
+    Trajectory, primary first), the plane, the captured step indices the store lacks (``steps``), whether the
+    shared plane's landscape is missing (``plane_missing``; one shared plane only), the further runs whose losses
+    it lacks (``runs``), and the curvature maps to compute (None without curvature)."""
+
+    trajs: dict
+    plane: Plane
+    steps: list
+    plane_missing: bool
+    runs: list
+    curvature: Optional[CurvatureWork]
+
+
+def plan_work(ctx: CaptureContext) -> Work:
+    """Rank 0's part before the split: the manifest, the runs, the plane, and what the store lacks."""
+    scene = ctx.scene
+    if ctx.cdir.read_manifest() is None or not ctx.use_cache:
         ctx.cdir.write_manifest(manifest(ctx))
     check_weight_refs(scene, ctx.data, ctx.dtype)
-    idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
     trajs = train_runs(ctx)
-    traj = next(iter(trajs.values()))
     plane = choose_plane(ctx, trajs)
-    _capture_landscapes(ctx, plane, trajs, idx)
-    curvature = capture_curvature(ctx, plane, traj, idx) if scene.capture.curvature_on else None
-    return assemble(ctx, plane, trajs, curvature)
+    todo = [k for k, s in enumerate(ctx.steps) if not (ctx.use_cache and ctx.cdir.has_step(s))]
+    # The other runs' losses at their own weights: one small store entry per run, resumable like the steps.
+    runs_todo = [n for n in list(trajs)[1:] if not ctx.cached(f"run_{n}")]
+    curvature = curvature_work(ctx) if scene.capture.curvature_on else None
+    if ctx.group.world > 1:  # what a collective hands on: CPU tensors only
+        trajs = {n: dataclasses.replace(t, weights=[host(w) for w in t.weights], buffers=[host(b) for b in t.buffers])
+                 for n, t in trajs.items()}
+        stored = dataclasses.replace(plane.stored, d1=host(plane.d1), d2=host(plane.d2))
+        plane = Plane(stored, None if plane.origin is None else host(plane.origin))
+    return Work(trajs, plane, todo, ctx.one_plane and not ctx.cached("plane"), runs_todo, curvature)
 
 
 def manifest(ctx: CaptureContext) -> dict:
@@ -66,21 +111,19 @@ def manifest(ctx: CaptureContext) -> dict:
     }
 
 
-def _capture_landscapes(ctx: CaptureContext, plane: Plane, trajs: dict[str, Trajectory],
-                        idx: Optional[np.ndarray]) -> None:
+def _capture_landscapes(ctx: CaptureContext, work: Work, idx: Optional[np.ndarray]) -> None:
     """The steps' landscapes and the further runs' losses that the store lacks."""
-    todo = [k for k, s in enumerate(ctx.steps) if not (ctx.use_cache and ctx.cdir.has_step(s))]
-    # The other runs' losses at their own weights: one small store entry per run, resumable like the steps.
-    runs_todo = [n for n in list(trajs)[1:] if not ctx.cached(f"run_{n}")]
-    if not todo:
+    if not work.steps and ctx.group.is_root:
         ctx.progress.log(f"capture: all {len(ctx.steps)} steps reused from cache {ctx.cdir.path}")
-    if not (todo or runs_todo):
+    if not (work.steps or work.runs):
         return
-    sc = StepCapture(ctx, plane, next(iter(trajs.values())), idx)
-    if todo:
-        capture_steps(ctx, sc, todo)
-    if runs_todo:
-        capture_run_losses(ctx, sc, trajs, runs_todo)
+    trajs = work.trajs
+    sc = each(ctx.group, lambda: StepCapture(ctx, work.plane, next(iter(trajs.values())), idx), share=False)
+    if work.steps:
+        capture_steps(ctx, sc, work.steps, work.plane_missing)
+    if work.runs:  # a few points per run: on rank 0 alone
+        each(ctx.group, lambda: capture_run_losses(ctx, sc, trajs, work.runs) if ctx.group.is_root else None,
+             share=False)
 
 
 def assemble(ctx: CaptureContext, plane: Plane, trajs: dict[str, Trajectory], curvature) -> Capture:
@@ -111,7 +154,7 @@ def assemble(ctx: CaptureContext, plane: Plane, trajs: dict[str, Trajectory], cu
 
 
 def _capture_panels(scene: Scene, device, store: Optional[CaptureStore], use_cache: bool,
-                    progress: Optional[Progress]) -> PanelCapture:
+                    progress: Optional[Progress], group: Group = SINGLE) -> Optional[PanelCapture]:
     """Capture every panel scene; panels with the same capture key are captured (and loaded) once."""
     progress = progress or Progress("none")
     done: dict[str, Capture] = {}
@@ -123,8 +166,8 @@ def _capture_panels(scene: Scene, device, store: Optional[CaptureStore], use_cac
         progress.log(f"panel {i + 1}/{len(panels)}: {ps.title or ps.name}")
         if key in done:
             progress.log(f"capture: same as panel {list(done).index(key) + 1}'s capture, reused")
-            captures.append(dataclasses.replace(done[key], scene=ps))
+            captures.append(done[key] and dataclasses.replace(done[key], scene=ps))
             continue
-        done[key] = capture_scene(ps, device=dev, store=store, use_cache=use_cache, progress=progress)
+        done[key] = capture_scene(ps, device=dev, store=store, use_cache=use_cache, progress=progress, group=group)
         captures.append(done[key])
-    return PanelCapture(scene, captures)
+    return PanelCapture(scene, captures) if group.is_root else None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
 from ..config.scene import Scene
 from ..device import resolve_device
+from ..parallel import SINGLE, Group
 from ..progress import Progress
 from ..store.keys import capture_key
 from ..store.store import CaptureDir, CaptureStore
@@ -20,19 +22,22 @@ from .coordinates import zoom_scales
 @dataclass(frozen=True)
 class CaptureContext:
     """One capture's scene, device, dtype, data and store entry, passed from stage to stage. ``steps`` are the
-    captured step numbers, ``scales`` (steps,) their zoom factors."""
+    captured step numbers, ``scales`` (steps,) their zoom factors. ``group``: the processes that share the capture;
+    only its root (rank 0, and the one process of :data:`~llstudio.parallel.SINGLE`) holds the store and its entry
+    (``store`` and ``cdir`` are None on the other ranks)."""
 
     scene: Scene
     device: torch.device
     dtype: torch.dtype
     key: str
-    store: CaptureStore
-    cdir: CaptureDir
+    store: Optional[CaptureStore]
+    cdir: Optional[CaptureDir]
     use_cache: bool
     progress: Progress
     data: Dataset
     steps: list
     scales: np.ndarray
+    group: Group = SINGLE
 
     @property
     def fixed(self) -> bool:
@@ -57,15 +62,19 @@ class CaptureContext:
 
 
 def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bool,
-                 progress: Progress | None) -> CaptureContext:
+                 progress: Progress | None, group: Group = SINGLE) -> CaptureContext:
     """Resolve the device and dtype, open the capture's store entry (sweeping killed runs' temporary files, never
-    a live run's) and load the data."""
+    a live run's; on the group's root only) and load the data."""
     device = torch.device(device if device is not None else resolve_device(scene.capture.device))
-    store = store or CaptureStore()
     key = capture_key(scene, device.type)
-    cdir = store.open(key)
-    cdir.sweep()
+    cdir = None
+    if group.is_root:
+        store = store or CaptureStore()
+        cdir = store.open(key)
+        cdir.sweep()
+    else:
+        store = None
     data = load_dataset(scene.data, images=wants_images(scene.model))
     steps = scene.captured_steps()
     return CaptureContext(scene, device, getattr(torch, scene.capture.dtype), key, store, cdir, use_cache,
-                          progress or Progress("none"), data, steps, zoom_scales(steps, scene.grid.zoom))
+                          progress or Progress("none"), data, steps, zoom_scales(steps, scene.grid.zoom), group)

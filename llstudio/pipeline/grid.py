@@ -17,6 +17,7 @@ from ..train.models import has_batch_norm, loss_fn, state_buffers
 from ..train.training import Trajectory, initial_model
 from .context import CaptureContext
 from .plane import Plane
+from .shares import each, rounds, rows_of
 
 ZERO = torch.zeros(1, dtype=torch.float64)  # (alpha, beta) of a grid's centre
 
@@ -77,12 +78,14 @@ class StepCapture:
         with those entries at zero so that the grid's coordinates are their values."""
         return grid_origin(self.ctx, self.plane, self.traj, k)
 
-    def landscape(self, k: Optional[int], drop: dict) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def landscape(self, k: Optional[int], drop: dict, rows: slice = slice(None)) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """(loss (nx, ny), per-sample loss (S, nx, ny) or None) of captured step index ``k`` (None: the shared
         plane) on its axes times its zoom, with the dropout masks ``drop``; per-sample captures show the samples'
-        mean."""
+        mean. ``rows``: only those rows of the grid (alphas), e.g. one rank's share."""
         scale = 1.0 if k is None else self.ctx.scales[k]
-        a, b = self.plane.stored.alphas * scale, self.plane.stored.betas * scale
+        a, b = self.plane.stored.alphas[rows] * scale, self.plane.stored.betas * scale
+        if len(a) == 0:  # more ranks than rows
+            return np.empty((0, len(b))), (np.empty((self.n_samples, 0, len(b))) if self.ctx.per_sample else None)
         center = self.grid_center(k)
         buffers = self.step_buffers(None if k is None or self.ctx.fixed else k)
         if not self.ctx.per_sample:
@@ -118,40 +121,89 @@ def _describe(ctx: CaptureContext, sc: StepCapture, todo: list) -> str:
             + (f", zoom x{scene.grid.zoom:g}" if scene.grid.zoom != 1.0 else "") + ")")
 
 
-def _shared_plane(ctx: CaptureContext, sc: StepCapture) -> tuple[np.ndarray, Optional[np.ndarray]]:
-    """The one landscape that serves every step, from the store or computed and stored."""
-    if ctx.cached("plane"):
-        arrays = ctx.cdir.load_arrays("plane")
+def _shared_plane(ctx: CaptureContext, sc: StepCapture, missing: bool) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """The one landscape that serves every step, from the store (rank 0; None elsewhere), or computed, its rows
+    split between the ranks, and stored."""
+    if not missing:
+        arrays = ctx.cdir.load_arrays("plane") if ctx.group.is_root else {"loss": None}
         return arrays["loss"], arrays.get("sample_loss")
     nx, ny = len(sc.plane.stored.alphas), len(sc.plane.stored.betas)
     with ctx.progress.stage("capture", nx * ny, "points") as advance:
-        plane, samples = sc.landscape(None, sc.masks(None))
-        advance(plane.size)
-    ctx.cdir.save_arrays("plane", {"loss": plane, **({"sample_loss": samples} if ctx.per_sample else {})})
+        plane, samples = _split_landscape(ctx, sc, None, sc.masks(None))
+        advance(nx * ny)
+    if ctx.group.is_root:
+        ctx.cdir.save_arrays("plane", {"loss": plane, **({"sample_loss": samples} if ctx.per_sample else {})})
     return plane, samples
 
 
-def capture_steps(ctx: CaptureContext, sc: StepCapture, todo: list) -> None:
-    """Capture and store the captured step indices ``todo``."""
-    data, one = ctx.data, ctx.one_plane
-    ctx.progress.log(_describe(ctx, sc, todo))
-    shared = _shared_plane(ctx, sc) if one else None
-    grid_size = len(sc.plane.stored.alphas) * len(sc.plane.stored.betas)
-    with ctx.progress.stage("path" if one else "capture", len(todo) * (1 if one else grid_size),
-                            "points") as advance:
+def _split_landscape(ctx: CaptureContext, sc: StepCapture, k: Optional[int], drop: dict):
+    """``sc.landscape(k, drop)`` with its rows split between the ranks and joined again (on every rank; a point's
+    value does not depend on the points evaluated with it, so the join equals the whole grid)."""
+    parts = each(ctx.group, lambda: sc.landscape(k, drop, rows_of(ctx.group, len(sc.plane.stored.alphas))))
+    if len(parts) == 1:
+        return parts[0]
+    grid = np.concatenate([p[0] for p in parts], axis=0)
+    return grid, (np.concatenate([p[1] for p in parts], axis=1) if ctx.per_sample else None)
+
+
+def _use_step_data(ctx: CaptureContext, sc: StepCapture, k: int) -> None:
+    if ctx.scene.capture.data == "batch":
+        batch = batch_of(sc.traj, ctx.steps[k])
+        sc.ev.set_data(torch.as_tensor(ctx.data.x_train[batch]), torch.as_tensor(ctx.data.y_train[batch]))
+
+
+def _step(ctx: CaptureContext, sc: StepCapture, k: int) -> tuple:
+    """(grid, per-sample grid, centre loss, per-sample centre loss) of captured step index ``k``, its own plane."""
+    _use_step_data(ctx, sc, k)
+    drop = sc.masks(k)
+    return (*sc.landscape(k, drop), *sc.center_loss(k, drop))
+
+
+def _save(ctx: CaptureContext, k: int, grid, grid_samples, center, center_samples) -> None:
+    if ctx.per_sample:
+        ctx.cdir.save_step(ctx.steps[k], grid, center, grid_samples, center_samples)
+    else:
+        ctx.cdir.save_step(ctx.steps[k], grid, center)
+
+
+def _path_losses(ctx: CaptureContext, sc: StepCapture, todo: list, grid, grid_samples) -> None:
+    """Store the shared plane's landscape as each step's, with the loss at the step's own weights."""
+    drop = sc.masks(None)  # the shared plane's masks
+    with ctx.progress.stage("path", len(todo), "points") as advance:
         for k in todo:
-            if ctx.scene.capture.data == "batch":
-                batch = batch_of(sc.traj, ctx.steps[k])
-                sc.ev.set_data(torch.as_tensor(data.x_train[batch]), torch.as_tensor(data.y_train[batch]))
-            # The masks of the landscape this step shows: the shared plane's, or the step's own.
-            drop = sc.masks(None if one else k)
-            grid, grid_samples = shared if one else sc.landscape(k, drop)
-            center, center_samples = sc.center_loss(k, drop)
-            if ctx.per_sample:
-                ctx.cdir.save_step(ctx.steps[k], grid, center, grid_samples, center_samples)
-            else:
-                ctx.cdir.save_step(ctx.steps[k], grid, center)
-            advance(1 if one else grid.size)
+            _save(ctx, k, grid, grid_samples, *sc.center_loss(k, drop))
+            advance(1)
+
+
+def capture_steps(ctx: CaptureContext, sc: StepCapture, todo: list, plane_missing: bool = True) -> None:
+    """Capture and store the captured step indices ``todo`` (``plane_missing``: the shared plane's landscape,
+    when one serves every step, is not in the store). Shared between the ranks: the shared plane's rows; else the
+    steps in rounds of one per rank (rank 0 stores each round as it arrives), the steps of a short last round
+    each with its rows split. Rank 0 alone computes the loss at each step's own weights on a shared plane."""
+    group, one = ctx.group, ctx.one_plane
+    ctx.progress.log(_describe(ctx, sc, todo))
+    grid_size = len(sc.plane.stored.alphas) * len(sc.plane.stored.betas)
+    if one:
+        grid, grid_samples = _shared_plane(ctx, sc, plane_missing)
+        each(group, lambda: _path_losses(ctx, sc, todo, grid, grid_samples) if group.is_root else None, share=False)
+        return
+    rounds_ = rounds(todo, group.world)
+    short = rounds_.pop() if rounds_ and len(rounds_[-1]) < group.world else []
+    with ctx.progress.stage("capture", len(todo) * grid_size, "points") as advance:
+        for ks in rounds_:
+            results = each(group, lambda: _step(ctx, sc, ks[group.rank]))
+            for k, result in zip(ks, results):
+                if group.is_root:
+                    _save(ctx, k, *result)
+            advance(len(ks) * grid_size)
+        for k in short:
+            _use_step_data(ctx, sc, k)
+            drop = sc.masks(k)
+            grid, grid_samples = _split_landscape(ctx, sc, k, drop)
+            center = each(group, lambda: sc.center_loss(k, drop) if group.is_root else None, share=False)
+            if group.is_root:
+                _save(ctx, k, grid, grid_samples, *center)
+            advance(grid_size)
 
 
 def capture_run_losses(ctx: CaptureContext, sc: StepCapture, trajs: dict, names: list) -> None:

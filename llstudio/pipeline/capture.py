@@ -35,15 +35,18 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     if scene.panels:
         return _capture_panels(scene, device, store, use_cache, progress)
     ctx = open_context(scene, device, store, use_cache, progress)
-    if ctx.cdir.read_manifest() is None or not use_cache:
-        ctx.cdir.write_manifest(manifest(ctx))
-    check_weight_refs(scene, ctx.data, ctx.dtype)
-    idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
-    trajs = train_runs(ctx)
-    traj = next(iter(trajs.values()))
-    plane = choose_plane(ctx, trajs)
-    _capture_landscapes(ctx, plane, trajs, idx)
-    curvature = capture_curvature(ctx, plane, traj, idx) if scene.capture.curvature_on else None
+    # One process computes a capture; another that needs it (a job of the same batch, a second command) waits, then
+    # every stage below finds in the store what the first one wrote and reuses it.
+    with ctx.store.lock("capture", ctx.key, ctx.progress.log, "capture"):
+        if ctx.cdir.read_manifest() is None or not use_cache:
+            ctx.cdir.write_manifest(manifest(ctx))
+        check_weight_refs(scene, ctx.data, ctx.dtype)
+        idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
+        trajs = train_runs(ctx)
+        traj = next(iter(trajs.values()))
+        plane = choose_plane(ctx, trajs)
+        _capture_landscapes(ctx, plane, trajs, idx)
+        curvature = capture_curvature(ctx, plane, traj, idx) if scene.capture.curvature_on else None
     return assemble(ctx, plane, trajs, curvature)
 
 

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default=None, choices=list(OUTPUT_FORMATS),
                    help="file format (" + format_help() + "); default: the suffix of -o, else the scene's "
                    "output.format")
+    p.add_argument("--jobs", type=_job_count, default=None, metavar="N",
+                   help="render N scenes at once, each in a process of its own with a share of the CPU cores (or a "
+                   "GPU each); a failing scene does not stop the others, and the batch ends with one table. Logs: "
+                   "renders/.logs/<scene>.log")
     _add_common(p)
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
@@ -90,6 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _job_count(text: str) -> int:
+    """--jobs N: a whole number, at least 1 (argparse reports anything else, with exit status 2)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of scenes to render at once, got {text!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 scene at once, got {n}")
+    return n
+
+
 def _progress(args):
     return Progress(args.progress)
 
@@ -99,6 +114,10 @@ def cmd_render(args) -> int:
 
     if args.output and len(args.scenes) > 1:
         raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
+    if args.jobs is not None and len(args.scenes) > 1:
+        return _render_batch(args)
+    # One scene with --jobs N > 1: the one-film-across-processes path (--split, branch scale-split) goes here.
+    # Until then one scene with --jobs renders as without it.
     scenes = _load_all(args.scenes)
     for scene in scenes:  # a missing encoder or a format that cannot be honoured stops the batch before training
         check_output(scene, args.output, args.format)
@@ -110,6 +129,20 @@ def cmd_render(args) -> int:
                           format=args.format)
         print(out)
     return 0
+
+
+def _render_batch(args) -> int:
+    """Several scenes with --jobs: a worker process per scene, at most N at once (jobs.pool); every scene that
+    cannot render (a scene error, a crash) is a failed row of the table, and the others render."""
+    from .jobs.job import Job, batch_exit_code, format_table
+    from .jobs.pool import LOG_DIR, render_batch
+
+    jobs = [Job(scene=p, quality=args.quality, format=args.format, frames=args.frames, device=args.device,
+                no_cache=args.no_cache) for p in args.scenes]
+    results = render_batch(jobs, args.jobs, progress=args.progress, device=args.device)
+    print(format_table(results))
+    print(f"each scene's log: {LOG_DIR}/<scene>.log")
+    return batch_exit_code(results)
 
 
 def _device(args, scene):

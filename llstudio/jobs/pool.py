@@ -23,7 +23,7 @@ from typing import Optional
 
 from ..config.scene import load_scene
 from ..errors import LLStudioError
-from ..pipeline import check_output
+from ..pipeline import check_output, default_output
 from .job import FAILED, Job, JobResult, one_line
 from .slots import Slot, machine_slots
 from .worker import PARENT_VARIABLE, read_result
@@ -61,12 +61,18 @@ class Running:
 def validate(jobs: list[Job]) -> dict[int, JobResult]:
     """Load and check every job's scene before any work: the failed rows of those that cannot render (a scene
     error, an encoder the format needs and ffmpeg lacks), by position in ``jobs``."""
-    failed = {}
+    failed, films = {}, {}
     for i, job in enumerate(jobs):
         try:
-            check_output(load_scene(job.scene), job.output, job.format)
+            scene = load_scene(job.scene)
+            film = Path(job.output) if job.output else default_output(scene, check_output(scene, None, job.format))
         except LLStudioError as exc:
             failed[i] = JobResult(job.scene, FAILED, 0.0, one_line(exc), exc.exit_code)
+            continue
+        if film.resolve() in films:  # two jobs would race to write one file
+            failed[i] = JobResult(job.scene, FAILED, 0.0, f"its film {film} is also the film of "
+                                  f"{films[film.resolve()]}: give one of them another output.path or name", 2)
+        films.setdefault(film.resolve(), job.scene)
     return failed
 
 
@@ -165,7 +171,9 @@ def take_event(r: Running, line: str) -> Optional[str]:
     if event["event"] == "stage":
         r.stage, r.done, r.total, r.unit = event["stage"], event["done"], event["total"], event.get("unit", "")
         return None
-    return str(event.get("text", ""))
+    text = str(event.get("text", ""))
+    r.stage, r.total = text.splitlines()[0][:70] if text else r.stage, 0  # the job's line shows its latest news
+    return text
 
 
 def finish(r: Running) -> JobResult:

@@ -41,6 +41,7 @@ def test_progress_events_update_the_job_and_logs_become_text(tmp_path):
     assert take_event(r, json.dumps(stage) + "\n") is None
     assert (r.stage, r.done, r.total) == ("capture", 3, 10)
     assert take_event(r, json.dumps({"event": "log", "text": "training: reused"}) + "\n") == "training: reused"
+    assert (r.stage, r.total) == ("training: reused", 0)
     assert take_event(r, "Traceback (most recent call last):\n") == "Traceback (most recent call last):\n"
     assert take_event(r, "{not json\n") == "{not json\n"
 
@@ -48,3 +49,18 @@ def test_progress_events_update_the_job_and_logs_become_text(tmp_path):
 def test_each_scene_gets_its_own_log():
     paths = log_paths([Job("x/a.toml"), Job("y/a.toml"), Job("b.toml")], Path("logs"))
     assert [p.name for p in paths] == ["a.log", "a-2.log", "b.log"]
+
+
+def test_validation_fails_scenes_that_cannot_render_before_any_work(tmp_path):
+    from conftest import TINY_TOML
+    from llstudio.jobs.pool import validate
+
+    for where in ("x", "y"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "a.toml").write_text(TINY_TOML)
+    (tmp_path / "bad.toml").write_text(TINY_TOML.replace("resolution = 5", "resolution = 1"))
+    jobs = [Job(str(tmp_path / "x" / "a.toml")), Job(str(tmp_path / "bad.toml")), Job(str(tmp_path / "y" / "a.toml"))]
+    failed = validate(jobs)
+    assert sorted(failed) == [1, 2]
+    assert failed[1].exit_code == 2 and "grid.resolution" in failed[1].detail
+    assert "is also the film of" in failed[2].detail  # both would write renders/a.mp4

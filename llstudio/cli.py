@@ -99,7 +99,7 @@ def _job_count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of scenes to render at once, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number of scenes to render at once, got {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1 scene at once, got {n}")
     return n

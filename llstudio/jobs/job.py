@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from ..device import resolve_device

@@ -24,10 +24,10 @@ from typing import Optional
 from ..config.scene import load_scene
 from ..errors import LLStudioError
 from ..pipeline import check_output, default_output
+from .display import make_display
 from .job import FAILED, Job, JobResult, one_line
 from .slots import Slot, machine_slots
 from .worker import PARENT_VARIABLE, read_result
-from .display import make_display
 
 # Where the workers' logs go: beside the default films, one file per scene, overwritten by the next batch.
 LOG_DIR = Path("renders") / ".logs"

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one rank of a capture shared through torch.distributed (implied when WORLD_SIZE > 1, as "
                    "under torchrun --nproc-per-node N -m llstudio render ...): each rank captures a share of the "
                    "steps or grid points on its own device, rank 0 writes the cache and renders")
+    p.add_argument("--jobs", type=_job_count, default=None, metavar="N",
+                   help="render N scenes at once, each in a process of its own with a share of the CPU cores (or a "
+                   "GPU each); a failing scene does not stop the others, and the batch ends with one table. Logs: "
+                   "renders/.logs/<scene>.log")
     _add_common(p)
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
@@ -128,6 +132,17 @@ def _add_submit_parser(sub) -> None:
     _add_common(p)
 
 
+def _job_count(text: str) -> int:
+    """--jobs N: a whole number, at least 1 (argparse reports anything else, with exit status 2)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of scenes to render at once, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 scene at once, got {n}")
+    return n
+
+
 def _progress(args):
     return Progress(args.progress)
 
@@ -142,15 +157,24 @@ def _split_count(text: str) -> int:
 
 
 def cmd_render(args) -> int:
-    from .jobs.split import check_split, render_split
+    from .jobs.split import SPLITTABLE, check_split, render_split
     from .pipeline import capture_scene, check_output, render_film
 
     if args.output and len(args.scenes) > 1:
         raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
     check_split(args.split, len(args.scenes))
+    if args.jobs is not None and len(args.scenes) > 1:
+        if args.distributed or launched():
+            raise UsageError("--jobs renders scenes in processes of their own; under torchrun (--distributed) the "
+                             "ranks share each capture instead: leave one of them out")
+        return _render_batch(args)
     scenes = _load_all(args.scenes)
-    for scene in scenes:  # a missing encoder or a format that cannot be honoured stops the batch before training
-        check_split(args.split, 1, check_output(scene, args.output, args.format))
+    # A missing encoder or a format that cannot be honoured stops the batch before training.
+    fmts = [check_output(scene, args.output, args.format) for scene in scenes]
+    for fmt in fmts:
+        check_split(args.split, 1, fmt)
+    # One scene with --jobs N: its film in N segments at once, where its format can be split.
+    split = args.split if args.split > 1 or not args.jobs or fmts[0] not in SPLITTABLE else args.jobs
     if args.distributed or launched():
         if args.split > 1:
             raise UsageError("--split renders one film in several processes; under torchrun (--distributed) the "
@@ -161,8 +185,8 @@ def cmd_render(args) -> int:
         prog.log(f"── {scene.source}")
         device = _device(args, scene)
         cap = capture_scene(scene, device=device, use_cache=not args.no_cache, progress=prog)
-        if args.split > 1:  # the capture above is made once; the segment processes load it from the store
-            out = render_split(cap, args.split, scene_file=scene.source, output=args.output, quality=args.quality,
+        if split > 1:  # the capture above is made once; the segment processes load it from the store
+            out = render_split(cap, split, scene_file=scene.source, output=args.output, quality=args.quality,
                                frames=args.frames, format=args.format, device=device.type, progress=prog)
         else:
             out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
@@ -207,6 +231,20 @@ def _refuse_distributed(command: str) -> None:
         raise UsageError(f"'{command}' runs in one process; under torchrun (WORLD_SIZE > 1) only 'render' shares a "
                          f"capture: run 'torchrun ... -m llstudio render SCENE' first, then '{command}' alone (it "
                          "reuses the cached capture)")
+
+
+def _render_batch(args) -> int:
+    """Several scenes with --jobs: a worker process per scene, at most N at once (jobs.pool); every scene that
+    cannot render (a scene error, a crash) is a failed row of the table, and the others render."""
+    from .jobs.job import Job, batch_exit_code, format_table
+    from .jobs.pool import LOG_DIR, render_batch
+
+    jobs = [Job(scene=p, quality=args.quality, format=args.format, frames=args.frames, device=args.device,
+                no_cache=args.no_cache) for p in args.scenes]
+    results = render_batch(jobs, args.jobs, progress=args.progress, device=args.device)
+    print(format_table(results))
+    print(f"each scene's log: {LOG_DIR}/<scene>.log")
+    return batch_exit_code(results)
 
 
 def _device(args, scene):

@@ -57,11 +57,27 @@ def check_render() -> tuple[bool, str]:
     return True, text
 
 
+def check_gpus() -> tuple[bool, str]:
+    """Which EGL device (VTK's off-screen renderer) draws on which CUDA GPU: what --jobs gives each job."""
+    import torch
+
+    from .renderer.egl import cuda_egl_mapping, egl_cuda_devices
+
+    listed = egl_cuda_devices()
+    egl = ("EGL devices cannot be listed" if listed is None else
+           f"{len(listed)} EGL device(s), {sum(c is not None for c in listed)} of them NVIDIA (CUDA)")
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    if not cuda:
+        return True, f"no CUDA GPU; {egl}: --jobs splits the CPU cores"
+    return True, f"{len(cuda)} CUDA GPU(s), {egl}; --jobs gives each job one GPU: {cuda_egl_mapping(cuda).note}"
+
+
 CHECKS: dict[str, Callable[[], tuple[bool, str]]] = {
     "python": check_python,
     "torch": check_torch,
     "ffmpeg": check_ffmpeg,
     "render": check_render,
+    "gpus": check_gpus,
 }
 
 

@@ -1,15 +1,23 @@
-"""One progress bar per stage, with rate and ETA; plain one-line summaries when output is not a terminal."""
+"""One progress bar per stage, with rate and ETA; plain one-line summaries when output is not a terminal; JSON lines
+for a parent process (a ``--jobs`` worker reports to the batch that runs it)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 
+# In 'json' mode, at most one "advance" event per stage every EVENT_EVERY_S seconds (and always its last one).
+EVENT_EVERY_S = 0.25
+
+
 class Progress:
-    """``mode``: 'auto' (bars on a terminal, one summary line per stage otherwise), 'bar', 'none'."""
+    """``mode``: 'auto' (bars on a terminal, one summary line per stage otherwise), 'bar', 'none', or 'json': one
+    JSON object per line, ``{"event": "log", "text": ...}`` and ``{"event": "stage", "stage": ..., "done": ...,
+    "total": ..., "unit": ...}`` (with ``"seconds"`` once the stage has ended), for a parent process to read."""
 
     def __init__(self, mode: str = "auto", stream=None):
         self.stream = stream or sys.stderr
@@ -17,8 +25,15 @@ class Progress:
         self.bars = mode == "bar" or (mode == "auto" and self.stream.isatty())
 
     def log(self, text: str) -> None:
-        if self.mode != "none":
+        if self.mode == "json":
+            self.event(event="log", text=text)
+        elif self.mode != "none":
             print(text, file=self.stream, flush=True)
+
+    def event(self, **fields) -> None:
+        """One JSON line (json mode only)."""
+        if self.mode == "json":
+            print(json.dumps(fields), file=self.stream, flush=True)
 
     @contextmanager
     def stage(self, description: str, total: int, unit: str = "it") -> Iterator[Callable[[int], None]]:
@@ -41,6 +56,18 @@ class Progress:
                     bar.update(task, advance=n, rate=f"{done[0] / el:,.1f} {unit}/s" if el > 0 else "")
 
                 yield advance
+        elif self.mode == "json":
+            last = [0.0]
+            self.event(event="stage", stage=description, done=0, total=total, unit=unit)
+
+            def advance(n: int = 1) -> None:
+                done[0] += n
+                now = time.perf_counter()
+                if now - last[0] >= EVENT_EVERY_S or done[0] >= total:
+                    last[0] = now
+                    self.event(event="stage", stage=description, done=done[0], total=total, unit=unit)
+
+            yield advance
         else:
             def advance(n: int = 1) -> None:
                 done[0] += n
@@ -48,4 +75,5 @@ class Progress:
             yield advance
         el = time.perf_counter() - start
         rate = f", {done[0] / el:,.1f} {unit}/s" if el > 0 and done[0] else ""
+        self.event(event="stage", stage=description, done=done[0], total=total, unit=unit, seconds=round(el, 3))
         self.log(f"{description}: {done[0]:,}/{total:,} {unit} in {el:.1f} s{rate}")

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from ..device import resolve_device
@@ -78,9 +78,12 @@ def run_job(job: Job, progress: Optional[Progress] = None) -> JobResult:
         out = render_film(cap, output=job.output, quality=job.quality, frames=job.frames, progress=progress,
                           format=job.format)
     except LLStudioError as exc:
-        return JobResult(job.scene, FAILED, time.perf_counter() - start, one_line(exc), exc.exit_code)
+        return JobResult(job.scene, FAILED, time.perf_counter() - start, one_line(exc), exc.exit_code,
+                         {"message": str(exc)})  # every problem of a scene, for the job's log
     except Exception as exc:  # noqa: BLE001 - a crash in one scene is that scene's row, not the batch's end
-        return JobResult(job.scene, FAILED, time.perf_counter() - start, one_line(exc), 1)
+        # The traceback travels with the result, for the job's log: a bug's row alone would not say where it is.
+        return JobResult(job.scene, FAILED, time.perf_counter() - start, one_line(exc), 1,
+                         {"traceback": traceback.format_exc()})
     return JobResult(job.scene, OK, time.perf_counter() - start, str(out))
 
 

@@ -35,6 +35,16 @@ GIF_MAX_WIDTH = 640
 # How many bytes of frames may wait for ffmpeg: enough to ride out x264's uneven pace (it encodes several frames
 # at once with lookahead), small enough for 4K (25 MiB a frame).
 QUEUE_BYTES = 96 * 2**20
+# A job's share of the CPU threads (set by a --jobs batch, see jobs.slots): the encoder uses no more than that.
+THREADS_VARIABLE = "LLSTUDIO_THREADS"
+
+
+def encoder_threads(threads: Optional[int] = None) -> Optional[int]:
+    """``threads``, else $LLSTUDIO_THREADS, else None (ffmpeg's own choice: one thread per core)."""
+    if threads is None:
+        env = os.environ.get(THREADS_VARIABLE, "").strip()
+        threads = int(env) if env.isdigit() else None
+    return threads if threads and threads > 0 else None
 
 # VP9's speed knob for each x264 preset name (libvpx 'good' deadline: cpu-used 0 slowest/best … 5 fastest).
 VP9_CPU_USED = {"ultrafast": 5, "superfast": 5, "veryfast": 4, "faster": 4, "fast": 3, "medium": 2, "slow": 1,
@@ -165,12 +175,13 @@ class FilmWriter:
     not modify a frame after writing it. Formats (see ``presets.FORMATS``): mp4 (H.264, yuv420p, BT.709, CRF,
     ``+faststart``), webm (VP9, CRF), gif (palette, capped at GIF_MAX_WIDTH and GIF_MAX_FPS), png (a directory
     of frame_00000.png ...) and prores (ProRes 4444 .mov). ``queue_frames`` = 0 writes synchronously in the
-    caller's thread (for benchmarks); the default is as many frames as fit in QUEUE_BYTES, at least 2.
+    caller's thread (for benchmarks); the default is as many frames as fit in QUEUE_BYTES, at least 2. ``threads``
+    caps the encoder's threads (default: $LLSTUDIO_THREADS, a --jobs batch's share, else ffmpeg's choice).
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: int, crf: int = 18,
                  preset: str = "veryfast", format: str = "mp4", alpha: bool = False,
-                 queue_frames: Optional[int] = None):
+                 queue_frames: Optional[int] = None, threads: Optional[int] = None):
         problem = format_problem(format, alpha)
         if problem:
             raise RenderError(problem)
@@ -179,6 +190,7 @@ class FilmWriter:
         self.path = Path(path)
         self.width, self.height, self.fps, self.crf, self.preset = int(width), int(height), fps, crf, preset
         self.format, self.alpha = format, alpha
+        self.threads = encoder_threads(threads)
         self.channels = 4 if alpha else 3
         self.step = gif_step(fps) if format == "gif" else 1
         frame_bytes = self.width * self.height * self.channels
@@ -221,7 +233,8 @@ class FilmWriter:
         return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                 "-f", "rawvideo", "-pix_fmt", "rgba" if self.alpha else "rgb24",
                 "-s", f"{self.width}x{self.height}", "-framerate", f"{self.out_fps:g}", "-i", "pipe:0",
-                "-an", *_output_args(self.format, self.crf, self.preset, self.alpha, self.width, self.height), target]
+                "-an", *_output_args(self.format, self.crf, self.preset, self.alpha, self.width, self.height),
+                *(["-threads", str(self.threads)] if self.threads else []), target]
 
     def _start(self) -> None:
         self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty ffmpeg can never block on it

@@ -3,6 +3,7 @@ the steps (and curvature), assemble the :class:`~llstudio.landscape.result.Captu
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import platform
 from dataclasses import dataclass
@@ -41,19 +42,25 @@ def capture_scene(scene: Scene, device=None, store: Optional[CaptureStore] = Non
     if scene.panels:
         return _capture_panels(scene, device, store, use_cache, progress, group)
     opened: list[CaptureContext] = []
+    with contextlib.ExitStack() as held:
 
-    def prepare() -> Work:
-        opened.append(open_context(scene, device, store, use_cache, progress, group))
-        return plan_work(opened[0])
+        def prepare() -> Work:
+            ctx = open_context(scene, device, store, use_cache, progress, group)
+            opened.append(ctx)
+            # One process computes a capture; another that needs it (a job of the same batch, a second command)
+            # waits here, then finds in the store what the first one wrote and reuses it.
+            held.enter_context(ctx.store.lock("capture", ctx.key, ctx.progress.log, "capture"))
+            return plan_work(ctx)
 
-    work = on_root(group, prepare)
-    # The other ranks load the data once rank 0 has (a download is then done), and never open the store.
-    ctx = each(group, lambda: opened[0] if opened else open_context(scene, device, None, use_cache, None, group),
-               share=False)
-    idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
-    traj = next(iter(work.trajs.values()))
-    _capture_landscapes(ctx, work, idx)
-    curvature = capture_curvature(ctx, work.plane, traj, idx, work.curvature) if scene.capture.curvature_on else None
+        work = on_root(group, prepare)
+        # The other ranks load the data once rank 0 has (a download is then done), and never open the store.
+        ctx = each(group, lambda: opened[0] if opened else open_context(scene, device, None, use_cache, None, group),
+                   share=False)
+        idx = sample_indices(scene, ctx.data) if ctx.per_sample else None
+        traj = next(iter(work.trajs.values()))
+        _capture_landscapes(ctx, work, idx)
+        curvature = (capture_curvature(ctx, work.plane, traj, idx, work.curvature) if scene.capture.curvature_on
+                     else None)
     return assemble(ctx, work.plane, work.trajs, curvature) if group.is_root else None
 
 

@@ -32,12 +32,22 @@ def _trajectory(ctx: CaptureContext, scene, entry: str, label: str) -> Trajector
         progress.log(f"{label}: reused from cache {cdir.path}")
         return decode_trajectory(cdir.load_arrays(entry))
     # Opened (and so created) only when the capture lacks the run: a cache hit leaves the store as it was.
-    tdir = ctx.store.open_training(training_key(scene, ctx.device.type))
-    if ctx.use_cache and tdir.has("trajectory"):
-        arrays = tdir.load_arrays("trajectory")
-        cdir.save_arrays(entry, arrays)
-        progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
-        return decode_trajectory(arrays)
+    key = training_key(scene, ctx.device.type)
+    tdir = ctx.store.open_training(key)
+    # Captures that differ only in how they look at a run share its training: one process trains it, another
+    # waits for it and then finds it here (checked after the lock is ours).
+    with ctx.store.lock("training", key, progress.log, label):
+        if ctx.use_cache and tdir.has("trajectory"):
+            arrays = tdir.load_arrays("trajectory")
+            cdir.save_arrays(entry, arrays)
+            progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
+            return decode_trajectory(arrays)
+        return _train(ctx, scene, entry, label, tdir)
+
+
+def _train(ctx: CaptureContext, scene, entry: str, label: str, tdir) -> Trajectory:
+    """Train one run and store its trajectory in the store's trainings and in the capture."""
+    progress, cdir = ctx.progress, ctx.cdir
     with progress.stage(label, scene.training.steps, "steps") as advance:
         traj = train(scene, ctx.data, ctx.device, ctx.dtype, on_step=lambda s: advance(1))
     arrays = encode_trajectory(traj)

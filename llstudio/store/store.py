@@ -32,6 +32,8 @@ import numpy as np
 
 from ..errors import CacheError
 from ..files import atomic_write, sweep_temp_files
+from .locks import SUFFIX as LOCK_SUFFIX
+from .locks import hold, sweep_locks
 
 
 
@@ -146,6 +148,15 @@ class CaptureStore:
     def trainings(self) -> Path:
         return self.root / "trainings"
 
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def lock(self, kind: str, key: str, log=None, what: str = ""):
+        """``with store.lock('capture', key, log):`` holds the lock of one capture (or training run, 'training')
+        while another process with the same key waits (see ``store.locks.hold``); yields whether it waited."""
+        return hold(self.locks / f"{kind}-{key}{LOCK_SUFFIX}", log=log, what=what or kind)
+
     def open(self, key: str) -> CaptureDir:
         d = CaptureDir(self.captures / key)
         d.path.mkdir(parents=True, exist_ok=True)
@@ -174,9 +185,10 @@ class CaptureStore:
         return out
 
     def sweep(self) -> list[Path]:
-        """Remove stale temporary files (left by killed processes) from every capture; returns those removed."""
+        """Remove stale temporary files and lock files (left by killed processes) from every capture; returns those
+        removed."""
         return [p for top in (self.captures, self.trainings) if top.exists()
-                for d in sorted(top.iterdir()) if d.is_dir() for p in CaptureDir(d).sweep()]
+                for d in sorted(top.iterdir()) if d.is_dir() for p in CaptureDir(d).sweep()] + sweep_locks(self.locks)
 
     def clear(self, key: Optional[str] = None) -> int:
         """Remove one capture (or all captures and stored training runs); returns how many captures were removed.

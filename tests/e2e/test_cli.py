@@ -136,7 +136,8 @@ def test_doctor(cli_env, tmp_path):
     proc = run_cli(["doctor"], cli_env, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "libx264" in proc.stdout
-    assert proc.stdout.count("[ok]") == 4 and "FAIL" not in proc.stdout
+    assert proc.stdout.count("[ok]") == 5 and "FAIL" not in proc.stdout
+    assert "[ok] gpus " in proc.stdout  # the GPU → EGL device mapping, or that there is no CUDA GPU
 
 
 @pytest.mark.render

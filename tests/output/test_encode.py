@@ -97,3 +97,16 @@ def test_film_gets_normal_permissions(tmp_path):
         assert stat.S_IMODE(out.stat().st_mode) == 0o644
     finally:
         os.umask(mask)
+
+
+def test_the_encoder_keeps_to_a_jobs_thread_share(tmp_path, monkeypatch):
+    out = tmp_path / "f.mp4"
+    monkeypatch.delenv("LLSTUDIO_THREADS", raising=False)
+    assert "-threads" not in FilmWriter(out, W, H, fps=12)._command()  # alone on the machine: ffmpeg's choice
+    assert FilmWriter(out, W, H, fps=12, threads=3)._command()[-3:-1] == ["-threads", "3"]
+    monkeypatch.setenv("LLSTUDIO_THREADS", "1")  # a --jobs worker's share
+    with FilmWriter(out, W, H, fps=12, preset="ultrafast") as w:
+        assert w._command()[-3:-1] == ["-threads", "1"]
+        for c in [(20, 20, 20), (200, 200, 200)]:
+            w.write(solid(c))
+    assert len(decode(out)[1]) == 2

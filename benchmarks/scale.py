@@ -99,8 +99,8 @@ def main() -> None:
                      "identical frames" if r["identical"] else f"min PSNR {r['min_psnr_db']:.1f} dB"))
     if "ranks" in results:
         r = results["ranks"]
-        rows.append((f"capture {r['grid']}x{r['grid']}, 1 process vs 2 gloo ranks", r["one_capture_s"], r["ranks_capture_s"],
-                     r["capture_ratio"], "identical numbers" if r["identical"] else "NUMBERS DIFFER"))
+        rows.append((f"capture {r['grid']}x{r['grid']}, 1 process vs 2 gloo ranks", r["one_capture_s"],
+                     r["ranks_capture_s"], r["capture_ratio"], "identical numbers" if r["identical"] else "NUMBERS DIFFER"))
     print(f"{'measurement':48s} {'serial s':>9s} {'parallel s':>10s} {'ratio':>6s}  check")
     for name, a, b, ratio, check in rows:
         print(f"{name:48s} {a:9.1f} {b:10.1f} {ratio:6.2f}  {check}")

@@ -20,7 +20,6 @@ from .device import resolve_device
 from .doctor import run_checks
 from .errors import LLStudioError, SceneError, UsageError
 from .output.export import FORMATS, default_directory, export, require
-from .parallel import describe_environment, from_environment, launched, share_threads
 from .progress import Progress
 from .store.store import CaptureStore
 
@@ -157,94 +156,20 @@ def _split_count(text: str) -> int:
 
 
 def cmd_render(args) -> int:
-    from .jobs.split import SPLITTABLE, check_split, render_split
-    from .pipeline import capture_scene, check_output, render_film
+    from .jobs import render as engines
 
-    if args.output and len(args.scenes) > 1:
-        raise UsageError("--output names one film; with several scenes leave it out (each goes to renders/)")
-    check_split(args.split, len(args.scenes))
-    if args.jobs is not None and len(args.scenes) > 1:
-        if args.distributed or launched():
-            raise UsageError("--jobs renders scenes in processes of their own; under torchrun (--distributed) the "
-                             "ranks share each capture instead: leave one of them out")
-        return _render_batch(args)
-    scenes = _load_all(args.scenes)
-    # A missing encoder or a format that cannot be honoured stops the batch before training.
-    fmts = [check_output(scene, args.output, args.format) for scene in scenes]
-    for fmt in fmts:
-        check_split(args.split, 1, fmt)
-    # One scene with --jobs N: its film in N segments at once, where its format can be split.
-    split = args.split if args.split > 1 or not args.jobs or fmts[0] not in SPLITTABLE else args.jobs
-    if args.distributed or launched():
-        if args.split > 1:
-            raise UsageError("--split renders one film in several processes; under torchrun (--distributed) the "
-                             "ranks share the capture and rank 0 renders the film whole: leave one of them out")
-        return _render_distributed(args, scenes)
-    for scene in scenes:
-        prog = _progress(args)
-        prog.log(f"── {scene.source}")
-        device = _device(args, scene)
-        cap = capture_scene(scene, device=device, use_cache=not args.no_cache, progress=prog)
-        if split > 1:  # the capture above is made once; the segment processes load it from the store
-            out = render_split(cap, split, scene_file=scene.source, output=args.output, quality=args.quality,
-                               frames=args.frames, format=args.format, device=device.type, progress=prog)
-        else:
-            out = render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
-                              format=args.format)
-        print(out)
-    return 0
+    req = engines.RenderRequest(tuple(args.scenes), args.quality, args.format, args.frames, args.device,
+                                args.output, args.no_cache, args.progress, args.jobs, args.split, args.distributed)
+    engines.check_request(req)
+    if req.batch:  # each scene is loaded in its worker: an invalid one is its own failed row
+        return engines.render_batch(req)
+    return engines.render_scenes(req, _load_all(args.scenes))
 
 
-def _render_distributed(args, scenes) -> int:
-    """Every scene in turn, each capture shared by the ranks of the group the launcher describes (joined once,
-    after every scene was checked); rank 0 renders and prints, the other ranks capture only. A failure on one rank
-    is raised on every rank at the next meeting point; every rank then leaves the group and exits non-zero."""
-    import torch  # this command's threads; torch is loaded by the pipeline anyway
+def _refuse_ranked(command: str) -> None:
+    from .jobs.render import refuse_ranked
 
-    from .jobs.slots import cpu_count
-    from .pipeline import capture_scene, render_film
-
-    kinds = {resolve_device(args.device or s.capture.device).type for s in scenes}
-    if len(kinds) > 1:
-        raise UsageError("torch.distributed: these scenes run on different devices (capture.device); pass --device "
-                         "cpu or --device cuda so that every rank of the group uses the same kind")
-    kind = kinds.pop()
-    describe_environment()  # a missing or malformed variable: exit 2 on every rank, before any rank waits
-    group = from_environment(kind)
-    try:
-        torch.set_num_threads(share_threads(group, cpu_count()))
-        device = group.device(kind)
-        for scene in scenes:
-            prog = _progress(args) if group.is_root else Progress("none")
-            prog.log(f"── {scene.source} ({group.world} ranks)")
-            cap = capture_scene(scene, device=device, use_cache=not args.no_cache, progress=prog, group=group)
-            if group.is_root:
-                print(render_film(cap, output=args.output, quality=args.quality, frames=args.frames, progress=prog,
-                                  format=args.format))
-    finally:
-        group.destroy()
-    return 0
-
-
-def _refuse_distributed(command: str) -> None:
-    if launched():
-        raise UsageError(f"'{command}' runs in one process; under torchrun (WORLD_SIZE > 1) only 'render' shares a "
-                         f"capture: run 'torchrun ... -m llstudio render SCENE' first, then '{command}' alone (it "
-                         "reuses the cached capture)")
-
-
-def _render_batch(args) -> int:
-    """Several scenes with --jobs: a worker process per scene, at most N at once (jobs.pool); every scene that
-    cannot render (a scene error, a crash) is a failed row of the table, and the others render."""
-    from .jobs.job import Job, batch_exit_code, format_table
-    from .jobs.pool import LOG_DIR, render_batch
-
-    jobs = [Job(scene=p, quality=args.quality, format=args.format, frames=args.frames, device=args.device,
-                no_cache=args.no_cache) for p in args.scenes]
-    results = render_batch(jobs, args.jobs, progress=args.progress, device=args.device)
-    print(format_table(results))
-    print(f"each scene's log: {LOG_DIR}/<scene>.log")
-    return batch_exit_code(results)
+    refuse_ranked(command)
 
 
 def _device(args, scene):
@@ -270,7 +195,7 @@ def _load_all(paths) -> list:
 def cmd_still(args) -> int:
     from .pipeline import capture_scene, render_contact_sheet, render_still
 
-    _refuse_distributed("still")
+    _refuse_ranked("still")
     if args.contact_sheet is not None and args.contact_sheet < 1:
         raise UsageError(f"--contact-sheet {args.contact_sheet}: needs at least one still")
     (scene,) = _load_all([args.scene])
@@ -285,7 +210,7 @@ def cmd_still(args) -> int:
 def cmd_export(args) -> int:
     from .pipeline import capture_scene
 
-    _refuse_distributed("export")
+    _refuse_ranked("export")
     (scene,) = _load_all([args.scene])
     require(args.format)  # a missing h5py is reported before any training
     directory = Path(args.output) if args.output else default_directory(scene)

@@ -95,7 +95,8 @@ def format_table(results: list[JobResult]) -> str:
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3] for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 14)
     failed = sum(not r.ok for r in results)
-    lines.append(f"{len(results) - failed} of {len(results)} scene(s) rendered" + (f", {failed} failed" if failed else ""))
+    lines.append(f"{len(results) - failed} of {len(results)} scene(s) rendered"
+                 + (f", {failed} failed" if failed else ""))
     return "\n".join(lines)
 
 

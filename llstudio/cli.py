@@ -276,6 +276,8 @@ def _cache_verify(store: CaptureStore, key: Optional[str]) -> int:
     """``llstudio cache verify [KEY]``: 0 when the cache is sound or every corrupt file was moved aside, 1 when one
     could not be (it stays, and is reported again on the next read)."""
     entries, files, findings = store.verify(key)
+    if key and not entries:
+        raise UsageError(f"no capture or training run {key} in {store.root} (see 'llstudio cache list')")
     swept = store.sweep()
     print(f"checked {files} file(s) in {entries} capture(s) and training run(s) under {store.root}")
     for f in findings:

@@ -67,9 +67,13 @@ def with_checksum(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def _why(path: Path, exc: BaseException) -> str:
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
         size = f"{path.stat().st_size} bytes"
     except OSError:
-        size = "size unknown"
+        head, size = b"", "size unknown"
+    if head != b"PK\x03\x04":  # not even the start of a zip archive: numpy's own message would mislead
+        return f"not an npz file, {size} starting {head!r}"
     return f"truncated or damaged, {size}: {type(exc).__name__}: {exc}"
 
 
@@ -175,7 +179,8 @@ def discard(path: Path, reason: str, log: Optional[Callable[[str], None]] = None
     if seen not in _warned:
         _warned.add(seen)
         where = f"moved to {moved}" if moved else "removed" if not Path(path).exists() else "could not be moved"
-        (log or _stderr)(f"warning: corrupt cache file {path} ({reason}); {where}, it is recomputed")
+        again = "it is rebuilt from the scene" if Path(path).name == "manifest.json" else "it is recomputed"
+        (log or _stderr)(f"warning: corrupt cache file {path} ({reason}); {where}, {again}")
     return moved
 
 

@@ -134,15 +134,15 @@ class CaptureDir:
     def read_step(self, step: int, shape: Optional[tuple] = None, samples: Optional[int] = None) -> Optional[dict]:
         """The step's verified arrays, or None when missing or corrupt; with ``shape`` (nx, ny) a grid of another
         shape, and with ``samples`` (S) one without S per-sample grids, counts as corrupt."""
-        def check(z):
-            if samples is None:
-                return None
+        def check(z: dict) -> Optional[str]:
+            problem = None if shape is None else _shape_problem(z, "loss", shape)
+            if problem or samples is None:
+                return problem
             if "sample_loss" not in z or "sample_center_loss" not in z:
                 return "wrong keys: no per-sample losses"
             got, want = tuple(z["sample_loss"].shape), (samples, *z["loss"].shape)
             return None if got == want else f"wrong shape: sample_loss is {got}, expected {want}"
-        return self.read(self.step_path(step).name, check) if shape is None else self.read(
-            self.step_path(step).name, lambda z: _shape_problem(z, "loss", shape) or check(z))
+        return self.read(self.step_path(step).name, check)
 
     def has_step(self, step: int, shape: Optional[tuple] = None, samples: Optional[int] = None) -> bool:
         """Whether the step's file is there and sound (see :meth:`read_step`; a corrupt one is quarantined)."""

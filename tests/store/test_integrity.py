@@ -55,7 +55,10 @@ def garbage(p):
     p.write_text("{{{")
 
 
-@pytest.mark.parametrize("damage", [truncate, overwrite, garbage])
+WHY = {truncate: ("truncated",), overwrite: ("damaged", "checksum mismatch"), garbage: ("not an npz file",)}
+
+
+@pytest.mark.parametrize("damage", list(WHY))
 @pytest.mark.parametrize("name", list(KINDS))
 def test_a_damaged_file_is_reported_once_moved_aside_and_missing(tmp_path, name, damage):
     lines, log = _log()
@@ -67,6 +70,7 @@ def test_a_damaged_file_is_reported_once_moved_aside_and_missing(tmp_path, name,
     assert d.read_arrays(name) is None
     assert not p.exists()  # quarantined: the pipeline recomputes it
     assert len(lines) == 1 and str(p) in lines[0] and "corrupt cache file" in lines[0], lines
+    assert any(why in lines[0] for why in WHY[damage]), lines  # what was wrong
     assert list((d.path / ".quarantine").iterdir())[0].name.startswith(p.name)
     assert d.read_arrays(name) is None and len(lines) == 1  # once
 

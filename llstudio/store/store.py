@@ -23,7 +23,6 @@ of its contents; one that fails to read or verify is moved to ``.quarantine/`` a
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..files import atomic_write, sweep_temp_files
-from .integrity import (QUARANTINE, CorruptEntry, Finding, discard, layout_problem, load_npz, manifest_text,
+from .integrity import (CorruptEntry, Finding, discard, layout_problem, load_npz, manifest_text,
                         parse_manifest, verify_dir, with_checksum)
 from .locks import SUFFIX as LOCK_SUFFIX
 from .locks import hold, sweep_locks

@@ -95,9 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of scene files")
     sub.add_parser("doctor", help="check ffmpeg, the off-screen OpenGL backend and torch")
 
-    p = sub.add_parser("cache", help="list or clear cached captures")
-    p.add_argument("action", choices=["list", "clear"])
-    p.add_argument("key", nargs="?", help="clear only this capture")
+    p = sub.add_parser("cache", help="list, verify or clear cached captures")
+    p.add_argument("action", choices=["list", "clear", "verify"],
+                   help="verify: check every cache file and move the corrupt ones aside, so that the next render "
+                   "recomputes them (exit 0 when the cache is sound or was repaired, 1 when a file could not be "
+                   "moved)")
+    p.add_argument("key", nargs="?", help="clear (or verify) only this capture")
     _add_submit_parser(sub)
     return parser
 
@@ -249,13 +252,15 @@ def cmd_doctor(args) -> int:
 
 def cmd_cache(args) -> int:
     store = CaptureStore()
+    if args.action == "verify":
+        return _cache_verify(store, args.key)
     if args.action == "list":
         rows = store.list()
         print(f"{len(rows)} capture(s) in {store.captures}")
-        for key, manifest, size in rows:
-            scene = (manifest or {}).get("scene", "?")
-            steps = len((manifest or {}).get("steps", []))
-            print(f"{key}  {size / 2**20:8.1f} MiB  {steps:4d} steps  {scene}")
+        for key, manifest, size, problem in rows:
+            scene = (manifest or {}).get("scene", "?") if not problem else f"corrupt manifest ({problem})"
+            steps = (manifest or {}).get("steps", [])
+            print(f"{key}  {size / 2**20:8.1f} MiB  {len(steps) if isinstance(steps, list) else 0:4d} steps  {scene}")
         runs, size = store.training_usage()
         if runs:
             print(f"and {runs} training run(s) that captures share, {size / 2**20:.1f} MiB, in {store.trainings}")
@@ -265,6 +270,28 @@ def cmd_cache(args) -> int:
     print(f"removed {n} capture(s) from {store.captures}" + ("" if args.key else " and the training runs they share")
           + (f" and {len(swept)} stale temporary file(s) left by killed processes" if swept else ""))
     return 0
+
+
+def _cache_verify(store: CaptureStore, key: Optional[str]) -> int:
+    """``llstudio cache verify [KEY]``: 0 when the cache is sound or every corrupt file was moved aside, 1 when one
+    could not be (it stays, and is reported again on the next read)."""
+    entries, files, findings = store.verify(key)
+    if key and not entries:
+        raise UsageError(f"no capture or training run {key} in {store.root} (see 'llstudio cache list')")
+    swept = store.sweep()
+    print(f"checked {files} file(s) in {entries} capture(s) and training run(s) under {store.root}")
+    for f in findings:
+        done = (f"moved to {f.moved}" if f.moved else "removed") if f.repaired else "NOT REPAIRED: could not move it"
+        print(f"corrupt: {f.path}: {f.problem}; {done}")
+    if swept:
+        print(f"removed {len(swept)} stale temporary or lock file(s) left by killed processes")
+    bad = [f for f in findings if not f.repaired]
+    if not findings:
+        print("the cache is sound")
+    else:
+        print(f"repaired {len(findings) - len(bad)} of {len(findings)} corrupt file(s)"
+              + ("; the next render recomputes them" if len(bad) < len(findings) else ""))
+    return 1 if bad else 0
 
 
 def cmd_submit(args) -> int:

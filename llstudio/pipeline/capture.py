@@ -87,16 +87,38 @@ def plan_work(ctx: CaptureContext) -> Work:
     check_weight_refs(scene, ctx.data, ctx.dtype)
     trajs = train_runs(ctx)
     plane = choose_plane(ctx, trajs)
-    todo = [k for k, s in enumerate(ctx.steps) if not (ctx.use_cache and ctx.cdir.has_step(s))]
-    # The other runs' losses at their own weights: one small store entry per run, resumable like the steps.
-    runs_todo = [n for n in list(trajs)[1:] if not ctx.cached(f"run_{n}")]
+    todo, runs_todo, plane_missing = _missing(ctx, trajs, plane)
     curvature = curvature_work(ctx) if scene.capture.curvature_on else None
     if ctx.group.world > 1:  # what a collective hands on: CPU tensors only
         trajs = {n: dataclasses.replace(t, weights=[host(w) for w in t.weights], buffers=[host(b) for b in t.buffers])
                  for n, t in trajs.items()}
         stored = dataclasses.replace(plane.stored, d1=host(plane.d1), d2=host(plane.d2))
         plane = Plane(stored, None if plane.origin is None else host(plane.origin))
-    return Work(trajs, plane, todo, ctx.one_plane and not ctx.cached("plane"), runs_todo, curvature)
+    return Work(trajs, plane, todo, plane_missing, runs_todo, curvature)
+
+
+def _missing(ctx: CaptureContext, trajs: dict, plane: Plane) -> tuple[list, list, bool]:
+    """(captured step indices, further runs, whether the shared plane's landscape) the store lacks. A file that is
+    corrupt (unreadable, not its checksum, a grid of another shape) counts as missing: it is reported once, moved
+    aside and recomputed."""
+    grid = (len(plane.stored.alphas), len(plane.stored.betas))
+    samples = len(ctx.scene.capture.sample_indices()) if ctx.per_sample else None
+    todo = [k for k, s in enumerate(ctx.steps) if not (ctx.use_cache and ctx.cdir.has_step(s, grid, samples))]
+    # The other runs' losses at their own weights: one small store entry per run, resumable like the steps.
+    runs = [n for n in list(trajs)[1:] if not ctx.cached(f"run_{n}", lambda z, n=n: _length_problem(
+        z["center_loss"], len(trajs[n].weights)))]
+
+    def plane_problem(z: dict) -> Optional[str]:
+        want = {"loss": grid, **({"sample_loss": (samples, *grid)} if samples is not None else {})}
+        bad = [f"{k} is {tuple(z[k].shape)}, expected {w}" if k in z else f"no {k}" for k, w in want.items()
+               if k not in z or tuple(z[k].shape) != w]
+        return f"wrong shape: {bad[0]}" if bad else None
+
+    return todo, runs, ctx.one_plane and not ctx.cached("plane", plane_problem)
+
+
+def _length_problem(values: np.ndarray, n: int) -> Optional[str]:
+    return None if values.shape == (n,) else f"wrong shape: {values.shape}, expected ({n},)"
 
 
 def manifest(ctx: CaptureContext) -> dict:

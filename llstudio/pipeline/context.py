@@ -53,9 +53,10 @@ class CaptureContext:
         centre (fixed frame), the data (not mini-batches) nor its range (no zoom) changes between steps."""
         return self.fixed and self.scene.capture.data != "batch" and self.scene.grid.zoom == 1.0
 
-    def cached(self, name: str) -> bool:
-        """Whether the capture's store entry holds ``name`` and may be reused."""
-        return self.use_cache and self.cdir.has(name)
+    def cached(self, name: str, check=None) -> bool:
+        """Whether the capture's store entry holds a sound ``name`` that may be reused (``check``: arrays → what is
+        wrong with them, or None; a corrupt entry is reported, quarantined and so recomputed)."""
+        return self.use_cache and self.cdir.read_arrays(name, check) is not None
 
     def source(self) -> str:
         return self.scene.source or "<scene>"
@@ -67,14 +68,15 @@ def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bo
     a live run's; on the group's root only) and load the data."""
     device = torch.device(device if device is not None else resolve_device(scene.capture.device))
     key = capture_key(scene, device.type)
+    progress = progress or Progress("none")
     cdir = None
     if group.is_root:
         store = store or CaptureStore()
-        cdir = store.open(key)
+        cdir = store.open(key, progress.log)
         cdir.sweep()
     else:
         store = None
     data = load_dataset(scene.data, images=wants_images(scene.model))
     steps = scene.captured_steps()
     return CaptureContext(scene, device, getattr(torch, scene.capture.dtype), key, store, cdir, use_cache,
-                          progress or Progress("none"), data, steps, zoom_scales(steps, scene.grid.zoom), group)
+                          progress, data, steps, zoom_scales(steps, scene.grid.zoom), group)

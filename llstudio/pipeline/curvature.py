@@ -9,6 +9,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..errors import CacheError
 from ..landscape.curvature import HessianOperator, curvature_grid
 from ..landscape.result import CurvatureMaps
 from ..train.training import Trajectory
@@ -31,17 +32,19 @@ class CurvatureWork:
 
 
 def curvature_work(ctx: CaptureContext) -> CurvatureWork:
-    """What the store lacks (on rank 0, which holds it)."""
-    steps, cdir = ctx.steps, ctx.cdir
-    todo = [k for k, s in enumerate(steps) if not (ctx.use_cache and cdir.has_curvature(s))]
+    """What the store lacks (on rank 0, which holds it). A corrupt map (unreadable, not its checksum, of another
+    resolution) counts as missing: reported once, moved aside and recomputed."""
+    steps, cdir, shape = ctx.steps, ctx.cdir, ctx.scene.capture.curvature.shape
+    todo = [k for k, s in enumerate(steps) if not (ctx.use_cache and cdir.has_curvature(s, shape))]
     partial = {}
     for k in todo:
-        z = cdir.load_curvature(int(steps[k])) if ctx.use_cache else None
+        z = cdir.load_curvature(int(steps[k]), shape) if ctx.use_cache else None
         if z is not None:
             partial[k] = z
     done_map = None
     if ctx.one_plane and todo:  # a complete map of any step is the map of all of them
-        done_map = next((cdir.load_curvature(s) for s in steps if ctx.use_cache and cdir.has_curvature(s)), None)
+        done_map = next((cdir.load_curvature(s, shape) for s in steps if ctx.use_cache and
+                         cdir.has_curvature(s, shape)), None)
     return CurvatureWork(todo, partial, done_map)
 
 
@@ -123,6 +126,8 @@ def capture_curvature(ctx: CaptureContext, plane: Plane, traj: Trajectory, sampl
         _capture_maps(ctx, mc, work)
     if not group.is_root:
         return None
-    loaded = [ctx.cdir.load_curvature(int(s)) for s in steps]
+    loaded = [ctx.cdir.load_curvature(int(s), ctx.scene.capture.curvature.shape) for s in steps]
+    if any(z is None for z in loaded):  # removed or damaged by someone else since it was written
+        raise CacheError(f"{ctx.cdir.path}: a curvature map is missing after the capture; render again")
     ca, cb = curvature_axes(ctx.scene, plane.stored.alphas, plane.stored.betas)
     return CurvatureMaps(ca, cb, np.stack([z["curv_min"] for z in loaded]), np.stack([z["curv_max"] for z in loaded]))

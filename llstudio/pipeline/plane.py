@@ -43,8 +43,9 @@ def choose_plane(ctx: CaptureContext, trajs: dict[str, Trajectory]) -> Plane:
     """The plane of the capture: from the store when it holds it, else computed from the runs and stored."""
     scene = ctx.scene
     origin = _plane_center(ctx, trajs) if ctx.fixed else None
-    if ctx.cached("directions"):
-        return Plane(decode_plane(ctx.cdir.load_arrays("directions"), scene.training.run_names()), origin)
+    stored = _stored_plane(ctx, trajs)
+    if stored is not None:
+        return Plane(stored, origin)
     traj = next(iter(trajs.values()))
     d1, d2, explained = _directions(ctx, trajs)
     eigenvalues = None
@@ -64,6 +65,29 @@ def choose_plane(ctx: CaptureContext, trajs: dict[str, Trajectory]) -> Plane:
                                  "hessian_step": int(traj.steps[hessian_index(scene, traj)])})
     ctx.cdir.save_arrays("directions", encode_plane(stored))
     return Plane(stored, origin)
+
+
+def _stored_plane(ctx: CaptureContext, trajs: dict[str, Trajectory]) -> Optional[StoredPlane]:
+    """The stored directions entry, or None when it is missing or corrupt (reported, quarantined: recomputed);
+    directions that are not the model's weights or axes of another grid count as corrupt."""
+    if not ctx.use_cache:
+        return None
+    names = ctx.scene.training.run_names()
+    weights = {k: tuple(v.shape) for k, v in next(iter(trajs.values())).weights[-1].items()}
+
+    def problem(z: dict) -> Optional[str]:
+        for d in ("d1/", "d2/"):
+            got = {k[len(d):]: tuple(v.shape) for k, v in z.items() if k.startswith(d)}
+            if not got or any(weights.get(k) != shape for k, shape in got.items()):
+                return f"wrong keys or shapes: {d[:2]} is not a direction in the model's weights"
+        if (len(z["alphas"]), len(z["betas"])) != ctx.scene.grid.shape:
+            return f"wrong shape: axes of {len(z['alphas'])}x{len(z['betas'])}, the grid is " \
+                   f"{ctx.scene.grid.shape[0]}x{ctx.scene.grid.shape[1]}"
+        missing = [n for n in names[1:] if f"run/{n}/path" not in z or f"run/{n}/updates" not in z]
+        return f"wrong keys: no path of run {missing[0]}" if missing else None
+
+    arrays = ctx.cdir.read_arrays("directions", problem)
+    return None if arrays is None else decode_plane(arrays, names)
 
 
 def initial_weights(scene: Scene, data, dtype) -> dict:

@@ -28,21 +28,31 @@ def _trajectory(ctx: CaptureContext, scene, entry: str, label: str) -> Trajector
     """Train one run (``scene`` is its own scene), or load it: from the capture's store entry ``entry``, else
     from the store's trainings (another capture of the same run trained it), copied into the capture then."""
     progress, cdir = ctx.progress, ctx.cdir
-    if ctx.cached(entry):
+    check = lambda z: _trajectory_problem(z, scene)  # noqa: E731
+    arrays = cdir.read_arrays(entry, check) if ctx.use_cache else None  # None too when corrupt: recomputed
+    if arrays is not None:
         progress.log(f"{label}: reused from cache {cdir.path}")
-        return decode_trajectory(cdir.load_arrays(entry))
+        return decode_trajectory(arrays)
     # Opened (and so created) only when the capture lacks the run: a cache hit leaves the store as it was.
     key = training_key(scene, ctx.device.type)
-    tdir = ctx.store.open_training(key)
+    tdir = ctx.store.open_training(key, progress.log)
     # Captures that differ only in how they look at a run share its training: one process trains it, another
     # waits for it and then finds it here (checked after the lock is ours).
     with ctx.store.lock("training", key, progress.log, label):
-        if ctx.use_cache and tdir.has("trajectory"):
-            arrays = tdir.load_arrays("trajectory")
+        arrays = tdir.read_arrays("trajectory", check) if ctx.use_cache else None
+        if arrays is not None:
             cdir.save_arrays(entry, arrays)
             progress.log(f"{label}: reused the same run's training from cache {tdir.path}")
             return decode_trajectory(arrays)
         return _train(ctx, scene, entry, label, tdir)
+
+
+def _trajectory_problem(arrays: dict, scene) -> str | None:
+    """What makes a stored trajectory unusable for the run ``scene``: other captured steps (a file of another run)."""
+    if list(arrays["steps"]) != scene.captured_steps():
+        return (f"wrong steps: {len(arrays['steps'])} captured steps, not the {len(scene.captured_steps())} steps "
+                "this run captures")
+    return None
 
 
 def _train(ctx: CaptureContext, scene, entry: str, label: str, tdir) -> Trajectory:

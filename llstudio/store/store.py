@@ -17,25 +17,26 @@ differ only in how they look at a run (directions, grid, capture mode, panels) t
 keeps its own copy, so a capture directory stands on its own.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a killed run leaves
-either the old state or the new one, never half a file; a rerun skips what exists.
+either the old state or the new one, never half a file; a rerun skips what exists. Every file carries a checksum
+of its contents; one that fails to read or verify is moved to ``.quarantine/`` and recomputed (``integrity``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import CacheError
 from ..files import atomic_write, sweep_temp_files
+from .integrity import (CorruptEntry, Finding, discard, layout_problem, load_npz, manifest_text,
+                        parse_manifest, verify_dir, with_checksum)
 from .locks import SUFFIX as LOCK_SUFFIX
 from .locks import hold, sweep_locks
 
-
+Log = Optional[Callable[[str], None]]
 
 
 def default_root() -> Path:
@@ -48,51 +49,103 @@ def default_root() -> Path:
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write the arrays and their checksum (one more array, see ``integrity``) in one atomic write."""
+    arrays = with_checksum(arrays)
+
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
     atomic_write(path, write)
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise CacheError(f"{path}: unreadable cache file ({exc}); run with --no-cache or 'llstudio cache clear'") from None
-
-
 class CaptureDir:
-    """One capture's directory."""
+    """One capture's directory (or one training run's). ``log`` says that a corrupt file was found and moved
+    aside (default: standard error)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, log: Log = None):
         self.path = Path(path)
+        self.log = log
 
     def step_path(self, step: int) -> Path:
         return self.path / f"step_{step:07d}.npz"
 
+    def read(self, filename: str, check: Optional[Callable[[dict], Optional[str]]] = None) -> Optional[dict]:
+        """The verified arrays of npz ``filename``, or None when it is missing or corrupt: unreadable, not its
+        checksum, without the keys its kind has, or failing ``check`` (arrays → what is wrong, or None). A corrupt
+        file is reported once and quarantined, so the caller recomputes it."""
+        p = self.path / filename
+        try:
+            arrays = load_npz(p)
+        except FileNotFoundError:
+            return None
+        except CorruptEntry as exc:
+            discard(p, exc.reason, self.log)
+            return None
+        problem = layout_problem(filename, arrays) or (check(arrays) if check else None)
+        if problem:
+            discard(p, problem, self.log)
+            return None
+        return arrays
+
     # manifest ------------------------------------------------------------------------------------------
     def write_manifest(self, manifest: dict) -> None:
-        text = json.dumps(manifest, indent=2, sort_keys=True)
+        text = manifest_text(manifest)
         atomic_write(self.path / "manifest.json", lambda tmp: Path(tmp).write_text(text))
 
-    def read_manifest(self) -> Optional[dict]:
+    def inspect_manifest(self) -> tuple[Optional[dict], Optional[str]]:
+        """(manifest, None), (None, None) when there is none, or (None, what is wrong): changes nothing."""
         p = self.path / "manifest.json"
-        return json.loads(p.read_text()) if p.exists() else None
+        try:
+            return parse_manifest(p, p.read_text(errors="replace")), None
+        except FileNotFoundError:
+            return None, None
+        except CorruptEntry as exc:
+            return None, exc.reason
+        except OSError as exc:
+            return None, f"unreadable: {exc}"
+
+    def read_manifest(self) -> Optional[dict]:
+        """The manifest, or None when there is none or it is corrupt (then reported once and quarantined: the
+        capture writes a new one, from the scene)."""
+        manifest, problem = self.inspect_manifest()
+        if problem:
+            discard(self.path / "manifest.json", problem, self.log)
+        return manifest
 
     # named arrays (trajectory, directions) -------------------------------------------------------------
     def has(self, name: str) -> bool:
+        """Whether the entry ``name`` exists (not whether it is sound: see :meth:`read`)."""
         return (self.path / f"{name}.npz").exists()
 
     def save_arrays(self, name: str, arrays: dict[str, np.ndarray]) -> None:
         _save_npz(self.path / f"{name}.npz", arrays)
 
     def load_arrays(self, name: str) -> dict[str, np.ndarray]:
-        return _load_npz(self.path / f"{name}.npz")
+        """The verified arrays of ``name``; raises :class:`~llstudio.store.integrity.CorruptEntry` (a CacheError)
+        when it is corrupt, FileNotFoundError when it is missing."""
+        return load_npz(self.path / f"{name}.npz")
+
+    def read_arrays(self, name: str, check: Optional[Callable[[dict], Optional[str]]] = None) -> Optional[dict]:
+        """:meth:`read` of entry ``name``: None when missing or corrupt (then quarantined)."""
+        return self.read(f"{name}.npz", check)
 
     # captured steps ------------------------------------------------------------------------------------
-    def has_step(self, step: int) -> bool:
-        return self.step_path(step).exists()
+    def read_step(self, step: int, shape: Optional[tuple] = None, samples: Optional[int] = None) -> Optional[dict]:
+        """The step's verified arrays, or None when missing or corrupt; with ``shape`` (nx, ny) a grid of another
+        shape, and with ``samples`` (S) one without S per-sample grids, counts as corrupt."""
+        def check(z: dict) -> Optional[str]:
+            problem = None if shape is None else _shape_problem(z, "loss", shape)
+            if problem or samples is None:
+                return problem
+            if "sample_loss" not in z or "sample_center_loss" not in z:
+                return "wrong keys: no per-sample losses"
+            got, want = tuple(z["sample_loss"].shape), (samples, *z["loss"].shape)
+            return None if got == want else f"wrong shape: sample_loss is {got}, expected {want}"
+        return self.read(self.step_path(step).name, check)
+
+    def has_step(self, step: int, shape: Optional[tuple] = None, samples: Optional[int] = None) -> bool:
+        """Whether the step's file is there and sound (see :meth:`read_step`; a corrupt one is quarantined)."""
+        return self.read_step(step, shape, samples) is not None
 
     def save_step(self, step: int, loss: np.ndarray, center_loss: float, sample_loss: Optional[np.ndarray] = None,
                   sample_center_loss: Optional[np.ndarray] = None) -> None:
@@ -107,7 +160,8 @@ class CaptureDir:
         _save_npz(self.step_path(step), arrays)
 
     def load_step(self, step: int) -> dict[str, np.ndarray]:
-        return _load_npz(self.step_path(step))
+        """The step's verified arrays; raises CorruptEntry or FileNotFoundError."""
+        return load_npz(self.step_path(step))
 
     # curvature maps (a companion file per captured step) ------------------------------------------------
     def curvature_path(self, step: int) -> Path:
@@ -119,19 +173,39 @@ class CaptureDir:
         _save_npz(self.curvature_path(step), {k: np.asarray(arrays[k]) for k in
                                               ("curv_min", "curv_max", "done", "converged")})
 
-    def load_curvature(self, step: int) -> Optional[dict[str, np.ndarray]]:
-        """The step's curvature arrays (complete or partial), or None."""
-        p = self.curvature_path(step)
-        return _load_npz(p) if p.exists() else None
+    def load_curvature(self, step: int, shape: Optional[tuple] = None) -> Optional[dict[str, np.ndarray]]:
+        """The step's curvature arrays (complete or partial), or None when missing or corrupt (a map of another
+        shape than ``shape`` (cx, cy) too; a corrupt one is quarantined)."""
+        check = None if shape is None else (lambda z: _shape_problem(z, "curv_min", shape))
+        return self.read(self.curvature_path(step).name, check)
 
-    def has_curvature(self, step: int) -> bool:
-        """Whether the step's curvature map is complete."""
-        z = self.load_curvature(step)
+    def has_curvature(self, step: int, shape: Optional[tuple] = None) -> bool:
+        """Whether the step's curvature map is complete (and sound)."""
+        z = self.load_curvature(step, shape)
         return z is not None and bool(z["done"].all())
 
     def sweep(self) -> list[Path]:
         """Remove temporary files left by killed processes (never one a live process is writing)."""
         return sweep_temp_files(self.path)
+
+
+def _mtime(p: Path) -> float:
+    try:
+        return p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size if p.is_file() else 0
+    except OSError:  # removed meanwhile
+        return 0
+
+
+def _shape_problem(arrays: dict, key: str, shape: tuple) -> Optional[str]:
+    got = tuple(arrays[key].shape)
+    return None if got == tuple(shape) else f"wrong shape: {key} is {got}, expected {tuple(shape)}"
 
 
 class CaptureStore:
@@ -157,14 +231,15 @@ class CaptureStore:
         while another process with the same key waits (see ``store.locks.hold``); yields whether it waited."""
         return hold(self.locks / f"{kind}-{key}{LOCK_SUFFIX}", log=log, what=what or kind)
 
-    def open(self, key: str) -> CaptureDir:
-        d = CaptureDir(self.captures / key)
+    def open(self, key: str, log: Log = None) -> CaptureDir:
+        """The capture's directory; ``log`` reports corrupt files found in it."""
+        d = CaptureDir(self.captures / key, log)
         d.path.mkdir(parents=True, exist_ok=True)
         return d
 
-    def open_training(self, key: str) -> CaptureDir:
+    def open_training(self, key: str, log: Log = None) -> CaptureDir:
         """The directory of one training run's trajectory (shared by the captures of that run)."""
-        d = CaptureDir(self.trainings / key)
+        d = CaptureDir(self.trainings / key, log)
         d.path.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -173,16 +248,29 @@ class CaptureStore:
         dirs = [d for d in self.trainings.iterdir() if d.is_dir()] if self.trainings.exists() else []
         return len(dirs), sum(f.stat().st_size for d in dirs for f in d.iterdir() if f.is_file())
 
-    def list(self) -> list[tuple[str, Optional[dict], int]]:
-        """(key, manifest, size in bytes) of every capture, newest first."""
+    def list(self) -> list[tuple[str, Optional[dict], int, Optional[str]]]:
+        """(key, manifest, size in bytes, what is wrong with its manifest or None) of every capture, newest first;
+        changes nothing (``verify`` repairs)."""
         if not self.captures.exists():
             return []
         out = []
-        for d in sorted(self.captures.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        for d in sorted(self.captures.iterdir(), key=_mtime, reverse=True):
             if d.is_dir():
-                size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
-                out.append((d.name, CaptureDir(d).read_manifest(), size))
+                manifest, problem = CaptureDir(d).inspect_manifest()
+                out.append((d.name, manifest, sum(_size(f) for f in d.iterdir()), problem))
         return out
+
+    def verify(self, key: Optional[str] = None) -> tuple[int, int, list[Finding]]:
+        """Check every file of every capture and training run (or of the one ``key`` names), quarantining the
+        corrupt ones so that the next render recomputes them: (entries checked, files checked, findings)."""
+        dirs = [(p, top == self.captures) for top in (self.captures, self.trainings) if top.exists()
+                for p in sorted(top.iterdir()) if p.is_dir() and (key is None or p.name == key)]
+        files, findings = 0, []
+        for d, capture in dirs:
+            n, found = verify_dir(d, capture)
+            files += n
+            findings += found
+        return len(dirs), files, findings
 
     def sweep(self) -> list[Path]:
         """Remove stale temporary files and lock files (left by killed processes) from every capture; returns those

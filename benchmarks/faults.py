@@ -41,7 +41,10 @@ def kills(work: Path, n: int, seed: int, log) -> list[h.KillResult]:
         for sig in h.SIGNALS:
             for i in range(n):
                 rng = random.Random(f"{seed}-{stage}-{sig}-{i}")
-                r = h.kill_once(ref, stage, sig, rng, work / f"{stage}-{sig}-{i}")
+                try:
+                    r = h.kill_once(ref, stage, sig, rng, work / f"{stage}-{sig}-{i}")
+                except Exception as exc:  # noqa: BLE001 - a broken case is a failure in the table, not a lost run
+                    r = h.KillResult(stage, sig, landed=True, why=f"harness error {type(exc).__name__}: {exc}")
                 log(f"kill {stage:9s} {sig:7s} #{i}: {'ok' if r.ok else 'FAIL' if r.landed else 'missed'}"
                     f"{'' if r.ok else ' - ' + r.why}")
                 out.append(r)
@@ -53,7 +56,10 @@ def corruptions(work: Path, seed: int, log) -> list[h.CorruptResult]:
     out = []
     for kind in h.FILE_KINDS:
         for how in h.CORRUPTIONS:
-            r = bench.case(kind, how, random.Random(f"{seed}-{kind}-{how}"))
+            try:
+                r = bench.case(kind, how, random.Random(f"{seed}-{kind}-{how}"))
+            except Exception as exc:  # noqa: BLE001 - as for kills
+                r = h.CorruptResult(kind, how, why=f"harness error {type(exc).__name__}: {exc}")
             log(f"corrupt {kind:10s} {how:8s} {r.file}: {'ok' if r.ok else 'FAIL - ' + r.why}")
             out.append(r)
     return out

@@ -41,3 +41,19 @@ def test_corrupt_cache_file_is_repaired(bench, kind, how):
 @pytest.mark.parametrize("kind, how", [pytest.param(k, c, marks=XFAIL, id=f"{k}-{c}") for k, c in LONG])
 def test_every_file_kind_and_corruption(bench, kind, how):
     _check(bench, kind, how)
+
+
+@XFAIL
+def test_cache_list_survives_a_garbage_manifest(tmp_path):
+    """issue 15 #2, through the real command: ``llstudio cache list`` over a capture whose manifest is garbage."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    (cache / "captures" / "0123456789abcdef01234567").mkdir(parents=True)
+    (cache / "captures" / "0123456789abcdef01234567" / "manifest.json").write_text("{{{")
+    proc = subprocess.run([sys.executable, "-m", "llstudio", "cache", "list"], capture_output=True, text=True,
+                          env=h.cli_env(cache), timeout=120)
+    assert not h.has_traceback(proc.stderr), proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "0123456789abcdef01234567" in proc.stdout + proc.stderr

@@ -171,7 +171,7 @@ def table(results: dict) -> str:
     films = [(r.identical) for r in results.get("kills", []) if r.landed and r.resumed_rc == 0]
     films += [r.identical for r in results.get("corruptions", []) if r.ran]
     conc = [r for r in results.get("disk", []) if hasattr(r, "processes")]
-    compared = len(films) + sum(r.processes for r in conc if r.identical or not r.why)
+    compared = len(films) + sum(r.processes for r in conc if r.rcs and all(rc == 0 for rc in r.rcs))
     identical = sum(films) + sum(r.identical for r in conc)
     lines.append(f"films identical / compared: {identical}/{compared}")
     return "\n".join(lines)

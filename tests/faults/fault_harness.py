@@ -96,6 +96,21 @@ SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signa
 CLEAN_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
+def long_selected(config) -> bool:
+    """Whether this pytest run selects the long fault matrix (``-m faults_long``); without it, those tests skip."""
+    expr = config.getoption("markexpr", "") or ""
+    return "faults_long" in expr and "not faults_long" not in expr
+
+
+def skip_long(request) -> None:
+    """For an autouse fixture in each fault test module (a conftest.py here would shadow tests/conftest.py, which
+    the other tests import as ``conftest``)."""
+    if request.node.get_closest_marker("faults_long") is not None and not long_selected(request.config):
+        import pytest
+
+        pytest.skip("the long fault matrix: pytest -m faults_long, or python benchmarks/faults.py")
+
+
 def cli_env(cache: Path) -> dict:
     env = dict(os.environ)
     env.update({"LLSTUDIO_CACHE": str(cache), "PYVISTA_OFF_SCREEN": "true", "NO_COLOR": "1",
@@ -112,6 +127,7 @@ class Watched:
 
     def __init__(self, args, env: dict, cwd: Path):
         self.start = time.monotonic()
+        self.start_wall = time.time()
         # Ctrl-C's default action in the child even when this process was started with SIGINT ignored.
         self.proc = subprocess.Popen([sys.executable, "-m", "llstudio", *map(str, args)], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env, cwd=str(cwd),
@@ -327,9 +343,11 @@ def make_reference(work: Path, parts=("mp4", "png", "export")) -> Reference:
             ref.seconds["render"] = secs["render"]
             ref.pngs = read_pngs(target)
         else:
-            # No progress stage: the time from its last event (the capture found in the cache) to its exit.
+            # No progress stage: from its last event (the capture found in the cache) until the last file was
+            # written (its exit comes a second later: the interpreter's teardown is no part of the export).
             last = w.events[-1][0] if w.events else 0.0
-            ref.seconds["export"] = max(0.05, w.wall - last)
+            written = max(p.stat().st_mtime for p in target.iterdir())
+            ref.seconds["export"] = max(0.05, written - (w.start_wall + last))
             ref.export_trigger = w.events[-1][1] if w.events else None
             ref.export = read_export(target)
     return ref
@@ -339,7 +357,8 @@ def make_reference(work: Path, parts=("mp4", "png", "export")) -> Reference:
 class KillResult:
     stage: str
     signal: str
-    landed: bool = False       # the signal reached the process inside the stage
+    landed: bool = False       # the signal reached the running process
+    landed_in: str = ""        # the stage its last progress line was in then ("after X": X had ended)
     killed_rc: Optional[int] = None
     resumed_rc: Optional[int] = None
     identical: bool = False
@@ -358,6 +377,13 @@ def _trigger(stage: str, ref: Reference):
         return lambda ev: last is None or head(ev) == head(last)
     name = "render" if stage == "encode" else stage
     return lambda ev: ev.get("event") == "stage" and ev.get("stage") == name and ev.get("done") == 0
+
+
+def _where(w: Watched) -> str:
+    stages = [ev for _, ev in list(w.events) if ev.get("event") == "stage"]
+    if not stages:
+        return "before any stage"
+    return f"after {stages[-1]['stage']}" if "seconds" in stages[-1] else stages[-1]["stage"]
 
 
 def kill_once(ref: Reference, stage: str, signame: str, rng: random.Random, work: Path) -> KillResult:
@@ -381,6 +407,7 @@ def kill_once(ref: Reference, stage: str, signame: str, rng: random.Random, work
         if w.proc.poll() is None:
             w.proc.send_signal(SIGNALS[signame])
             res.landed = True
+            res.landed_in = _where(w)
     res.killed_rc = w.wait(120)
     wait_gone(orphans)
     if not res.landed:
@@ -407,7 +434,7 @@ def kill_once(ref: Reference, stage: str, signame: str, rng: random.Random, work
     res.left = leftovers(cache, work)
     if res.left:
         problems.append(f"left {', '.join(res.left)}")
-    res.why = "; ".join(problems)
+    res.why = "; ".join(problems) + (f" (signal landed: {res.landed_in})" if problems else "")
     return res
 
 

@@ -9,6 +9,11 @@ import pytest
 
 import fault_harness as h
 
+
+@pytest.fixture(autouse=True)
+def _long_only(request):
+    h.skip_long(request)
+
 pytestmark = pytest.mark.render
 
 # issue 15 #1 (a corrupt cached file is fatal) and #2 (a garbage manifest breaks every command)

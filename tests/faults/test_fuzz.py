@@ -14,6 +14,11 @@ from hypothesis import HealthCheck, given, settings
 
 import fault_harness as h
 
+
+@pytest.fixture(autouse=True)
+def _long_only(request):
+    h.skip_long(request)
+
 BASE = h.CORRUPT_SCENE
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck), database=None)
 

@@ -38,8 +38,9 @@ def _add_capture_options(p: argparse.ArgumentParser) -> None:
                    help="where training and capture run; default: the scene's capture.device")
     p.add_argument("--no-cache", action="store_true",
                    help="ignore cached training and captures: recompute them (and refresh the cache)")
-    p.add_argument("--progress", choices=["auto", "bar", "none"], default="auto",
-                   help="progress bars: on a terminal (auto), always (bar) or never (none)")
+    p.add_argument("--progress", choices=["auto", "bar", "none", "json"], default="auto",
+                   help="progress bars: on a terminal (auto), always (bar) or never (none); or one JSON line per "
+                        "event on stderr for a program that watches the run (json)")
 
 
 def build_parser() -> argparse.ArgumentParser:

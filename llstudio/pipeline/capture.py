@@ -22,7 +22,7 @@ from ..store.keys import CAPTURE_SECTIONS, FORMAT_VERSION, capture_key
 from ..store.store import CaptureStore
 from ..train.runs import checkpoint_files
 from ..train.training import Trajectory
-from .checks import check_weight_refs, sample_indices
+from .checks import sample_indices
 from .context import CaptureContext, open_context
 from .curvature import CurvatureWork, capture_curvature, curvature_work
 from .grid import StepCapture, capture_run_losses, capture_steps
@@ -80,11 +80,11 @@ class Work:
 
 
 def plan_work(ctx: CaptureContext) -> Work:
-    """Rank 0's part before the split: the manifest, the runs, the plane, and what the store lacks."""
+    """Rank 0's part before the split: the manifest, the runs, the plane, and what the store lacks (the scene's
+    model, named weights and checkpoints were checked when the context was opened)."""
     scene = ctx.scene
     if ctx.cdir.read_manifest() is None or not ctx.use_cache:
         ctx.cdir.write_manifest(manifest(ctx))
-    check_weight_refs(scene, ctx.data, ctx.dtype)
     trajs = train_runs(ctx)
     plane = choose_plane(ctx, trajs)
     todo = [k for k, s in enumerate(ctx.steps) if not (ctx.use_cache and ctx.cdir.has_step(s))]

@@ -130,18 +130,25 @@ def encode_frames(plan: RenderPlan, output: Path, selected: range, progress: Pro
     """Draw the frames ``selected`` of ``plan``'s film and encode them into ``output`` (which appears only when
     complete); no sidecar. A segment of a split render is one call (see ``llstudio.jobs.split``)."""
     scene, settings = plan.film.capture.scene, plan.settings
-    with plan.film.renderer() as renderer, \
-            FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
-                       scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha) as writer, \
-            progress.stage("render", len(selected), "frames") as advance:
-        with _deferred_interrupt() as interrupted:
+    # Deferred from before the renderer opens (VTK's set-up runs Python callbacks too) until the film is published:
+    # checked before every frame and once more before the film is finished, so an interruption never publishes it.
+    with _deferred_interrupt() as interrupted:
+        with plan.film.renderer() as renderer, \
+                FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
+                           scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha) as writer, \
+                progress.stage("render", len(selected), "frames") as advance:
             for i in selected:
+                _stop_if(interrupted())
                 writer.write(plan.film.frame(renderer, i))
                 advance(1)
-                stop = interrupted()
-                if stop is not None:
-                    raise stop
+            _stop_if(interrupted())
+        _stop_if(interrupted())  # during the encoder's finish: the film is whole, the command stops anyway
     return Path(output)
+
+
+def _stop_if(interruption: Optional[BaseException]) -> None:
+    if interruption is not None:
+        raise interruption
 
 
 def write_sidecar(capture: Capture, plan: RenderPlan) -> Path:

@@ -19,7 +19,7 @@ from .config.checks import format_problems
 from .config.scene import json_schema, load_scene
 from .device import resolve_device
 from .doctor import run_checks
-from .errors import LLStudioError, SceneError, Terminated, UsageError, raise_on_sigterm
+from .errors import LLStudioError, SceneError, Terminated, UsageError, raise_on_sigterm, restore_sigterm
 from .files import FILE, FOLDER, require_writable, sweep_temp_files
 from .output.export import FORMATS, default_directory, export, require
 from .progress import Progress
@@ -332,7 +332,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     # Training, capture and rendering free and reallocate the same multi-megabyte buffers all the time.
     allocator.tune()
-    raise_on_sigterm()  # a kill stops the command like Ctrl-C: clean-up, a message, exit 143
+    sigterm = raise_on_sigterm()  # a kill stops the command like Ctrl-C: clean-up, a message, exit 143
     try:
         return COMMANDS[args.command](args)
     except LLStudioError as exc:
@@ -345,6 +345,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("llstudio: interrupted; nothing half-written was left behind, the next run resumes", file=sys.stderr)
         return 130
+    finally:
+        restore_sigterm(sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,8 +61,16 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def raise_on_sigterm() -> None:
+def raise_on_sigterm():
     """From now on SIGTERM raises :class:`Terminated` in the main thread (entry points call this: the command line,
-    a --jobs worker, a --split segment). Elsewhere than the main thread nothing changes."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_terminated)
+    a --jobs worker, a --split segment); returns the handler it replaced (None elsewhere than the main thread, where
+    nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def restore_sigterm(handler) -> None:
+    """Put back the handler ``raise_on_sigterm`` returned (for a caller of the command line's main in its process)."""
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)

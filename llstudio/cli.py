@@ -6,6 +6,7 @@ The only module that calls ``sys.exit`` (through ``main``'s return value).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Optional
@@ -19,8 +20,8 @@ from .config.checks import format_problems
 from .config.scene import json_schema, load_scene
 from .device import resolve_device
 from .doctor import run_checks
-from .errors import LLStudioError, SceneError, Terminated, UsageError, raise_on_sigterm, restore_sigterm
-from .files import FILE, FOLDER, require_writable, sweep_temp_files
+from .errors import DiskFull, LLStudioError, SceneError, Terminated, UsageError, raise_on_sigterm, restore_sigterm
+from .files import FILE, FOLDER, disk_full, require_writable, sweep_temp_files
 from .output.export import FORMATS, default_directory, export, require
 from .progress import Progress
 from .store.store import CaptureStore
@@ -338,6 +339,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     except LLStudioError as exc:
         print(f"llstudio: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk where a write does not go through atomic_write (which says so itself): a lock, a folder.
+        print(f"llstudio: error: {disk_full(exc.filename or '.', exc)}", file=sys.stderr)
+        return DiskFull.exit_code
     except Terminated:
         print("llstudio: terminated (SIGTERM); nothing half-written was left behind, the next run resumes",
               file=sys.stderr)

@@ -79,16 +79,23 @@ def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bo
         check_cache(store.root)
     data = load_dataset(scene.data, images=wants_images(scene.model))
     if store is not None:
-        # Everything that can refuse the scene (the data above, the model, its named weights, checkpoint files)
-        # is checked before the store entry exists: a refused scene leaves the cache as it was.
-        check_weight_refs(scene, data, dtype)
-        if scene.capture.data == "samples":
-            sample_indices(scene, data)
+        # Everything that can refuse the scene is checked before the store entry exists: a refused scene leaves
+        # the cache as it was.
+        check_with_data(scene, data, dtype)
         cdir = store.open(key)
         cdir.sweep()
     steps = scene.captured_steps()
     return CaptureContext(scene, device, dtype, key, store, cdir, use_cache,
                           progress or Progress("none"), data, steps, zoom_scales(steps, scene.grid.zoom), group)
+
+
+def check_with_data(scene: Scene, data: Optional[Dataset] = None, dtype: Optional[torch.dtype] = None) -> None:
+    """What can refuse a scene once its data are known (loading them is the first check: a missing dataset is exit
+    3): the model builds, the weights it names exist, its checkpoints fit, its samples are in the evaluation set."""
+    data = data if data is not None else load_dataset(scene.data, images=wants_images(scene.model))
+    check_weight_refs(scene, data, dtype if dtype is not None else getattr(torch, scene.capture.dtype))
+    if scene.capture.data == "samples":
+        sample_indices(scene, data)
 
 
 def check_cache(root: Path) -> None:

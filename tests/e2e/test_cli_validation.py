@@ -155,6 +155,16 @@ def test_a_full_disk_is_a_message_not_a_traceback(home, isolated_cache, capsys, 
     assert [p for p in everything(isolated_cache) if ".part" in p] == []
 
 
+def test_a_full_disk_outside_the_atomic_writer_is_a_message_too(home, isolated_cache, capsys, monkeypatch):
+    def full(self, *args, **kwargs):  # the first folder the render makes: the capture's store entry
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", full)
+    assert cli.main(["render", "tiny.toml", "--progress", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no space left to write" in err and "MiB free" in err
+
+
 # ------------------------------------------------------------------------------------ defect 7: the scene's data
 
 

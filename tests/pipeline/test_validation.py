@@ -46,3 +46,12 @@ def test_a_scene_refused_with_its_model_leaves_the_store_untouched(tmp_path):
     with pytest.raises(SceneError, match=r"directions\.weights\[0\]"):
         capture_scene(scene, device=torch.device("cpu"), store=store)
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_panel_refused_with_its_model_stops_the_capture_before_any_panel_is_stored(tmp_path):
+    store = CaptureStore(tmp_path / "cache")
+    scene = make_scene(tmp_path / "p.toml", panels=[{"title": "fine"}, {
+        "title": "broken", "directions": {"kind": "weights", "weights": ["no.such", "net.0.weight"]}}])
+    with pytest.raises(SceneError, match=r"directions\.weights\[0\]"):
+        capture_scene(scene, device=torch.device("cpu"), store=store)
+    assert not (tmp_path / "cache").exists()

@@ -7,15 +7,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, tiny_dict
+from conftest import tiny_dict
 from llstudio import cli
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -197,3 +195,22 @@ def test_format_overrides_output_format_for_transparency(home, isolated_cache, c
     for extra in (["--format", "png"], ["-o", "t.mov"]):
         err = refused(["render", "t.toml", *extra, "--frames", "9:1"], capsys, home, isolated_cache)
         assert "--frames" in err and "transparent" not in err
+
+
+# ------------------------------------------------------------------------------------ defect 3: temporary films
+
+
+def test_cache_clear_sweeps_killed_renders_films_from_renders(home, capsys):
+    from llstudio.files import _owner
+
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = _owner().split("~")[0]
+    renders = home / "renders"
+    renders.mkdir()
+    killed = renders / f".tiny.mp4.{host}~{int(proc.stdout)}.0a1b.part.mp4"
+    live = renders / f".tiny.mp4.{_owner()}.0a1b.part.mp4"  # this process's: still being written
+    for p in (killed, live, renders / "tiny.mp4"):
+        p.write_bytes(b"x")
+    assert cli.main(["cache", "clear"]) == 0
+    assert "1 stale temporary file(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in renders.iterdir()) == sorted([live.name, "tiny.mp4"])

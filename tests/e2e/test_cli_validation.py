@@ -1,6 +1,7 @@
 """Bad requests are refused before any work, and nothing is written: each case runs ``llstudio`` (its ``main``, in
-this process, for speed; SIGTERM in a subprocess) and checks the exit status, the message and that neither the
-cache nor the output folder holds anything new."""
+this process, for speed) and checks the exit status, the message and that neither the cache nor the working folder
+holds anything new. SIGTERM's cases run in subprocesses: tests/e2e/test_resume.py (a film being encoded) and
+tests/e2e/test_cli_split.py (a split render's segments)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ The only module that calls ``sys.exit`` (through ``main``'s return value).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Optional
@@ -15,13 +16,17 @@ from pathlib import Path
 from . import __version__, allocator
 from .config.presets import FORMATS as OUTPUT_FORMATS
 from .config.presets import QUALITIES, format_help, quality_help
+from .config.checks import format_problems
 from .config.scene import json_schema, load_scene
 from .device import resolve_device
 from .doctor import run_checks
-from .errors import LLStudioError, SceneError, UsageError
+from .errors import DiskFull, LLStudioError, SceneError, Terminated, UsageError, raise_on_sigterm, restore_sigterm
+from .files import FILE, FOLDER, disk_full, require_writable, sweep_temp_files
 from .output.export import FORMATS, default_directory, export, require
 from .progress import Progress
 from .store.store import CaptureStore
+
+FILMS_FOLDER = Path("renders")  # where films go unless -o or output.path say otherwise
 
 # The pipeline's capture and render stages load torch and VTK: each command imports what it calls from it, so that
 # check, schema, cache and doctor start without them.
@@ -203,12 +208,26 @@ def cmd_still(args) -> int:
     if args.contact_sheet is not None and args.contact_sheet < 1:
         raise UsageError(f"--contact-sheet {args.contact_sheet}: needs at least one still")
     (scene,) = _load_all([args.scene])
+    _check_still_output(args, scene)
     cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
     if args.contact_sheet is not None:
         print(render_contact_sheet(cap, args.contact_sheet, output=args.output, quality=args.quality))
         return 0
     print(render_still(cap, args.frame, output=args.output, quality=args.quality))
     return 0
+
+
+def _check_still_output(args, scene) -> None:
+    """A frame the film lacks or a PNG path that cannot be written stops the command before any training. The
+    default path of a single still depends on the film's frame count: its folder, renders/, is checked then."""
+    from .pipeline import still_index
+
+    if args.contact_sheet is None:
+        still_index(scene, args.frame, args.quality)
+    if args.output is not None:
+        require_writable(Path(args.output), FILE, "the still")
+    else:
+        require_writable(FILMS_FOLDER, FOLDER, "the stills' folder")
 
 
 def cmd_export(args) -> int:
@@ -218,6 +237,7 @@ def cmd_export(args) -> int:
     (scene,) = _load_all([args.scene])
     require(args.format)  # a missing h5py is reported before any training
     directory = Path(args.output) if args.output else default_directory(scene)
+    require_writable(directory, FOLDER, "the export folder")
     cap = capture_scene(scene, device=_device(args, scene), use_cache=not args.no_cache, progress=_progress(args))
     # A scene with panels exports every panel's capture, each under its own name (<scene>_panel<i>).
     for one in (cap.panels if scene.panels else [cap]):
@@ -230,12 +250,21 @@ def cmd_check(args) -> int:
     from .pipeline import estimate
 
     scenes = _load_all(args.scenes)
+    _check_formats(scenes)
     for scene in scenes:
         if args.quiet:
             continue
         print(f"# {scene.source}: valid")
         print(json.dumps({"scene": scene.resolved_dump(), "cost": estimate(scene, args.quality)}, indent=2))
     return 0
+
+
+def _check_formats(scenes) -> None:
+    """Each scene against its own output.format (render checks the format the command line chooses instead)."""
+    for scene in scenes:
+        problems = [p for s in [scene, *(scene.panel_scenes() if scene.panels else [])] for p in format_problems(s)]
+        if problems:
+            raise SceneError(scene.source or "<scene>", problems[:1])
 
 
 def cmd_schema(args) -> int:
@@ -267,7 +296,8 @@ def cmd_cache(args) -> int:
             print(f"and {runs} training run(s) that captures share, {size / 2**20:.1f} MiB, in {store.trainings}")
         return 0
     n = store.clear(args.key)
-    swept = store.sweep()
+    # Killed renders' temporary films too, in the folder films go to by default (each render sweeps its own folder).
+    swept = store.sweep() + sweep_temp_files(FILMS_FOLDER)
     print(f"removed {n} capture(s) from {store.captures}" + ("" if args.key else " and the training runs they share")
           + (f" and {len(swept)} stale temporary file(s) left by killed processes" if swept else ""))
     return 0
@@ -331,14 +361,27 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     # Training, capture and rendering free and reallocate the same multi-megabyte buffers all the time.
     allocator.tune()
+    sigterm = raise_on_sigterm()  # a kill stops the command like Ctrl-C: clean-up, a message, exit 143
     try:
         return COMMANDS[args.command](args)
     except LLStudioError as exc:
         print(f"llstudio: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk where a write does not go through atomic_write (which says so itself): a lock, a folder.
+        print(f"llstudio: error: {disk_full(exc.filename or '.', exc)}", file=sys.stderr)
+        return DiskFull.exit_code
+    except Terminated:
+        print("llstudio: terminated (SIGTERM); nothing half-written was left behind, the next run resumes",
+              file=sys.stderr)
+        return Terminated.exit_code
     except KeyboardInterrupt:
         print("llstudio: interrupted; nothing half-written was left behind, the next run resumes", file=sys.stderr)
         return 130
+    finally:
+        restore_sigterm(sigterm)
 
 
 if __name__ == "__main__":  # pragma: no cover

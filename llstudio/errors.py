@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 
 class LLStudioError(Exception):
     """Base class: an error whose message is meant for the user, not a traceback."""
@@ -37,7 +40,37 @@ class RenderError(LLStudioError):
     """Rendering or encoding failed."""
 
 
+class DiskFull(LLStudioError):
+    """A write ran out of space: which file, and how much is free."""
+
+
 class MissingDependency(LLStudioError):
     """A missing dependency: an encoder, an OpenGL backend, a dataset or an optional package."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a ``kill``, a batch system's preemption), raised like Ctrl-C's KeyboardInterrupt, whose subclass it
+    is: every clean-up that handles an interruption handles this one too. The command exits 143 (128 + 15)."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def raise_on_sigterm():
+    """From now on SIGTERM raises :class:`Terminated` in the main thread (entry points call this: the command line,
+    a --jobs worker, a --split segment); returns the handler it replaced (None elsewhere than the main thread, where
+    nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def restore_sigterm(handler) -> None:
+    """Put back the handler ``raise_on_sigterm`` returned (for a caller of the command line's main in its process)."""
+    if handler is not None:
+        signal.signal(signal.SIGTERM, handler)

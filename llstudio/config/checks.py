@@ -5,7 +5,7 @@ section is valid. The panels' shared range is checked on the panels' merged scen
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from .base import TRANSPARENT
 from .presets import ALPHA_FORMATS, format_problem, writes
@@ -101,12 +101,21 @@ def _plane(s: Scene) -> Problems:
 
 
 def _output(s: Scene) -> Problems:
+    # A transparent background against the format is checked with the format the film is written in, which the
+    # command line may change (--format, -o's suffix): see ``format_problems``, called by render and check.
     fmt = s.output.format
-    if s.look.background == TRANSPARENT and format_problem(fmt, alpha=True) is not None:
-        yield "look.background", ("'transparent' needs an output format with alpha: set output.format to "
-                                  f"{' or '.join(repr(f) for f in ALPHA_FORMATS)} (it is {fmt!r})")
     if s.output.path is not None and format_problem(fmt, path=s.output.path) is not None:
         yield "output.path", f"{s.output.path!r} does not fit output.format = {fmt!r}, which writes {writes(fmt)}"
+
+
+def format_problems(s: Scene, fmt: Optional[str] = None) -> list[Problem]:
+    """The scene against the format its film is written in: ``fmt`` (the command line's --format or -o's suffix),
+    else output.format. A transparent background needs a format with alpha."""
+    fmt = fmt or s.output.format
+    if s.look.background == TRANSPARENT and format_problem(fmt, alpha=True) is not None:
+        return [("look.background", f"'transparent' needs an output format with alpha ({' or '.join(ALPHA_FORMATS)}): "
+                 f"set output.format, or render with --format {ALPHA_FORMATS[0]} (it is {fmt!r})")]
+    return []
 
 
 def _capture(s: Scene) -> Problems:

@@ -16,7 +16,7 @@ from ..config.scene import CameraKey, CameraSpec, Scene
 from ..errors import UsageError
 from .camera import camera_path, panel_camera
 from .geometry import DISPLAY_EXTENT, to_display
-from .timeline import Keyframes, Timeline
+from .timeline import Keyframes, Timeline, film_length
 
 if TYPE_CHECKING:  # the film reads a Capture; importing it would pull torch into the picture stages
     from ..landscape.result import Capture
@@ -60,6 +60,15 @@ def parse_frames(spec: Optional[str], n_frames: int) -> range:
     if len(r) == 0:
         raise UsageError(f"--frames {spec!r} selects no frame: the film has {n_frames} frames (0:{n_frames})")
     return r
+
+
+def scene_frames(scene: Scene, fps: int) -> int:
+    """The number of frames of the scene's film at ``fps``, known from the scene alone (before any capture): the
+    n_frames of its :class:`Film` (captured steps and timeline), or of its PanelFilm (the longest panel's)."""
+    if scene.panels:
+        return max(film_length(len(p.captured_steps()), p.timeline, fps)[1] for p in scene.panel_scenes())
+    steps = scene.captured_steps()
+    return film_length(len(steps), scene.timeline, fps, np.asarray(steps))[1]
 
 
 def surface_colors(capture: "Capture") -> Optional[np.ndarray]:

@@ -66,13 +66,13 @@ def run_job(job: Job, progress: Optional[Progress] = None) -> JobResult:
     """Load, check, capture and render one scene in this process. An error becomes a failed result (with the exit
     code the command line would give), never an exception: one bad scene must not stop a batch."""
     from ..config.scene import load_scene
-    from ..pipeline import capture_scene, check_output, render_film
+    from ..pipeline import capture_scene, check_render, render_film
 
     progress = progress or Progress("none")
     start = time.perf_counter()
     try:
         scene = load_scene(job.scene)
-        check_output(scene, job.output, job.format)
+        check_render(scene, job.output, job.format, job.frames, job.quality)
         cap = capture_scene(scene, device=resolve_device(job.device or scene.capture.device),
                             use_cache=not job.no_cache, progress=progress)
         out = render_film(cap, output=job.output, quality=job.quality, frames=job.frames, progress=progress,

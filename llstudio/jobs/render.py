@@ -69,10 +69,11 @@ def render_batch(req: RenderRequest) -> int:
 
 def render_scenes(req: RenderRequest, scenes: list) -> int:
     """Every (loaded) scene in this process, or in the ranks of a group; prints each film's path."""
-    from ..pipeline import check_output
+    from ..pipeline import check_render
 
-    # A missing encoder or a format that cannot be honoured stops the batch before training.
-    fmts = [check_output(scene, req.output, req.format) for scene in scenes]
+    # A missing encoder, a format that cannot be honoured, an output path that cannot be written or frames the
+    # film lacks stop the batch before training.
+    fmts = [check_render(scene, req.output, req.format, req.frames, req.quality) for scene in scenes]
     for fmt in fmts:
         check_split(req.split, 1, fmt)
     if req.ranked:

@@ -17,7 +17,7 @@ from typing import Optional
 from .. import allocator
 from ..config.scene import load_scene
 from ..device import resolve_device
-from ..errors import LLStudioError, RenderError
+from ..errors import LLStudioError, RenderError, raise_on_sigterm
 from ..progress import Progress
 
 
@@ -61,6 +61,7 @@ def _check_key(args: argparse.Namespace, key: str) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     allocator.tune()
+    raise_on_sigterm()
     try:
         render_segment(args)
     except LLStudioError as exc:

@@ -165,7 +165,7 @@ def run_segments(segments: list[Segment], progress: Progress) -> None:
 def remove_parts(segments: list[Segment]) -> None:
     """Remove the segments' files and whatever temporary file a killed segment's writer left beside them."""
     for seg in segments:
-        # The FilmWriter's temporary name: '.' + the segment's stem (its name for a PNG directory) + '.' ...
+        # The FilmWriter's temporary name: '.' + the segment's name + '.host~pid.TAG.part...' (once: its stem)
         stems = {seg.path.stem, seg.path.name}
         leftovers = [seg.path] + [Path(p) for s in stems
                                   for p in glob.glob(os.path.join(glob.escape(str(seg.path.parent)),

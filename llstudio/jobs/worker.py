@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from .. import allocator
+from ..errors import Terminated, raise_on_sigterm
 from ..files import atomic_write
 from ..progress import Progress
 from .job import Job, JobResult, run_job
@@ -68,15 +69,16 @@ def read_result(path: Path) -> Optional[JobResult]:
 def main(argv: Optional[list[str]] = None) -> int:
     job_json, result_path = argv if argv is not None else sys.argv[1:]
     job = Job(**json.loads(job_json))
+    raise_on_sigterm()
     try:
         die_with_parent()
         limit_threads()
         allocator.tune()
         progress = Progress("json", sys.stderr)
         result = run_job(job, progress)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
+        return Terminated.exit_code if isinstance(exc, Terminated) else 130
     if not result.ok:  # the whole error, for the job's log (the table gets its first line)
         print(result.extra.get("traceback") or f"llstudio: error: {result.extra.get('message', result.detail)}",
               file=sys.stderr, flush=True)

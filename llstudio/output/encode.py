@@ -10,10 +10,12 @@ and renamed when ffmpeg has finished cleanly; on any error or interruption ffmpe
 
 from __future__ import annotations
 
+import errno
 import functools
 import math
 import os
 import queue
+import secrets
 import shutil
 import subprocess
 import sys
@@ -24,8 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import MissingDependency, RenderError
-from ..files import _umask, publish
+from ..errors import LLStudioError, MissingDependency, RenderError
+from ..files import _umask, disk_full, publish, sweep_temp_files, temp_path
 from ..config.presets import FORMATS, format_problem
 
 # GIF: frame delays are whole hundredths of a second and every frame is a full palette image, so keep films small.
@@ -214,12 +216,9 @@ class FilmWriter:
     def __enter__(self):
         require_format(self.format, self.alpha)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        prefix = "." + (self.path.name if self.format == "png" else self.path.stem) + "."
-        if self.format == "png":
-            self._tmp = tempfile.mkdtemp(prefix=prefix, suffix=".part", dir=self.path.parent)
-        else:
-            fd, self._tmp = tempfile.mkstemp(prefix=prefix, suffix=".part" + self.path.suffix, dir=self.path.parent)
-            os.close(fd)
+        # Films that killed renders left beside this one (their owner, host~pid, has exited) go first.
+        sweep_temp_files(self.path.parent)
+        self._tmp = str(self._temp_name())
         try:
             self._start()
         except BaseException:
@@ -227,6 +226,20 @@ class FilmWriter:
             self._abort()
             raise
         return self
+
+    def _temp_name(self) -> Path:
+        """Create the temporary film (a folder for a PNG sequence) beside the destination, named like the cache's
+        temporary files (``.NAME.host~pid.TAG.part.SUFFIX``) so that a sweep can tell when its owner is gone."""
+        while True:
+            tmp = temp_path(self.path, secrets.token_hex(4))  # a random tag: several writers in one process
+            try:
+                if self.format == "png":
+                    os.mkdir(tmp, 0o700)
+                else:
+                    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return tmp
+            except FileExistsError:
+                continue
 
     def _command(self) -> list[str]:
         target = os.path.join(self._tmp, "frame_%05d.png") if self.format == "png" else self._tmp
@@ -278,7 +291,7 @@ class FilmWriter:
             raise RenderError(f"frame of shape {frame.shape} {frame.dtype}, expected "
                               f"({self.height}, {self.width}, {self.channels}) uint8")
         if self._error is not None:
-            raise RenderError(f"ffmpeg stopped while writing {self.path}: {self._ffmpeg_says()}")
+            raise self._failed("stopped")
         keep = self.frames % self.step == 0
         self.frames += 1
         if not keep:
@@ -288,10 +301,17 @@ class FilmWriter:
             try:
                 self._send(frame)
             except OSError:
-                raise RenderError(f"ffmpeg stopped while writing {self.path}: {self._ffmpeg_says()}") from None
+                raise self._failed("stopped") from None
         else:
             self._queue.put(frame)
         self.encoded += 1
+
+    def _failed(self, how: str) -> LLStudioError:
+        """ffmpeg's failure as an error: a full disk says so (and how much is free), anything else what ffmpeg said."""
+        says = self._ffmpeg_says()
+        if os.strerror(errno.ENOSPC) in says:
+            return disk_full(self.path)
+        return RenderError(f"ffmpeg {how} while writing {self.path}: {says}")
 
     def _ffmpeg_says(self) -> str:
         if self._proc is not None and self._proc.poll() is None:
@@ -316,7 +336,7 @@ class FilmWriter:
         self._proc.stdin.close()
         code = self._proc.wait()
         if self._error is not None or code != 0:
-            raise RenderError(f"ffmpeg failed while writing {self.path}: {self._ffmpeg_says()}")
+            raise self._failed("failed")
         if self.frames == 0:
             raise RenderError("no frames were rendered")
 

@@ -15,7 +15,8 @@ import importlib
 _EXPORTS = {
     "capture_scene": "capture", "manifest": "capture",
     "render_film": "render", "render_still": "render", "render_contact_sheet": "render", "make_film": "render",
-    "check_output": "render", "plan_render": "render", "encode_frames": "render",
+    "check_output": "render", "plan_render": "render", "encode_frames": "render", "check_render": "render",
+    "still_index": "render",
     "write_sidecar": "render", "RenderPlan": "render", "film_format": "render", "default_output": "render", "contact_frames": "render",
     "estimate": "cost",
     "axes": "coordinates", "auto_range": "coordinates", "zoom_scales": "coordinates",

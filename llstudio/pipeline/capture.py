@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import platform
 from dataclasses import dataclass
 from typing import Optional
@@ -22,8 +23,8 @@ from ..store.keys import CAPTURE_SECTIONS, FORMAT_VERSION, capture_key
 from ..store.store import CaptureStore
 from ..train.runs import checkpoint_files
 from ..train.training import Trajectory
-from .checks import check_weight_refs, sample_indices
-from .context import CaptureContext, open_context
+from .checks import sample_indices
+from .context import CaptureContext, check_with_data, open_context
 from .curvature import CurvatureWork, capture_curvature, curvature_work
 from .grid import StepCapture, capture_run_losses, capture_steps
 from .plane import Plane, choose_plane, second_direction_note
@@ -80,11 +81,11 @@ class Work:
 
 
 def plan_work(ctx: CaptureContext) -> Work:
-    """Rank 0's part before the split: the manifest, the runs, the plane, and what the store lacks."""
+    """Rank 0's part before the split: the manifest, the runs, the plane, and what the store lacks (the scene's
+    model, named weights and checkpoints were checked when the context was opened)."""
     scene = ctx.scene
     if ctx.cdir.read_manifest() is None or not ctx.use_cache:
         ctx.cdir.write_manifest(manifest(ctx))
-    check_weight_refs(scene, ctx.data, ctx.dtype)
     trajs = train_runs(ctx)
     plane = choose_plane(ctx, trajs)
     todo, runs_todo, plane_missing = _missing(ctx, trajs, plane)
@@ -182,6 +183,19 @@ def assemble(ctx: CaptureContext, plane: Plane, trajs: dict[str, Trajectory], cu
         hessian_eigenvalues=optional(stored.hessian_eigenvalues), curvature=curvature, samples=samples)
 
 
+def _distinct_data(panels: list[Scene]) -> list[Scene]:
+    """One panel scene for each different (data, model, training, directions, capture) the panels have: those are
+    what check_with_data reads."""
+    seen, out = set(), []
+    for ps in panels:
+        sig = json.dumps({k: ps.resolved_dump()[k] for k in ("data", "model", "training", "directions", "capture")},
+                         sort_keys=True)
+        if sig not in seen:
+            seen.add(sig)
+            out.append(ps)
+    return out
+
+
 def _capture_panels(scene: Scene, device, store: Optional[CaptureStore], use_cache: bool,
                     progress: Optional[Progress], group: Group = SINGLE) -> Optional[PanelCapture]:
     """Capture every panel scene; panels with the same capture key are captured (and loaded) once."""
@@ -189,6 +203,8 @@ def _capture_panels(scene: Scene, device, store: Optional[CaptureStore], use_cac
     done: dict[str, Capture] = {}
     captures = []
     panels = scene.panel_scenes()
+    if len(panels) > 1:  # every panel checked before the first one's capture is stored: a refusal writes nothing
+        on_root(group, lambda: [check_with_data(ps) for ps in _distinct_data(panels)])
     for i, ps in enumerate(panels):
         dev = torch.device(device if device is not None else resolve_device(ps.capture.device))
         key = capture_key(ps, dev.type)

@@ -4,6 +4,7 @@ raised before any training."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..config.scene import Scene
 from ..errors import SceneError
@@ -26,15 +27,16 @@ def _weight_refs(scene: Scene) -> list[tuple[str, str]]:
 
 
 def check_weight_refs(scene: Scene, data: Dataset, dtype) -> None:
-    """Named weights (directions, starting values) must exist in the model and checkpoint files must fit it: say so
-    before any training, as a scene error with its key path."""
+    """The model must build, named weights (directions, starting values) must exist in it and checkpoint files must
+    fit it: say so before any training, as a scene error with its key path."""
     refs = _weight_refs(scene)
     files = {key: getattr(scene.directions, key) for key in endpoint_keys(scene)
              if endpoint_kind(getattr(scene.directions, key)) == "file"}
-    if not refs and not files:
-        return
+    # Built even without references: a model (or a factory) that cannot be built is refused before any training.
     # Built without training.init: the references are checked before they are used.
-    params = dict(build_model(scene.model, data.input_shape, data.n_classes).to(dtype).named_parameters())
+    with torch.random.fork_rng(devices=[]):  # the global RNG is left as it was, for whatever draws from it next
+        params = dict(build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>")
+                      .to(dtype).named_parameters())
     problems = []
     for path, ref in refs:
         try:

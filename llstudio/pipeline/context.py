@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -10,12 +11,15 @@ import torch
 
 from ..config.scene import Scene
 from ..device import resolve_device
+from ..errors import UsageError
+from ..files import FOLDER, writable_problem
 from ..parallel import SINGLE, Group
 from ..progress import Progress
 from ..store.keys import capture_key
 from ..store.store import CaptureDir, CaptureStore
 from ..train.data import Dataset, load_dataset
 from ..train.models import wants_images
+from .checks import check_weight_refs, sample_indices
 from .coordinates import zoom_scales
 
 
@@ -64,19 +68,43 @@ class CaptureContext:
 
 def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bool,
                  progress: Progress | None, group: Group = SINGLE) -> CaptureContext:
-    """Resolve the device and dtype, open the capture's store entry (sweeping killed runs' temporary files, never
-    a live run's; on the group's root only) and load the data."""
+    """Resolve the device and dtype, load the data, and on the group's root only: check the cache location and,
+    with the data, the model, the weights the scene names, its checkpoints and samples (a refused scene creates
+    nothing), then open the capture's store entry (sweeping killed runs' temporary files, never a live run's)."""
     device = torch.device(device if device is not None else resolve_device(scene.capture.device))
     key = capture_key(scene, device.type)
     progress = progress or Progress("none")
+    dtype = getattr(torch, scene.capture.dtype)
     cdir = None
-    if group.is_root:
-        store = store or CaptureStore()
+    store = (store or CaptureStore()) if group.is_root else None
+    if store is not None:
+        check_cache(store.root)
+    data = load_dataset(scene.data, images=wants_images(scene.model))
+    if store is not None:
+        # Everything that can refuse the scene is checked before the store entry exists: a refused scene leaves
+        # the cache as it was.
+        check_with_data(scene, data, dtype)
         cdir = store.open(key, progress.log)
         cdir.sweep()
-    else:
-        store = None
-    data = load_dataset(scene.data, images=wants_images(scene.model))
     steps = scene.captured_steps()
-    return CaptureContext(scene, device, getattr(torch, scene.capture.dtype), key, store, cdir, use_cache,
+    return CaptureContext(scene, device, dtype, key, store, cdir, use_cache,
                           progress, data, steps, zoom_scales(steps, scene.grid.zoom), group)
+
+
+def check_with_data(scene: Scene, data: Optional[Dataset] = None, dtype: Optional[torch.dtype] = None) -> None:
+    """What can refuse a scene once its data are known (loading them is the first check: a missing dataset is exit
+    3): the model builds, the weights it names exist, its checkpoints fit, its samples are in the evaluation set."""
+    data = data if data is not None else load_dataset(scene.data, images=wants_images(scene.model))
+    check_weight_refs(scene, data, dtype if dtype is not None else getattr(torch, scene.capture.dtype))
+    if scene.capture.data == "samples":
+        sample_indices(scene, data)
+
+
+def check_cache(root: Path) -> None:
+    """The cache's folder must exist or be creatable, and take new files: a clear exit 2 before any work, not a
+    traceback in the middle of it. Creates nothing."""
+    problem = writable_problem(root, FOLDER)
+    if problem:
+        raise UsageError(f"the cache {str(root)!r} cannot be used: {problem}. Point LLSTUDIO_CACHE at a folder you "
+                         "can write to (--no-cache does not avoid it: it recomputes everything and still writes the "
+                         "cache)")

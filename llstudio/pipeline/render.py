@@ -15,10 +15,11 @@ import numpy as np
 
 from .. import __version__
 from ..config.presets import FORMATS, format_problem
+from ..config.checks import format_problems
 from ..config.scene import TRANSPARENT, Scene
-from ..errors import UsageError
-from ..files import atomic_write
-from ..film.film import Film, OutputSettings, output_settings, parse_frames
+from ..errors import SceneError, Terminated, UsageError
+from ..files import FILE, RENAMED_FOLDER, atomic_write, require_writable
+from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames
 from ..film.panels import PanelFilm
 from ..landscape.result import Capture
 from ..output.encode import FilmWriter, output_frames, output_size, require_format
@@ -50,37 +51,54 @@ def film_format(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] 
     if fmt is None and output is not None:
         fmt = {f.suffix: k for k, f in FORMATS.items() if f.suffix}.get(Path(output).suffix)
     fmt = fmt or scene.output.format
-    problem = format_problem(fmt, alpha=scene.look.background == TRANSPARENT, path=output)
+    problem = format_problem(fmt, path=output)
     if problem:
         raise UsageError(problem)
+    problems = format_problems(scene, fmt)  # the format the film is written in, not output.format
+    if problems:
+        raise SceneError(scene.source or "<scene>", problems)
     return fmt
 
 
 def check_output(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None) -> str:
-    """Everything about the film's output that can fail, checked before any training: the format and its
-    encoder. Returns the format."""
+    """Everything about the film's output that can fail, checked before any training: the format, its encoder and
+    the film's path (a file, or a folder for a PNG sequence, that can be created; nothing is created yet). Returns
+    the format."""
     fmt = film_format(scene, output, fmt)
     require_format(fmt, alpha=scene.look.background == TRANSPARENT)
+    path = Path(output) if output is not None else default_output(scene, fmt)
+    require_writable(path, RENAMED_FOLDER if fmt == "png" else FILE, "the film")
+    return fmt
+
+
+def check_render(scene: Scene, output: Optional[Path] = None, fmt: Optional[str] = None,
+                 frames: Optional[str] = None, quality: Optional[str] = None) -> str:
+    """``check_output`` and the frame selection (``--frames A:B``, against the film's length, which the scene
+    alone determines), before any training. Returns the format."""
+    fmt = check_output(scene, output, fmt)
+    parse_frames(frames, scene_frames(scene, output_settings(scene, quality).fps))
     return fmt
 
 
 @contextlib.contextmanager
 def _deferred_interrupt():
-    """Turn Ctrl-C into a flag checked between frames: VTK swallows a KeyboardInterrupt raised inside its
-    callbacks and would go on to publish the film."""
-    hit = [False]
+    """Turn Ctrl-C and SIGTERM into a flag checked between frames: VTK swallows a KeyboardInterrupt raised inside
+    its callbacks and would go on to publish the film. Yields a function that gives the interruption to raise
+    (KeyboardInterrupt, or Terminated for SIGTERM), or None."""
+    hit: list = []
     if threading.current_thread() is not threading.main_thread():
-        yield lambda: False
+        yield lambda: None
         return
 
     def handler(signum, frame):
-        hit[0] = True
+        hit.append(Terminated() if signum == signal.SIGTERM else KeyboardInterrupt())
 
-    old = signal.signal(signal.SIGINT, handler)
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield lambda: hit[0]
+        yield lambda: hit[0] if hit else None
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 @dataclass(frozen=True)
@@ -112,17 +130,25 @@ def encode_frames(plan: RenderPlan, output: Path, selected: range, progress: Pro
     """Draw the frames ``selected`` of ``plan``'s film and encode them into ``output`` (which appears only when
     complete); no sidecar. A segment of a split render is one call (see ``llstudio.jobs.split``)."""
     scene, settings = plan.film.capture.scene, plan.settings
-    with plan.film.renderer() as renderer, \
-            FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
-                       scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha) as writer, \
-            progress.stage("render", len(selected), "frames") as advance:
-        with _deferred_interrupt() as interrupted:
+    # Deferred from before the renderer opens (VTK's set-up runs Python callbacks too) until the film is published:
+    # checked before every frame and once more before the film is finished, so an interruption never publishes it.
+    with _deferred_interrupt() as interrupted:
+        with plan.film.renderer() as renderer, \
+                FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
+                           scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha) as writer, \
+                progress.stage("render", len(selected), "frames") as advance:
             for i in selected:
+                _stop_if(interrupted())
                 writer.write(plan.film.frame(renderer, i))
                 advance(1)
-                if interrupted():
-                    raise KeyboardInterrupt
+            _stop_if(interrupted())
+        _stop_if(interrupted())  # during the encoder's finish: the film is whole, the command stops anyway
     return Path(output)
+
+
+def _stop_if(interruption: Optional[BaseException]) -> None:
+    if interruption is not None:
+        raise interruption
 
 
 def write_sidecar(capture: Capture, plan: RenderPlan) -> Path:
@@ -154,13 +180,20 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
     return plan.output
 
 
+def still_index(scene: Scene, index: int, quality: Optional[str] = None) -> int:
+    """``--frame index`` of the scene's film (negative counts from the end) as a frame number, checked against the
+    film's length, which the scene alone determines: before any training."""
+    n = scene_frames(scene, output_settings(scene, quality).fps)
+    if not -n <= index < n:
+        raise UsageError(f"--frame {index}: the film has {n} frames (0 … {n - 1})")
+    return index % n
+
+
 def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:
     """Render one frame of the film to a PNG."""
     scene = capture.scene
     film = make_film(capture, output_settings(scene, quality))
-    if not -film.n_frames <= index < film.n_frames:
-        raise UsageError(f"--frame {index}: the film has {film.n_frames} frames (0 … {film.n_frames - 1})")
-    index %= film.n_frames
+    index = still_index(scene, index, quality)
     output = Path(output) if output is not None else Path("renders") / f"{scene.name}_{index:05d}.png"
     with film.renderer() as renderer:
         img = film.frame(renderer, index)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
@@ -87,3 +88,55 @@ def test_a_failing_segment_leaves_no_film_and_no_parts(tmp_path, tiny_capture):
         render_split(cap, 2, scene_file=str(other), output=out / "film.mp4", device="cpu")
     assert sorted(p.name for p in out.iterdir()) == ["film.mp4"]
     assert (out / "film.mp4").read_bytes() == b"an older film"
+
+
+@pytest.mark.render
+@pytest.mark.slow
+def test_sigterm_stops_the_segments_and_leaves_nothing(tmp_path, cli_env):
+    """``kill -TERM`` of a split render: exit 143 with a message, the segment processes stop (and their
+    encoders), and no segment, writer's temporary file or film is left."""
+    import os
+    import signal
+    import sys
+    import time
+
+    scene = tmp_path / "long.toml"
+    scene.write_text(TINY_TOML.replace("seconds_per_step = 0.2", "seconds_per_step = 6.0"))
+    out = tmp_path / "out"
+    err = tmp_path / "err.txt"
+    with open(err, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "llstudio", "render", scene, "-o", out / "film.mp4",
+                                 "--split", "2", "--progress", "none"], cwd=tmp_path, env=cli_env,
+                                stdout=subprocess.DEVNULL, stderr=f)
+    try:
+        deadline = time.monotonic() + 240
+        while proc.poll() is None and time.monotonic() < deadline and \
+                not (out.exists() and sum(".part" in p.name for p in out.iterdir()) >= 2):
+            time.sleep(0.1)  # until both segments are encoding (their writers' temporary files are there)
+        assert proc.poll() is None, err.read_text()
+        segments = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == proc.pid]
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = err.read_text()
+    assert rc == 143 and "terminated (SIGTERM)" in log, log
+    assert len(segments) == 2 and not [pid for pid in segments if _is_segment(pid)], log
+    assert list(out.iterdir()) == [], log
+
+
+def _is_segment(pid: int) -> bool:
+    """Whether ``pid`` is (still) a live segment process (not a pid reused meanwhile, nor a zombie)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return b"llstudio.jobs.segment" in Path(f"/proc/{pid}/cmdline").read_bytes() and state != "Z"
+    except OSError:
+        return False
+
+
+def _parent(proc_dir) -> int:
+    try:
+        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return -1

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import TINY_TOML
+from llstudio.files import sweep_temp_files
 
 TIMEOUT = 240  # seconds for one whole command; generous for a loaded 2-core machine
 POLL = 0.002
@@ -349,8 +350,8 @@ def film_cache(tmp_path_factory) -> Path:
 
 
 @pytest.mark.render
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT],
-                         ids=["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGKILL", "SIGINT", "SIGTERM"])
 def test_interrupted_film_never_appears(sig, env, film_cache, tmp_path):
     scene = tmp_path / "film.toml"
     scene.write_text(FILM_TOML)
@@ -378,10 +379,14 @@ def test_interrupted_film_never_appears(sig, env, film_cache, tmp_path):
     assert not (out / "film.json").exists()
     if sig == signal.SIGKILL:
         assert rc == -signal.SIGKILL
-        # whatever remains is the hidden temporary film
-        assert all(p.name.startswith(".film.") and p.name.endswith(".part.mp4") for p in out.iterdir())
+        # whatever remains is the hidden temporary film, named by its (now dead) owner: the next sweep removes it
+        left = list(out.iterdir())
+        assert all(p.name.startswith(".film.") and p.name.endswith(".part.mp4") for p in left)
+        assert all(f"~{proc.pid}." in p.name for p in left)
+        assert sorted(sweep_temp_files(out)) == sorted(left) and list(out.iterdir()) == []
     else:
-        assert rc == 130, err
+        assert rc == (130 if sig == signal.SIGINT else 143), err
         assert "resume" in err.lower(), err
+        assert ("terminated (SIGTERM)" in err) == (sig == signal.SIGTERM), err
         assert part_films(out) == []
         assert list(out.iterdir()) == []

@@ -110,3 +110,44 @@ def test_the_encoder_keeps_to_a_jobs_thread_share(tmp_path, monkeypatch):
         for c in [(20, 20, 20), (200, 200, 200)]:
             w.write(solid(c))
     assert len(decode(out)[1]) == 2
+
+
+# ------------------------------------------------------------------------------------ temporary films
+
+
+def _dead_owner() -> str:
+    import os
+    import subprocess
+    import sys
+
+    from llstudio.files import _owner
+
+    pid = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                             text=True).stdout)
+    assert not os.path.exists(f"/proc/{pid}")
+    return f"{_owner().split('~')[0]}~{pid}"
+
+
+@pytest.mark.parametrize("fmt, name", [("mp4", "film.mp4"), ("png", "frames")])
+def test_temporary_film_names_its_owner_and_sweeps_killed_ones(tmp_path, fmt, name):
+    """The film being written is .NAME.host~pid.TAG.part(.SUFFIX), like the cache's temporary files; a killed
+    render's (its owner gone) is removed when the next film is written in that folder."""
+    from llstudio.files import _owner
+
+    killed = tmp_path / (f".film.mp4.{_dead_owner()}.0a1b.part.mp4" if fmt == "mp4" else
+                         f".frames.{_dead_owner()}.0a1b.part")
+    if fmt == "mp4":
+        killed.write_bytes(b"half a film")
+    else:
+        killed.mkdir()
+        (killed / "frame_00000.png").write_bytes(b"x")
+    other = tmp_path / ".film.mp4.otherhost~1.0a1b.part.mp4"  # another host's, maybe still being written
+    other.write_bytes(b"x")
+    with FilmWriter(tmp_path / name, 64, 48, 10, format=fmt) as w:
+        during = sorted(p.name for p in tmp_path.iterdir())
+        w.write(solid((10, 20, 30)))
+    assert not killed.exists() and other.exists()
+    [tmp] = [n for n in during if n != other.name]
+    suffix = ".mp4" if fmt == "mp4" else ""
+    assert tmp.startswith(f".{name}.{_owner()}.") and tmp.endswith(".part" + suffix)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, other.name])

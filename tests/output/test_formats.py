@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from conftest import decode, make_scene, stream_info
 from llstudio.output.encode import GIF_MAX_WIDTH, FilmWriter, available_encoders, output_frames
 from llstudio.errors import RenderError, SceneError, UsageError
+from llstudio.config.checks import format_problems
 from llstudio.config.presets import FORMATS
 
 W, H = 64, 48
@@ -192,8 +194,16 @@ def test_alpha_needs_a_format_with_alpha(tmp_path):
 def test_scene_format_and_transparency_checks():
     assert make_scene().output.format == "mp4"
     make_scene(look={"background": "transparent"}, output={"format": "prores"})
+    from llstudio.pipeline.render import film_format  # the render stage's check (torch: only here)
+
+    # A transparent mp4 scene loads (the command line may choose png); its own format is checked by check and render.
+    transparent = make_scene(look={"background": "transparent"})
+    [(path, msg)] = format_problems(transparent)
+    assert path == "look.background" and msg.startswith("'transparent' needs an output format with alpha")
+    assert format_problems(transparent, "png") == [] and format_problems(transparent, "prores") == []
     with pytest.raises(SceneError, match=r"look\.background: 'transparent' needs an output format with alpha"):
-        make_scene(look={"background": "transparent"})
+        film_format(transparent)
+    assert film_format(transparent, fmt="png") == "png" and film_format(transparent, Path("t.mov")) == "prores"
     with pytest.raises(SceneError, match=r"output\.path: .* does not fit output\.format = 'webm'"):
         make_scene(output={"format": "webm", "path": "films/x.mp4"})
     with pytest.raises(SceneError, match=r"output\.format"):
@@ -213,7 +223,7 @@ def test_format_follows_flag_then_suffix_then_scene():
     assert film_format(scene, "x.mov", "prores") == "prores"
     with pytest.raises(UsageError, match="does not fit format 'gif'"):
         film_format(scene, "x.mp4", "gif")
-    with pytest.raises(UsageError, match="transparent"):
+    with pytest.raises(SceneError, match=r"look\.background: .transparent. needs .* \(it is .mp4.\)"):
         film_format(make_scene(look={"background": "transparent"}, output={"format": "png"}), fmt="mp4")
 
 

@@ -9,6 +9,7 @@ host (whose pid means nothing here), it has not been touched for ``STALE_AFTER_S
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from ..files import _host, _pid_alive
+from ..files import _host, _pid_alive, disk_full
 
 HEARTBEAT_S = 5.0
 STALE_AFTER_S = 600.0
@@ -68,8 +69,14 @@ def _try_create(path: Path) -> bool:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w") as f:
-        json.dump({"host": _host(), "pid": os.getpid(), "time": time.time()}, f)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump({"host": _host(), "pid": os.getpid(), "time": time.time()}, f)
+    except OSError as exc:  # a full disk: no empty lock left behind for others to wait on, and the lock's name said
+        os.unlink(path)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, exc) from None
+        raise
     return True
 
 

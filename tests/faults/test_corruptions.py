@@ -16,9 +16,6 @@ def _long_only(request):
 
 pytestmark = pytest.mark.render
 
-# issue 15 #1 (a corrupt cached file is fatal) and #2 (a garbage manifest breaks every command)
-XFAIL = pytest.mark.xfail(strict=False, reason="issue 15 #1/#2: a corrupt cache file or manifest is fatal; fixed "
-                                               "on branch rel-integrity (checksums, warn and recompute)")
 KINDS = list(h.FILE_KINDS)
 # The CI sample: every kind of file once, each with another corruption.
 CI = [(kind, h.CORRUPTIONS[i % len(h.CORRUPTIONS)]) for i, kind in enumerate(KINDS)]
@@ -37,18 +34,17 @@ def _check(bench, kind, how):
     assert res.identical, f"{res.file}: {res.why}"
 
 
-@pytest.mark.parametrize("kind, how", [pytest.param(k, c, marks=XFAIL, id=f"{k}-{c}") for k, c in CI])
+@pytest.mark.parametrize("kind, how", [pytest.param(k, c, id=f"{k}-{c}") for k, c in CI])
 def test_corrupt_cache_file_is_repaired(bench, kind, how):
     _check(bench, kind, how)
 
 
 @pytest.mark.faults_long
-@pytest.mark.parametrize("kind, how", [pytest.param(k, c, marks=XFAIL, id=f"{k}-{c}") for k, c in LONG])
+@pytest.mark.parametrize("kind, how", [pytest.param(k, c, id=f"{k}-{c}") for k, c in LONG])
 def test_every_file_kind_and_corruption(bench, kind, how):
     _check(bench, kind, how)
 
 
-@XFAIL
 def test_cache_list_survives_a_garbage_manifest(tmp_path):
     """issue 15 #2, through the real command: ``llstudio cache list`` over a capture whose manifest is garbage."""
     import subprocess

@@ -13,20 +13,12 @@ import fault_harness as h
 def _long_only(request):
     h.skip_long(request)
 
-XFAIL = {
-    "full-cache": "issue 15 #5: a full disk under the cache is a traceback (OSError 28); fixed on branch "
-                  "rel-validate (cache location checked first)",
-    "readonly-cache": "issue 15 #5: a read-only cache is a traceback; fixed on branch rel-validate",
-    "full-output": None,  # passes on main: the encoder's failed write is a clean exit 1 naming the film
-    "readonly-output": "issue 15 #4: a read-only output fails late (exit 1, after training and capture); fixed on "
-                       "branch rel-validate",
-}
+CASES = ("full-cache", "readonly-cache", "full-output", "readonly-output")
 CI = ("full-cache", "readonly-output")
 
 
 def _params(cases, long=False):
-    return [pytest.param(c, marks=([pytest.mark.xfail(strict=False, reason=XFAIL[c])] if XFAIL[c] else [])
-                         + ([pytest.mark.faults_long] if long else []), id=c) for c in cases]
+    return [pytest.param(c, marks=[pytest.mark.faults_long] if long else [], id=c) for c in cases]
 
 
 def _check(case, tmp_path):
@@ -41,7 +33,7 @@ def test_unusable_place_is_a_clean_error(case, tmp_path):
     _check(case, tmp_path)
 
 
-@pytest.mark.parametrize("case", _params([c for c in XFAIL if c not in CI], long=True))
+@pytest.mark.parametrize("case", _params([c for c in CASES if c not in CI], long=True))
 def test_every_unusable_place(case, tmp_path):
     _check(case, tmp_path)
 

@@ -24,35 +24,9 @@ SEED = 15
 CI = [("capture", "SIGTERM"), ("encode", "SIGKILL")]
 LONG = [(st, sig) for st in h.STAGES for sig in h.SIGNALS if (st, sig) not in CI]
 
-XFAIL = {
-    "SIGTERM": pytest.mark.xfail(strict=False, reason="issue 15 #3: SIGTERM exits -15 with no message; fixed on "
-                                                      "branch rel-validate (exit 143, cleanup)"),
-    "encode": pytest.mark.xfail(strict=False, reason="issue 15 #3: a killed encode leaves .NAME.<random>.part.mp4 "
-                                                     "for good; fixed on branch rel-validate (host~pid, swept)"),
-    "render": pytest.mark.xfail(strict=False, reason="issue 15 #3: a killed film leaves its temporary film; fixed "
-                                                     "on branch rel-validate (host~pid, swept)"),
-}
-
-
-# Where a signal lands is random: one meant for the end of a stage may hit the next, and any signal at the start of
-# the encode (between the encoder's temporary film and the frame loop) leaves that film today (seen: SIGINT sent
-# late in curvature). So every case of the long matrix may meet issue 15 #3 until rel-validate is merged. An export
-# is over in milliseconds: its signal mostly lands after the work, while the interpreter shuts down, where SIGINT
-# ends with -2 or an "Exception ignored" traceback and exit 0 (seen on main; not among the eleven defects).
-LONG_XFAIL = pytest.mark.xfail(strict=False, reason="issue 15 #3: SIGTERM exits -15, and a killed or interrupted "
-                                                    "encode leaves its temporary film; fixed on branch rel-validate. "
-                                                    "And a signal during the interpreter's shutdown (export)")
-
 
 def _marks(stage: str, sig: str, long: bool = False) -> list:
-    if long:
-        return [pytest.mark.faults_long, LONG_XFAIL]
-    marks = []
-    if sig == "SIGTERM":
-        marks.append(XFAIL["SIGTERM"])
-    elif stage in ("encode", "render") and sig == "SIGKILL":
-        marks.append(XFAIL[stage])
-    return marks
+    return [pytest.mark.faults_long] if long else []
 
 
 def _params(cases, long=False):

@@ -22,7 +22,7 @@ from ..store.keys import CAPTURE_SECTIONS, FORMAT_VERSION, capture_key
 from ..store.store import CaptureStore
 from ..train.runs import checkpoint_files
 from ..train.training import Trajectory
-from .checks import check_weight_refs, sample_indices
+from .checks import check_data, check_weight_refs, sample_indices
 from .context import CaptureContext, open_context
 from .curvature import CurvatureWork, capture_curvature, curvature_work
 from .grid import StepCapture, capture_run_losses, capture_steps
@@ -84,6 +84,7 @@ def plan_work(ctx: CaptureContext) -> Work:
     scene = ctx.scene
     if ctx.cdir.read_manifest() is None or not ctx.use_cache:
         ctx.cdir.write_manifest(manifest(ctx))
+    check_data(scene, ctx.data)
     check_weight_refs(scene, ctx.data, ctx.dtype)
     trajs = train_runs(ctx)
     plane = choose_plane(ctx, trajs)

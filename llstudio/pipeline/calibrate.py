@@ -1,0 +1,131 @@
+"""How long a capture will take on this machine, from a quick calibration (``llstudio check``): a few training
+steps and a few batches of the scene's own evaluator, on its device, with random data of the dataset's shape and
+random directions, each stopped after a fraction of a second. The result is an estimate (within a factor of about
+two): the calibration's batches are smaller than the capture's, and curvature is priced from the grid's cost."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from ..config.datasets import input_signature
+from ..config.scene import Scene
+from ..device import resolve_device
+from ..landscape.evaluator import LandscapeEvaluator
+from ..train.models import loss_fn, wants_images
+from .cost import MiB, host_available_mib
+
+BUDGET_S = 0.4  # per measurement; two measurements per scene (training, grid)
+# One curvature point: tens of Hessian-vector products (CurvatureSpec.resolution), each about a forward and a
+# backward pass on the evaluation subset, i.e. a few grid points' cost.
+CURVATURE_POINT_COST = 40 * 4
+
+
+def _timed(fn, budget_s: float = BUDGET_S) -> float:
+    """Seconds per call of ``fn`` after one warm-up call, over as many calls as fit in ``budget_s``."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget_s or n >= 50:
+            return elapsed / n
+
+
+def _data(scene: Scene, n: int, device: torch.device, dtype: torch.dtype):
+    shape, n_classes = input_signature(scene.data, wants_images(scene.model))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn((n, *shape), generator=g).to(device=device, dtype=dtype)
+    return x, torch.randint(0, n_classes, (n,), generator=g).to(device), n_classes
+
+
+def seconds_per_training_step(scene: Scene, model: torch.nn.Module, device: torch.device) -> float:
+    """One optimizer step (forward, backward, update) on a random mini-batch of training.batch_size samples."""
+    dtype = getattr(torch, scene.capture.dtype)
+    model = model.to(device=device, dtype=dtype).train()
+    x, y, n_classes = _data(scene, scene.training.batch_size, device, dtype)
+    loss = loss_fn(scene.training.loss, n_classes)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+
+    def step():
+        opt.zero_grad()
+        loss(model(x), y).backward()
+        opt.step()
+
+    return _timed(step)
+
+
+def seconds_per_grid_point(scene: Scene, model: torch.nn.Module, device: torch.device) -> float:
+    """One grid point by the scene's evaluator (its strategy, batch size and threads) on data.eval_size random
+    samples: calls of 16 points, doubled up to one step's grid while a call takes under half the budget; the fastest
+    per point counts."""
+    dtype = getattr(torch, scene.capture.dtype)
+    n = len(scene.capture.sample_indices()) if scene.capture.data == "samples" else scene.data.eval_size
+    x, y, n_classes = _data(scene, n, device, dtype)
+    g = torch.Generator().manual_seed(1)
+    params = dict(model.named_parameters())
+    d1 = {k: torch.randn(v.shape, generator=g) for k, v in params.items()}
+    d2 = {k: torch.randn(v.shape, generator=g) for k, v in params.items()}
+    mode = scene.capture.mode
+    bn_x = _data(scene, scene.capture.bn_samples, device, dtype)[0] if mode == "recompute_bn" else None
+    ev = LandscapeEvaluator(model, x, y, loss_fn(scene.training.loss, n_classes), d1, d2, device, dtype,
+                            scene.capture.memory_mb, mode=mode, bn_x=bn_x)
+    center = {k: v.detach() for k, v in params.items()}
+    reduction = "none" if scene.capture.data == "samples" else "mean"
+    # The capture evaluates one step's whole grid per call (the evaluator splits it into chunks and threads).
+    nx, ny = scene.grid.shape
+    points, per_point, spent = 16, float("inf"), 0.0
+    while spent < 2 * BUDGET_S:
+        p = min(points, nx * ny)
+        a = torch.linspace(-1, 1, p)
+        start = time.perf_counter()
+        ev.evaluate(center, a, a, reduction=reduction)
+        took = time.perf_counter() - start
+        spent += took
+        per_point = min(per_point, took / p)
+        if p >= nx * ny or took > BUDGET_S / 2:
+            break
+        points *= 2
+    return per_point
+
+
+def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, cost: dict) -> dict:
+    """Seconds of training and capture (grid and curvature) for a scene without panels, from ``cost``
+    (:func:`~llstudio.pipeline.cost.estimate`) and a calibration of ``model`` on ``device``."""
+    train_s = seconds_per_training_step(scene, model, device) * cost["training_steps"]
+    point_s = seconds_per_grid_point(scene, model, device)
+    grid_s = point_s * cost["grid_evaluations"]
+    curv_s = point_s * CURVATURE_POINT_COST * cost.get("curvature_points", 0)
+    return {"training_s": round(train_s, 1), "grid_s": round(grid_s, 1), "curvature_s": round(curv_s, 1),
+            "capture_s": round(train_s + grid_s + curv_s, 1), "seconds_per_grid_point": float(f"{point_s:.3g}"),
+            "device": device.type}
+
+
+def _duration(s: float) -> str:
+    return f"{s:.1f} s" if s < 120 else (f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h")
+
+
+def capture_estimate(scene: Scene, quality, checked: dict, cost: dict) -> dict:
+    """``llstudio check``'s estimate: capture time from a calibration of each panel's model on the scene's device
+    (its training and grid parts), and the peak memory from the formula (``checked``: what
+    :func:`~llstudio.pipeline.checks.check_scene` returned)."""
+    device = resolve_device(scene.capture.device)
+    if scene.panels:
+        times = [time_estimate(ps, checked["models"][f"panels[{i}]."], device, c)
+                 for i, (ps, c) in enumerate(zip(scene.panel_scenes(), cost["panels"]))]
+        t = {k: round(sum(x[k] for x in times), 1) for k in ("training_s", "grid_s", "curvature_s", "capture_s")}
+    else:
+        t = time_estimate(scene, checked["models"][""], device, cost)
+    parts = checked["memory"]
+    peak = sum(parts.values()) / MiB
+    avail = host_available_mib()
+    return {
+        "capture_time": f"about {_duration(t['capture_s'])} on {device.type} (training {_duration(t['training_s'])}"
+                        f", grid {_duration(t['grid_s'])}"
+                        + (f", curvature {_duration(t['curvature_s'])}" if t["curvature_s"] else "") + ")",
+        "peak_memory": f"about {peak:,.0f} MiB" + (f" of {avail:,} MiB available" if avail is not None else ""),
+        **t, "peak_memory_mib": round(peak), "available_mib": avail,
+        "memory_mib": {k: round(v / MiB, 1) for k, v in parts.items()},
+    }

@@ -96,15 +96,23 @@ def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, co
     (:func:`~llstudio.pipeline.cost.estimate`) and a calibration of ``model`` on ``device``."""
     train_s = seconds_per_training_step(scene, model, device) * cost["training_steps"]
     point_s = seconds_per_grid_point(scene, model, device)
-    grid_s = point_s * cost["grid_evaluations"]
-    curv_s = point_s * CURVATURE_POINT_COST * cost.get("curvature_points", 0)
-    return {"training_s": round(train_s, 1), "grid_s": round(grid_s, 1), "curvature_s": round(curv_s, 1),
-            "capture_s": round(train_s + grid_s + curv_s, 1), "seconds_per_grid_point": float(f"{point_s:.3g}"),
+    # One landscape (and one curvature map) serves every step when nothing moves it (CaptureContext.one_plane).
+    c, steps = scene.capture, cost["captured_steps"]
+    per = 1 / steps if scene.directions.frame == "fixed" and c.data != "batch" and scene.grid.zoom == 1.0 else 1
+    grid_s = point_s * cost["grid_evaluations"] * per
+    curv_s = point_s * CURVATURE_POINT_COST * cost.get("curvature_points", 0) * per
+    return {"training_s": _sig(train_s), "grid_s": _sig(grid_s), "curvature_s": _sig(curv_s),
+            "capture_s": _sig(train_s + grid_s + curv_s), "seconds_per_grid_point": _sig(point_s),
             "device": device.type}
 
 
+def _sig(x: float) -> float:
+    """Three significant digits: an estimate's precision."""
+    return float(f"{x:.3g}")
+
+
 def _duration(s: float) -> str:
-    return f"{s:.1f} s" if s < 120 else (f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h")
+    return f"{s:.2g} s" if s < 10 else f"{s:.0f} s" if s < 120 else (f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h")
 
 
 def capture_estimate(scene: Scene, quality, checked: dict, cost: dict) -> dict:
@@ -115,7 +123,7 @@ def capture_estimate(scene: Scene, quality, checked: dict, cost: dict) -> dict:
     if scene.panels:
         times = [time_estimate(ps, checked["models"][f"panels[{i}]."], device, c)
                  for i, (ps, c) in enumerate(zip(scene.panel_scenes(), cost["panels"]))]
-        t = {k: round(sum(x[k] for x in times), 1) for k in ("training_s", "grid_s", "curvature_s", "capture_s")}
+        t = {k: _sig(sum(x[k] for x in times)) for k in ("training_s", "grid_s", "curvature_s", "capture_s")}
     else:
         t = time_estimate(scene, checked["models"][""], device, cost)
     parts = checked["memory"]

@@ -89,6 +89,8 @@ def test_a_capture_bigger_than_the_memory_is_refused_unless_forced(tmp_path, mon
     msg = str(e.value)
     assert "grid.resolution: this capture needs about" in msg and "4,000 MiB of available RAM" in msg
     assert "4 captured steps of 4097x4097 points" in msg and "capture.every" in msg and "--force" in msg
+    with pytest.raises(SceneError, match="grid.resolution: this capture needs about"):
+        check_scene(scene)
     check_memory(scene, CPU, force=True)  # --force: no refusal
     check_scene(scene, force=True)
     monkeypatch.setattr("llstudio.pipeline.checks.host_available_mib", lambda: 10**6)

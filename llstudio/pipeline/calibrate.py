@@ -1,10 +1,12 @@
 """How long a capture will take on this machine, from a quick calibration (``llstudio check``): a few training
 steps and a few batches of the scene's own evaluator, on its device, with random data of the dataset's shape and
-random directions, each stopped after a fraction of a second. The result is an estimate (within a factor of about
-two): the calibration's batches are smaller than the capture's, and curvature is priced from the grid's cost."""
+random directions, and with curvature a few Hessian-vector products, each stopped after a fraction of a second.
+The result is an estimate, within a factor of about two on a quiet machine: the calibration's batches are smaller
+than the capture's, and a curvature point's products are counted, not run (a warm start needs fewer)."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -12,26 +14,30 @@ import torch
 from ..config.datasets import input_signature
 from ..config.scene import Scene
 from ..device import resolve_device
+from ..landscape.curvature import HessianOperator
 from ..landscape.evaluator import LandscapeEvaluator
 from ..train.models import loss_fn, wants_images
 from .cost import MiB, host_available_mib
 
-BUDGET_S = 0.4  # per measurement; two measurements per scene (training, grid)
-# One curvature point: tens of Hessian-vector products (CurvatureSpec.resolution), each about a forward and a
-# backward pass on the evaluation subset, i.e. a few grid points' cost.
-CURVATURE_POINT_COST = 40 * 4
+BUDGET_S = 0.4  # per measurement; two measurements per scene (training, grid), three with curvature
+# One curvature point: ARPACK's Lanczos iterations for both extreme eigenvalues take about 40 Hessian-vector
+# products from a random start (38 to 56 measured on scenes/convexity_map.toml); a neighbour's warm start fewer.
+PRODUCTS_PER_POINT = 40
 
 
 def _timed(fn, budget_s: float = BUDGET_S) -> float:
-    """Seconds per call of ``fn`` after one warm-up call, over as many calls as fit in ``budget_s``."""
+    """Seconds of the fastest call of ``fn`` after one warm-up call, of as many calls as fit in ``budget_s`` (at
+    most 50): the fastest, because a busy machine's pauses would otherwise make the estimate whatever the other
+    processes did during the calibration."""
     fn()
-    n, start = 0, time.perf_counter()
-    while True:
+    best, start = float("inf"), time.perf_counter()
+    for _ in range(50):
+        t = time.perf_counter()
         fn()
-        n += 1
-        elapsed = time.perf_counter() - start
-        if elapsed >= budget_s or n >= 50:
-            return elapsed / n
+        best = min(best, time.perf_counter() - t)
+        if time.perf_counter() - start >= budget_s:
+            break
+    return best
 
 
 def _data(scene: Scene, n: int, device: torch.device, dtype: torch.dtype):
@@ -70,7 +76,8 @@ def seconds_per_grid_point(scene: Scene, model: torch.nn.Module, device: torch.d
     d2 = {k: torch.randn(v.shape, generator=g) for k, v in params.items()}
     mode = scene.capture.mode
     bn_x = _data(scene, scene.capture.bn_samples, device, dtype)[0] if mode == "recompute_bn" else None
-    ev = LandscapeEvaluator(model, x, y, loss_fn(scene.training.loss, n_classes), d1, d2, device, dtype,
+    # The evaluator swaps some of the model's layers in place: give it a copy.
+    ev = LandscapeEvaluator(copy.deepcopy(model), x, y, loss_fn(scene.training.loss, n_classes), d1, d2, device, dtype,
                             scene.capture.memory_mb, mode=mode, bn_x=bn_x)
     center = {k: v.detach() for k, v in params.items()}
     reduction = "none" if scene.capture.data == "samples" else "mean"
@@ -91,6 +98,22 @@ def seconds_per_grid_point(scene: Scene, model: torch.nn.Module, device: torch.d
     return per_point
 
 
+def seconds_per_curvature_point(scene: Scene, model: torch.nn.Module, device: torch.device) -> float:
+    """One curvature point: the gradient's graph at a point, then PRODUCTS_PER_POINT Hessian-vector products, by
+    the capture's own operator on data.eval_size random samples."""
+    dtype = getattr(torch, scene.capture.dtype)
+    n = len(scene.capture.sample_indices()) if scene.capture.data == "samples" else scene.data.eval_size
+    x, y, n_classes = _data(scene, n, device, dtype)
+    mode = scene.capture.mode
+    bn_x = _data(scene, scene.capture.bn_samples, device, dtype)[0] if mode == "recompute_bn" else None
+    op = HessianOperator(model, x, y, loss_fn(scene.training.loss, n_classes), device, dtype, mode=mode, bn_x=bn_x)
+    theta = op.flatten(dict(model.named_parameters()))
+    graph_s = _timed(lambda: op.at(theta), BUDGET_S / 4)
+    product = op.at(theta)
+    v = torch.randn_like(theta)
+    return graph_s + PRODUCTS_PER_POINT * _timed(lambda: product(v), BUDGET_S / 2)
+
+
 def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, cost: dict) -> dict:
     """Seconds of training and capture (grid and curvature) for a scene without panels, from ``cost``
     (:func:`~llstudio.pipeline.cost.estimate`) and a calibration of ``model`` on ``device``."""
@@ -100,7 +123,8 @@ def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, co
     c, steps = scene.capture, cost["captured_steps"]
     per = 1 / steps if scene.directions.frame == "fixed" and c.data != "batch" and scene.grid.zoom == 1.0 else 1
     grid_s = point_s * cost["grid_evaluations"] * per
-    curv_s = point_s * CURVATURE_POINT_COST * cost.get("curvature_points", 0) * per
+    curv_s = (seconds_per_curvature_point(scene, model, device) * cost["curvature_points"] * per
+              if scene.capture.curvature_on else 0.0)
     return {"training_s": _sig(train_s), "grid_s": _sig(grid_s), "curvature_s": _sig(curv_s),
             "capture_s": _sig(train_s + grid_s + curv_s), "seconds_per_grid_point": _sig(point_s),
             "device": device.type}

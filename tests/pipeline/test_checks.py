@@ -107,3 +107,10 @@ def test_the_calibration_is_quick_and_positive(tmp_path):
     assert est["capture_s"] > 0 and est["seconds_per_grid_point"] > 0 and est["training_s"] > 0
     assert est["peak_memory_mib"] == round(sum(checked["memory"].values()) / 2**20)
     assert est["capture_time"].startswith("about ") and "MiB" in est["peak_memory"]
+
+
+def test_curvature_is_priced_by_its_own_products(tmp_path):
+    scene = make_scene(tmp_path / "s.toml", capture={"every": 4, "device": "cpu", "curvature": {"resolution": 2}})
+    est = calibrate.capture_estimate(scene, None, check_scene(scene), cost.estimate(scene))
+    assert est["curvature_s"] > 0 and "curvature" in est["capture_time"]
+    assert est["capture_s"] >= est["curvature_s"] + est["grid_s"]

@@ -113,4 +113,4 @@ def test_curvature_is_priced_by_its_own_products(tmp_path):
     scene = make_scene(tmp_path / "s.toml", capture={"every": 4, "device": "cpu", "curvature": {"resolution": 2}})
     est = calibrate.capture_estimate(scene, None, check_scene(scene), cost.estimate(scene))
     assert est["curvature_s"] > 0 and "curvature" in est["capture_time"]
-    assert est["capture_s"] >= est["curvature_s"] + est["grid_s"]
+    assert est["capture_s"] >= 0.99 * (est["curvature_s"] + est["grid_s"])  # each rounded to 3 digits

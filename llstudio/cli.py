@@ -233,9 +233,10 @@ def cmd_check(args) -> int:
     from .pipeline.calibrate import capture_estimate
     from .pipeline.checks import check_scene
 
-    scenes, errors = _load_all(args.scenes), []
-    for scene in scenes:
+    errors = []
+    for path in args.scenes:  # every scene's problems, a file that does not load included, in one report
         try:
+            scene = load_scene(path)
             checked = check_scene(scene, args.quality, args.force)
         except SceneError as exc:
             errors.append(exc)

@@ -25,6 +25,17 @@ BUDGET_S = 0.4  # per measurement; two measurements per scene (training, grid), 
 PRODUCTS_PER_POINT = 40
 
 
+def _synced(fn, device: torch.device):
+    """``fn`` followed by waiting for the GPU's queued work (a CUDA call returns before its kernels finish)."""
+    if device.type != "cuda":
+        return fn
+
+    def call():
+        fn()
+        torch.cuda.synchronize(device)
+    return call
+
+
 def _timed(fn, budget_s: float = BUDGET_S) -> float:
     """Seconds of the fastest call of ``fn`` after one warm-up call, of as many calls as fit in ``budget_s`` (at
     most 50): the fastest, because a busy machine's pauses would otherwise make the estimate whatever the other
@@ -60,7 +71,7 @@ def seconds_per_training_step(scene: Scene, model: torch.nn.Module, device: torc
         loss(model(x), y).backward()
         opt.step()
 
-    return _timed(step)
+    return _timed(_synced(step, device))
 
 
 def seconds_per_grid_point(scene: Scene, model: torch.nn.Module, device: torch.device) -> float:
@@ -88,7 +99,7 @@ def seconds_per_grid_point(scene: Scene, model: torch.nn.Module, device: torch.d
         p = min(points, nx * ny)
         a = torch.linspace(-1, 1, p)
         start = time.perf_counter()
-        ev.evaluate(center, a, a, reduction=reduction)
+        _synced(lambda: ev.evaluate(center, a, a, reduction=reduction), device)()
         took = time.perf_counter() - start
         spent += took
         per_point = min(per_point, took / p)
@@ -108,10 +119,10 @@ def seconds_per_curvature_point(scene: Scene, model: torch.nn.Module, device: to
     bn_x = _data(scene, scene.capture.bn_samples, device, dtype)[0] if mode == "recompute_bn" else None
     op = HessianOperator(model, x, y, loss_fn(scene.training.loss, n_classes), device, dtype, mode=mode, bn_x=bn_x)
     theta = op.flatten(dict(model.named_parameters()))
-    graph_s = _timed(lambda: op.at(theta), BUDGET_S / 4)
+    graph_s = _timed(_synced(lambda: op.at(theta), device), BUDGET_S / 4)
     product = op.at(theta)
     v = torch.randn_like(theta)
-    return graph_s + PRODUCTS_PER_POINT * _timed(lambda: product(v), BUDGET_S / 2)
+    return graph_s + PRODUCTS_PER_POINT * _timed(_synced(lambda: product(v), device), BUDGET_S / 2)
 
 
 def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, cost: dict) -> dict:

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -97,13 +95,11 @@ def test_a_capture_bigger_than_the_memory_is_refused_unless_forced(tmp_path, mon
     check_memory(scene, CPU)
 
 
-def test_the_calibration_is_quick_and_positive(tmp_path):
+def test_the_calibration_gives_every_part(tmp_path):
     scene = make_scene(tmp_path / "s.toml")
     checked = check_scene(scene)
     c = cost.estimate(scene)
-    start = time.perf_counter()
     est = calibrate.capture_estimate(scene, None, checked, c)
-    assert time.perf_counter() - start < 5
     assert est["capture_s"] > 0 and est["seconds_per_grid_point"] > 0 and est["training_s"] > 0
     assert est["peak_memory_mib"] == round(sum(checked["memory"].values()) / 2**20)
     assert est["capture_time"].startswith("about ") and "MiB" in est["peak_memory"]

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="render N scenes at once, each in a process of its own with a share of the CPU cores (or a "
                    "GPU each); a failing scene does not stop the others, and the batch ends with one table. Logs: "
                    "renders/.logs/<scene>.log")
+    p.add_argument("--force", action="store_true", help="render even when the capture's estimated peak memory "
+                   "exceeds what the machine has (see llstudio check)")
     _add_common(p)
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
@@ -96,7 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate scenes, print the resolved scene and what rendering will cost")
     p.add_argument("scenes", nargs="+", metavar="SCENE")
     p.add_argument("-q", "--quality", choices=list(QUALITIES), default=None)
-    p.add_argument("--quiet", action="store_true", help="only report problems")
+    p.add_argument("--quiet", action="store_true", help="only report problems (no calibration: faster)")
+    p.add_argument("--force", action="store_true", help="do not report a capture that needs more memory than the "
+                   "machine has (render --force renders it anyway)")
 
     sub.add_parser("schema", help="print the JSON Schema of scene files")
     sub.add_parser("doctor", help="check ffmpeg, the off-screen OpenGL backend and torch")
@@ -168,7 +172,8 @@ def cmd_render(args) -> int:
     from .jobs import render as engines
 
     req = engines.RenderRequest(tuple(args.scenes), args.quality, args.format, args.frames, args.device,
-                                args.output, args.no_cache, args.progress, args.jobs, args.split, args.distributed)
+                                args.output, args.no_cache, args.progress, args.jobs, args.split, args.distributed,
+                                force=args.force)
     engines.check_request(req)
     if req.batch:  # each scene is loaded in its worker: an invalid one is its own failed row
         return engines.render_batch(req)
@@ -247,15 +252,28 @@ def cmd_export(args) -> int:
 
 
 def cmd_check(args) -> int:
+    # check says everything render would refuse: it builds the models (torch), but trains and renders nothing.
     from .pipeline import estimate
+    from .pipeline.calibrate import capture_estimate
+    from .pipeline.checks import check_scene
 
-    scenes = _load_all(args.scenes)
-    _check_formats(scenes)
-    for scene in scenes:
+    errors = []
+    for path in args.scenes:  # every scene's problems, a file that does not load included, in one report
+        try:
+            scene = load_scene(path)
+            _check_formats([scene])
+            checked = check_scene(scene, args.quality, args.force)
+        except SceneError as exc:
+            errors.append(exc)
+            continue
         if args.quiet:
             continue
+        cost = estimate(scene, args.quality)
         print(f"# {scene.source}: valid")
-        print(json.dumps({"scene": scene.resolved_dump(), "cost": estimate(scene, args.quality)}, indent=2))
+        print(json.dumps({"scene": scene.resolved_dump(), "cost": cost,
+                          "estimate": capture_estimate(scene, args.quality, checked, cost)}, indent=2), flush=True)
+    if errors:
+        raise _all_problems(errors)
     return 0
 
 
@@ -265,6 +283,16 @@ def _check_formats(scenes) -> None:
         problems = [p for s in [scene, *(scene.panel_scenes() if scene.panels else [])] for p in format_problems(s)]
         if problems:
             raise SceneError(scene.source or "<scene>", problems[:1])
+
+
+def _all_problems(errors: list) -> SceneError:
+    """One SceneError listing every scene's problems; its exit status the worst of theirs (3: a missing dataset)."""
+    if len(errors) == 1:
+        return errors[0]
+    combined = SceneError(", ".join(e.path for e in errors),
+                          [(f"{e.path}: {loc}" if loc else e.path, msg) for e in errors for loc, msg in e.problems])
+    combined.exit_code = max(e.exit_code for e in errors)
+    return combined
 
 
 def cmd_schema(args) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -248,3 +249,16 @@ def panel_capture(tmp_path_factory):
                                                    "look": {"colormap": "magma"}}],
                        layout={"gap": 0.05, "gap_color": "#ff0000"})
     return capture_scene(scene, device=torch.device("cpu"), store=CaptureStore(root))
+
+
+def write_mnist(root, n: int = 30):
+    """A miniature MNIST in torchvision's own file format under ``root``."""
+    raw = Path(root) / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, k in (("train", n), ("t10k", 5)):
+        for kind, shape in (("images-idx3", (k, 28, 28)), ("labels-idx1", (k,))):
+            arr = rng.integers(0, 10 if kind.startswith("labels") else 256, shape)
+            with open(raw / f"{split}-{kind}-ubyte", "wb") as f:
+                f.write(struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape))
+                f.write(arr.astype(">u1").tobytes())

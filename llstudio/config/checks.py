@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from .base import TRANSPARENT
+from .datasets import size_problems
 from .presets import ALPHA_FORMATS, format_problem, writes
 from .problems import Problem
 
@@ -166,6 +167,7 @@ def _model(s: Scene) -> Problems:
 def _counts(s: Scene) -> Problems:
     """Counts that must fit each other: samples in the evaluation subset, steps for PCA, columns for panels."""
     c = s.capture
+    yield from size_problems(s.data)
     if c.data == "samples" and max(c.sample_indices()) >= s.data.eval_size:
         what = f"{c.samples} samples" if isinstance(c.samples, int) else f"position {max(c.samples)}"
         yield "capture.samples", (f"{what} asked for, but the evaluation subset has data.eval_size = "

@@ -27,6 +27,7 @@ class Job:
     device: Optional[str] = None
     output: Optional[str] = None
     no_cache: bool = False
+    force: bool = False  # render even when the estimated peak memory exceeds the machine's
 
     def argv(self) -> list[str]:
         """The ``llstudio render`` arguments that do this job."""
@@ -35,7 +36,7 @@ class Job:
                             ("--device", self.device), ("-o", self.output)):
             if value is not None:
                 args += [flag, value]
-        return args + (["--no-cache"] if self.no_cache else [])
+        return args + (["--no-cache"] if self.no_cache else []) + (["--force"] if self.force else [])
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,16 @@ def run_job(job: Job, progress: Optional[Progress] = None) -> JobResult:
     code the command line would give), never an exception: one bad scene must not stop a batch."""
     from ..config.scene import load_scene
     from ..pipeline import capture_scene, check_render, render_film
+    from ..pipeline.checks import check_memory
 
     progress = progress or Progress("none")
     start = time.perf_counter()
     try:
         scene = load_scene(job.scene)
         check_render(scene, job.output, job.format, job.frames, job.quality)
-        cap = capture_scene(scene, device=resolve_device(job.device or scene.capture.device),
-                            use_cache=not job.no_cache, progress=progress)
+        device = resolve_device(job.device or scene.capture.device)
+        check_memory(scene, device, job.quality, job.force)
+        cap = capture_scene(scene, device=device, use_cache=not job.no_cache, progress=progress)
         out = render_film(cap, output=job.output, quality=job.quality, frames=job.frames, progress=progress,
                           format=job.format)
     except LLStudioError as exc:

@@ -30,6 +30,7 @@ class RenderRequest:
     jobs: Optional[int] = None
     split: int = 1
     distributed: bool = False
+    force: bool = False  # render even when the estimated peak memory exceeds the machine's
 
     @property
     def batch(self) -> bool:
@@ -60,7 +61,7 @@ def render_batch(req: RenderRequest) -> int:
     from .pool import LOG_DIR, render_batch as run_pool
 
     jobs = [Job(scene=p, quality=req.quality, format=req.format, frames=req.frames, device=req.device,
-                no_cache=req.no_cache) for p in req.scenes]
+                no_cache=req.no_cache, force=req.force) for p in req.scenes]
     results = run_pool(jobs, req.jobs, progress=req.progress, device=req.device)
     print(format_table(results))
     print(f"each scene's log: {LOG_DIR}/<scene>.log")
@@ -70,12 +71,16 @@ def render_batch(req: RenderRequest) -> int:
 def render_scenes(req: RenderRequest, scenes: list) -> int:
     """Every (loaded) scene in this process, or in the ranks of a group; prints each film's path."""
     from ..pipeline import check_render
+    from ..pipeline.checks import check_memory
 
     # A missing encoder, a format that cannot be honoured, an output path that cannot be written or frames the
     # film lacks stop the batch before training.
     fmts = [check_render(scene, req.output, req.format, req.frames, req.quality) for scene in scenes]
     for fmt in fmts:
         check_split(req.split, 1, fmt)
+    # So does a capture that would not fit in memory (the formula only: cheap), unless --force.
+    for scene in scenes:
+        check_memory(scene, resolve_device(req.device or scene.capture.device), req.quality, req.force)
     if req.ranked:
         return _render_ranked(req, scenes)
     for scene, fmt in zip(scenes, fmts):

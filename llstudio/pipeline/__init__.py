@@ -5,7 +5,7 @@ scene (config) → training (train) → directions and loss grids (landscape) �
 
 ``capture.py`` runs capture as a few named stages over a :class:`~llstudio.pipeline.context.CaptureContext`;
 ``render.py`` makes films and renders them; ``cost.py`` says what a render will cost. The names below are
-imported on first use, so that ``llstudio check`` (which needs ``estimate`` alone) loads neither torch nor VTK.
+imported on first use, so that ``llstudio check`` (which builds models but renders nothing) does not load VTK.
 """
 
 from __future__ import annotations

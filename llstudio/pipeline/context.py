@@ -19,7 +19,7 @@ from ..store.keys import capture_key
 from ..store.store import CaptureDir, CaptureStore
 from ..train.data import Dataset, load_dataset
 from ..train.models import wants_images
-from .checks import check_weight_refs, sample_indices
+from .checks import check_data, check_weight_refs, sample_indices
 from .coordinates import zoom_scales
 
 
@@ -93,8 +93,9 @@ def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bo
 
 def check_with_data(scene: Scene, data: Optional[Dataset] = None, dtype: Optional[torch.dtype] = None) -> None:
     """What can refuse a scene once its data are known (loading them is the first check: a missing dataset is exit
-    3): the model builds, the weights it names exist, its checkpoints fit, its samples are in the evaluation set."""
+    3): its sizes fit the data, the model builds, the weights it names exist, its checkpoints fit, its samples are in the evaluation set."""
     data = data if data is not None else load_dataset(scene.data, images=wants_images(scene.model))
+    check_data(scene, data)
     check_weight_refs(scene, data, dtype if dtype is not None else getattr(torch, scene.capture.dtype))
     if scene.capture.data == "samples":
         sample_indices(scene, data)

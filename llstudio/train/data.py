@@ -58,8 +58,11 @@ def data_root(spec: DataSpec) -> Path:
     return Path(spec.root or os.environ.get("LLSTUDIO_DATA") or "data").expanduser()
 
 
-def _torchvision(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
-    """The training split of a torchvision dataset, (n, C, H, W) float32 in [0, 1], from local files only."""
+def check_available(spec: DataSpec) -> None:
+    """A torchvision dataset's files must be under its root (nothing is downloaded): else MissingDependency
+    (exit 3) saying what is expected where and how to get it. Other datasets need no files. Reads no data."""
+    if spec.dataset not in _TORCHVISION:
+        return
     cls_name, sub, files = _TORCHVISION[spec.dataset]
     root = data_root(spec)
     folder = root / sub
@@ -71,6 +74,13 @@ def _torchvision(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
             f"{', '.join(files)} (missing: {', '.join(missing)}). llstudio never downloads data; fetch it once "
             f"with: python -c \"import torchvision; torchvision.datasets.{cls_name}('{root}', download=True)\" "
             "or point data.root (or $LLSTUDIO_DATA) at the folder that holds it.")
+
+
+def _torchvision(spec: DataSpec) -> tuple[np.ndarray, np.ndarray, int]:
+    """The training split of a torchvision dataset, (n, C, H, W) float32 in [0, 1], from local files only."""
+    check_available(spec)
+    cls_name = _TORCHVISION[spec.dataset][0]
+    root = data_root(spec)
     import torchvision
 
     ds = getattr(torchvision.datasets, cls_name)(str(root), train=True, download=False)

@@ -37,6 +37,11 @@ QUARANTINE = ".quarantine"
 REQUIRED = {"step": ("loss", "finite", "center_loss"), "curv": ("curv_min", "curv_max", "done", "converged"),
             "trajectory": ("steps", "train_loss", "batches"), "directions": ("alphas", "betas", "path", "updates"),
             "plane": ("loss",), "run": ("center_loss",)}
+# The manifest's fields that every version has written with these types (others are free); a manifest without a
+# checksum (written before there were any) is still checked against them, so well-formed JSON of the wrong shape
+# is not read as a capture's record.
+MANIFEST_FIELDS = {"key": str, "scene": str, "sections": dict, "steps": list, "scales": list, "runs": list,
+                   "device": str, "dtype": str, "format": int}
 
 _warned: set[tuple] = set()  # the files this process reported (path, inode, mtime, size): each once
 
@@ -115,7 +120,24 @@ def parse_manifest(path: Path, text: str) -> dict:
     stored = manifest.pop(MANIFEST_CHECKSUM, None)
     if stored is not None and stored != _manifest_sha256(manifest):
         raise CorruptEntry(path, "checksum mismatch: its contents changed after it was written")
+    problem = manifest_shape_problem(manifest)
+    if problem:
+        raise CorruptEntry(path, f"wrong shape: {problem}")
     return manifest
+
+
+def manifest_shape_problem(manifest: dict) -> Optional[str]:
+    """What is wrong with the fields of a parsed manifest, or None: it names its capture (``key``) and each known
+    field has its type (``steps`` a list of whole numbers)."""
+    if "key" not in manifest:
+        return "no 'key' field"
+    for name, kind in MANIFEST_FIELDS.items():
+        value = manifest.get(name, kind())
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"'{name}' is {type(value).__name__}, expected {kind.__name__}"
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in manifest.get("steps", [])):
+        return "'steps' holds something other than whole numbers"
+    return None
 
 
 def kind_of(name: str) -> Optional[str]:

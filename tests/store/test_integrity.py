@@ -130,8 +130,14 @@ def test_new_files_carry_a_checksum_that_loads_do_not_return(tmp_path):
     assert d.read_manifest() == {"key": "k"}
 
 
+# The shapes: well-formed JSON without a checksum (as files written before checksums) but not a manifest, as the
+# fault suite's 'shape' corruption writes it; its render took the fields as they were and warned of nothing.
+SHAPES = ['{"steps": "not a list", "scene": [1, 2, 3], "grid": {"resolution": -1}}',
+          '{"key": "k", "steps": "not a list"}', '{"key": "k", "steps": [0, "4"]}', '{"key": 7}']
+
+
 @pytest.mark.parametrize("text,why", [("{{{", "not JSON"), ("[1, 2]", "not a JSON object"),
-                                      (None, "checksum mismatch")])
+                                      (None, "checksum mismatch"), *((t, "wrong shape") for t in SHAPES)])
 def test_a_garbage_manifest_is_reported_and_moved_aside(tmp_path, text, why):
     lines, log = _log()
     store = CaptureStore(tmp_path)

@@ -20,7 +20,8 @@ from .config.checks import format_problems
 from .config.scene import json_schema, load_scene
 from .device import resolve_device
 from .doctor import run_checks
-from .errors import DiskFull, LLStudioError, SceneError, Terminated, UsageError, raise_on_sigterm, restore_sigterm
+from .errors import (DiskFull, LLStudioError, SceneError, Terminated, UsageError, exit_on_late_signals,
+                     raise_on_sigterm, restore_sigterm)
 from .files import FILE, FOLDER, disk_full, require_writable, sweep_temp_files
 from .output.export import FORMATS, default_directory, export, require
 from .progress import Progress
@@ -412,5 +413,14 @@ def main(argv: Optional[list[str]] = None) -> int:
         restore_sigterm(sigterm)
 
 
+def run() -> int:
+    """The program's entry point (the ``llstudio`` command, ``python -m llstudio``): :func:`main`, after which a
+    Ctrl-C or SIGTERM during the interpreter's teardown exits 130 or 143 at once instead of printing a traceback
+    and exiting 0. ``main`` itself leaves the caller's handlers as they were."""
+    code = main()
+    exit_on_late_signals()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(run())

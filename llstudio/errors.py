@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 
 
@@ -74,3 +76,23 @@ def restore_sigterm(handler) -> None:
     """Put back the handler ``raise_on_sigterm`` returned (for a caller of the command line's main in its process)."""
     if handler is not None:
         signal.signal(signal.SIGTERM, handler)
+
+
+def _exit_after_the_work(signum, frame):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError):  # closed, or the signal came inside a write to it
+            pass
+    os.write(2, f"llstudio: {signal.Signals(signum).name} after the command had finished; everything it made "
+                "was already written\n".encode())
+    os._exit(128 + signum)
+
+
+def exit_on_late_signals() -> None:
+    """From now on Ctrl-C and SIGTERM end the process at once with 130 or 143: for the program, once its command
+    has returned and only the interpreter's teardown is left (threads joined, atexit handlers), where a
+    KeyboardInterrupt would be printed as an ignored exception's traceback and the process would exit 0."""
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_after_the_work)

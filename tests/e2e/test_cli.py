@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import llstudio
 from conftest import REPO, TINY_TOML, decode, make_scene, run_cli
+
 
 def files_under(path: Path) -> list[str]:
     return sorted(str(p.relative_to(path)) for p in path.rglob("*")) if path.exists() else []
@@ -261,3 +266,16 @@ def test_readme_default_scene_cost():
     # README: "renders/digits_ride.mp4 (1920×1080, 30 fps, 17.5 s)"
     assert cost["resolution"] == "1920x1080" and cost["fps"] == 30 and cost["duration_s"] == 17.5
     assert cost["captured_steps"] == 31 and cost["grid"] == "81x81"
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_after_the_command_exits_cleanly(sig, code):
+    """A Ctrl-C or SIGTERM that lands once the command has returned, in the interpreter's teardown (the fault
+    suite's export kill: its files were written, then SIGINT printed an ignored KeyboardInterrupt's traceback and
+    the process exited 0), exits 130 or 143 with one line and no traceback."""
+    program = ("import os, sys, time\nsys.argv = ['llstudio', '--version']\nfrom llstudio.cli import run\n"
+               f"code = run()\nos.kill(os.getpid(), {int(sig)})\ntime.sleep(30)\nsys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    assert "Traceback" not in proc.stderr and "after the command had finished" in proc.stderr
+    assert proc.stdout.strip() == llstudio.__version__

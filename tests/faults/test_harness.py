@@ -46,3 +46,10 @@ def test_leftovers_finds_temporary_names(tmp_path):
     temp_path(tmp_path / "b.npz", "x").write_text("")
     (tmp_path / "film.mp4").write_text("")
     assert len(h.leftovers(tmp_path)) == 3
+
+
+def test_a_caught_signal_ends_with_128_plus_n_or_by_the_signal_itself():
+    assert h.clean_exit("SIGINT", 130) and h.clean_exit("SIGINT", -2)
+    assert h.clean_exit("SIGTERM", 143) and h.clean_exit("SIGTERM", -15)
+    assert not any(h.clean_exit(s, rc) for s in ("SIGINT", "SIGTERM") for rc in (0, 1, 2, None))
+    assert not h.clean_exit("SIGINT", 143) and not h.clean_exit("SIGTERM", -2)

@@ -47,6 +47,8 @@ def kills(work: Path, n: int, seed: int, log) -> list[h.KillResult]:
                     r = h.KillResult(stage, sig, landed=True, why=f"harness error {type(exc).__name__}: {exc}")
                 log(f"kill {stage:9s} {sig:7s} #{i}: {'ok' if r.ok else 'FAIL' if r.landed else 'missed'}"
                     f"{'' if r.ok else ' - ' + r.why}")
+                if r.log:
+                    log("  its stderr:\n    " + r.log.replace("\n", "\n    "))
                 out.append(r)
     return out
 

@@ -371,6 +371,7 @@ class KillResult:
     identical: bool = False
     left: list = field(default_factory=list)
     why: str = ""
+    log: str = ""              # the killed run's stderr without its progress lines, kept when it failed
 
     @property
     def ok(self) -> bool:
@@ -442,6 +443,8 @@ def kill_once(ref: Reference, stage: str, signame: str, rng: random.Random, work
     if res.left:
         problems.append(f"left {', '.join(res.left)}")
     res.why = "; ".join(problems) + (f" (signal landed: {res.landed_in})" if problems else "")
+    if problems:
+        res.log = "\n".join(line for line in w.stderr.splitlines() if not line.startswith("{"))[-3000:]
     return res
 
 

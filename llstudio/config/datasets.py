@@ -37,7 +37,9 @@ def input_signature(spec: DataSpec, images: bool) -> tuple[tuple[int, ...], int]
     c, h, w = NATIVE_IMAGES[name]
     if spec.image_size is not None:
         h = w = spec.image_size
-    return (spec.channels or c, h, w), CLASSES[name]
+    shape = (spec.channels or c, h, w)
+    # Models that take flat samples get them flattened by the data path.
+    return (shape if images else (shape[0] * h * w,)), CLASSES[name]
 
 
 def _what(spec: DataSpec, n: int) -> str:

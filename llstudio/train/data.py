@@ -146,15 +146,19 @@ def _raw(spec: DataSpec, images: bool = False) -> tuple[np.ndarray, np.ndarray, 
 def load_dataset(spec: DataSpec, images: bool = False) -> Dataset:
     """Load the dataset, take the seeded train subset and draw the fixed evaluation subset from it.
 
-    Image datasets come as (n, C, H, W); the bundled digits come as flat 64-vectors (as MLPs have always seen
-    them) unless ``images`` (conv models: see ``models.wants_images``), data.image_size or data.channels asks
-    for (n, 1 or 3, H, W) images. A missing torchvision dataset raises :class:`MissingDependency` naming the
+    With ``images`` (conv and custom models: see ``models.wants_images``) image datasets come as (n, C, H, W);
+    without it every sample is a flat vector (n, features), images flattened (MLPs: their parameter names do not
+    depend on the dataset), the bundled digits as the 64-vectors MLPs have always seen. A missing torchvision dataset raises :class:`MissingDependency` naming the
     expected files.
 
     The evaluation subset is part of the training data on purpose: the landscape shows the training loss, measured
     always on the same samples so that frames are comparable.
     """
     x, y, n_classes = _raw(spec, images)
+    if not images and x.ndim > 2:
+        # MLPs see flat samples, flattened here rather than by a layer in the model, so that their parameter names
+        # are the same whatever the dataset (see models.MLP).
+        x = x.reshape(len(x), -1)
     rng = np.random.default_rng(spec.eval_seed)
     order = rng.permutation(len(x))
     if spec.train_size is not None:

@@ -34,8 +34,8 @@ def wants_images(spec: ModelSpec) -> bool:
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, source: str = "<scene>") -> nn.Module:
     """A fresh, randomly initialised model (seed the global torch RNG before calling for reproducibility).
 
-    ``input_shape`` is one sample's shape: (C, H, W) for conv models, (features,) or an image shape (flattened by
-    the model) for MLPs.
+    ``input_shape`` is one sample's shape: (C, H, W) for conv models, (features,) for MLPs (an image shape is
+    taken as its flattened size: parameter names never depend on it, see :class:`MLP`).
     """
     if spec.kind == "cnn":
         return SmallCNN(input_shape, n_classes, spec.width or 32, bool(spec.batch_norm),
@@ -47,19 +47,30 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, s
                          0.5 if spec.dropout is None else spec.dropout)
     if spec.kind == "custom":
         return custom_model(spec.factory, input_shape, n_classes, source)
-    n_in = 1
-    for d in input_shape:
-        n_in *= d
-    layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
+    n_in = math.prod(input_shape)
     if spec.kind == "logistic":
-        layers.append(nn.Linear(n_in, n_classes, bias=spec.bias))
-        return nn.Sequential(*layers)
+        return MLP(nn.Linear(n_in, n_classes, bias=spec.bias))
+    layers: list[nn.Module] = []
     width = n_in
     for h in spec.hidden:
         layers += [nn.Linear(width, h, bias=spec.bias), _ACTIVATIONS[spec.activation]()]
         width = h
     layers.append(nn.Linear(width, n_classes, bias=spec.bias))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
+
+
+class MLP(nn.Sequential):
+    """``Sequential(Linear, act, ..., Linear)`` that flattens each sample itself.
+
+    The flattening is in ``forward`` and not a ``Flatten`` layer in front: a layer would shift every index, so that
+    a scene's named weights (``"2.weight[5,250]"``, ``training.init``, ``train_only``) would change when its dataset
+    changes from flat features to images. Parameter names are ``<position>.weight`` and ``<position>.bias`` of the
+    linear layers, counting activations: ``0`` is the first linear layer, ``2`` the second, and so on. The data
+    path already gives MLPs flat samples (``load_dataset(images=False)``), which is what capture evaluates.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(1) if x.dim() > 2 else x)
 
 
 class Loss:

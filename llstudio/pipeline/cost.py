@@ -73,7 +73,9 @@ def memory_parts(scene: Scene, n_params: int, input_shape: tuple, device_type: s
     features = 1
     for d in input_shape:
         features *= d
-    n_train = min(scene.data.train_size or training_size(scene.data), training_size(scene.data))
+    known = training_size(scene.data)  # None for own data: estimated from the sizes the scene asks for
+    n_train = (scene.data.train_size or scene.data.eval_size) if known is None else min(scene.data.train_size or known,
+                                                                                        known)
     runs = len(scene.training.run_names())
     s = output_settings(scene, quality)
     ssaa = 4 if scene.look.anti_aliasing == "ssaa" else 1

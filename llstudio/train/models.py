@@ -3,14 +3,13 @@ layer), the small MNIST CNN, reduced torchvision ResNet and VGG, and a user fact
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import torch
 from torch import nn
 
-from ..errors import SceneError
 from ..config.scene import ModelSpec
+from .factories import fail, import_callable
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -273,28 +272,15 @@ def custom_model(factory: str, input_shape: tuple[int, ...], n_classes: int, sou
 
     Every failure is a scene error on ``model.factory`` that says what was tried and what went wrong.
     """
-    module_name, _, attr = factory.partition(":")
-
-    def fail(msg: str):
-        raise SceneError(source, [("model.factory", msg)])
-
+    make = import_callable(factory, "model.factory", source)
     try:
-        obj = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or any error raised while the user's module is imported
-        fail(f"cannot import module '{module_name}' ({type(exc).__name__}: {exc}); it must be importable from "
-             "the working directory or PYTHONPATH")
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            fail(f"module '{module_name}' has no attribute '{attr}'")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        fail(f"'{factory}' is not callable")
-    try:
-        model = obj(tuple(input_shape), n_classes)
+        model = make(tuple(input_shape), n_classes)
     except Exception as exc:
-        fail(f"calling {factory}({tuple(input_shape)}, {n_classes}) failed: {type(exc).__name__}: {exc}")
+        fail(source, "model.factory", f"calling {factory}({tuple(input_shape)}, {n_classes}) failed: "
+             f"{type(exc).__name__}: {exc}")
     if not isinstance(model, nn.Module):
-        fail(f"{factory}({tuple(input_shape)}, {n_classes}) returned {type(model).__name__}, not a torch.nn.Module")
+        fail(source, "model.factory", f"{factory}({tuple(input_shape)}, {n_classes}) returned "
+             f"{type(model).__name__}, not a torch.nn.Module")
     return model
 
 

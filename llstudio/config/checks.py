@@ -165,6 +165,18 @@ def _model(s: Scene) -> Problems:
                                "'eval')")
 
 
+def _source(s: Scene) -> Problems:
+    """A run filmed from training.source is not trained: the keys that shape a training have nothing to act on."""
+    t = s.training
+    if t.source is None:
+        return
+    if t.runs is not None:
+        yield "training.runs", "training.source films one recorded run; leave training.runs out"
+    for key in ("init", "train_only"):
+        if getattr(t, key) is not None:
+            yield f"training.{key}", "nothing is trained with training.source (the run is read from it); leave it out"
+
+
 def _data(s: Scene) -> Problems:
     """Keys of [data] that only some datasets have: 'custom' needs its factory, 'files' its path."""
     d = s.data
@@ -196,7 +208,7 @@ def _counts(s: Scene) -> Problems:
 
 
 # In the order the scene reports them.
-CHECKS = (_grid, _runs, _interpolation, _plane, _output, _capture, _model, _data, _counts)
+CHECKS = (_grid, _runs, _interpolation, _plane, _output, _capture, _model, _data, _source, _counts)
 
 
 def cross_check_problems(scene: Scene) -> list[Problem]:

@@ -175,6 +175,15 @@ class TrainingSpec(Section):
         "weight keeps its initial value. With directions.kind = 'weights' on the same weights, the film shows "
         "gradient descent on exactly the landscape drawn (as in 'Gradient descent and loss landscape animations').",
     )
+    source: Optional[str] = Field(
+        None,
+        description="Film a run trained elsewhere instead of training one: the folder an llstudio.Recorder wrote "
+        "from your own training script, or a folder of torch.save(model.state_dict(), ...) checkpoints named by "
+        "step ('step_100.pt', '00100.pth'), read with weights_only=True. Nothing is trained: [model] and [data] "
+        "say how to rebuild the model and the evaluation data, 'loss' is the landscape's loss, and 'steps' with "
+        "capture.every (or capture.steps) must pick steps the folder holds. A relative path is relative to the "
+        "scene file.",
+    )
     runs: Optional[list["RunSpec"]] = Field(
         None,
         description="Several training runs sharing one landscape ([[training.runs]] tables): each has a 'name' and "

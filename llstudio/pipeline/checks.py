@@ -16,6 +16,7 @@ from ..landscape.directions import check_weight_ref
 from ..config.train_specs import OWN_DATASETS
 from ..train.data import Dataset, check_available, load_dataset
 from ..train.models import build_model, has_batch_norm, wants_images
+from ..train.sources import check_source
 from ..train.runs import checkpoint_path, endpoint_keys, endpoint_kind, load_checkpoint
 from .cost import host_available_mib, memory_parts, memory_problem
 from .render import check_output
@@ -44,17 +45,17 @@ def _checkpoint_endpoints(scene: Scene) -> dict:
             if endpoint_kind(getattr(scene.directions, key)) == "file"}
 
 
-def check_weight_refs(scene: Scene, data: Dataset, dtype) -> None:
+def check_weight_refs(scene: Scene, data: Dataset, dtype) -> torch.nn.Module:
     """The model must build, named weights (directions, starting values) must exist in it and checkpoint files must
     fit it: say so before any training, as a scene error with its key path."""
     # Built even without references: a model (or a factory) that cannot be built is refused before any training.
     # Built without training.init: the references are checked before they are used.
     with torch.random.fork_rng(devices=[]):  # the global RNG is left as it was, for whatever draws from it next
-        params = dict(build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>")
-                      .to(dtype).named_parameters())
-    problems = weight_ref_problems(scene, params)
+        model = build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>").to(dtype)
+    problems = weight_ref_problems(scene, dict(model.named_parameters()))
     if problems:
         raise SceneError(scene.source or "<scene>", problems)
+    return model
 
 
 def weight_ref_problems(scene: Scene, params: dict) -> list[tuple[str, str]]:
@@ -173,6 +174,11 @@ def _one_scene_problems(scene: Scene, prefix: str = "") -> tuple[list, bool, Opt
     if scene.capture.mode == "recompute_bn" and not has_batch_norm(model):
         problems.append((prefix + "capture.mode", "'recompute_bn' recomputes BatchNorm statistics, but the model has "
                          "no BatchNorm layer; use capture.mode = 'eval'"))
+    if scene.training.source is not None:
+        try:
+            check_source(scene, model)
+        except SceneError as exc:
+            problems += [(prefix + loc, msg) for loc, msg in exc.problems]
     return problems, missing, model
 
 

@@ -19,6 +19,7 @@ from ..store.keys import capture_key
 from ..store.store import CaptureDir, CaptureStore
 from ..train.data import Dataset, load_dataset
 from ..train.models import wants_images
+from ..train.sources import check_source
 from .checks import check_data, check_weight_refs, sample_indices
 from .coordinates import zoom_scales
 
@@ -96,7 +97,10 @@ def check_with_data(scene: Scene, data: Optional[Dataset] = None, dtype: Optiona
     3): its sizes fit the data, the model builds, the weights it names exist, its checkpoints fit, its samples are in the evaluation set."""
     data = data if data is not None else load_dataset(scene.data, wants_images(scene.model), scene.source or "<scene>")
     check_data(scene, data)
-    check_weight_refs(scene, data, dtype if dtype is not None else getattr(torch, scene.capture.dtype))
+    dtype = dtype if dtype is not None else getattr(torch, scene.capture.dtype)
+    model = check_weight_refs(scene, data, dtype)
+    if scene.training.source is not None:
+        check_source(scene, model)
     if scene.capture.data == "samples":
         sample_indices(scene, data)
 

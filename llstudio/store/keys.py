@@ -19,7 +19,9 @@ import torch
 from ..config.scene import Scene
 from ..errors import SceneError
 from ..train.own_data import data_files
+from ..train.recorder import SourceError, source_files
 from ..train.runs import checkpoint_files, missing_checkpoint_message
+from ..train.sources import source_path
 
 FORMAT_VERSION = 3  # bump whenever what a capture directory holds changes: old entries are then not reused
 
@@ -77,6 +79,23 @@ def _data_ident(scene: Scene, dump: dict) -> dict:
     return ident
 
 
+def _training_ident(scene: Scene, dump: dict) -> dict:
+    """The [training] part of a key: a run filmed from training.source is its files' contents (not the folder's
+    name); absent otherwise, so that trained runs keep their keys."""
+    ident = dict(dump["training"])
+    if ident.get("source") is None:
+        ident.pop("source", None)
+        return ident
+    ident.pop("source")
+    path = source_path(scene)
+    try:
+        files = source_files(path)
+    except SourceError as exc:
+        raise SceneError(scene.source or "<scene>", [("training.source", str(exc))]) from None
+    ident["source_sha256"] = canonical_hash([[p.name, file_sha256(p)] for p in files])
+    return ident
+
+
 def _versions() -> dict:
     return {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
 
@@ -108,6 +127,7 @@ def capture_key(scene: Scene, device_type: str) -> str:
     if scene.grid.zoom == 1.0:  # absent without zoom, so scenes from before grid.zoom keep their keys
         ident["grid"].pop("zoom")
     ident["data"] = _data_ident(scene, dump)
+    ident["training"] = _training_ident(scene, dump)
     ident["capture"] = _capture_ident(scene, dump)
     # A checkpoint endpoint's numbers are in its file, not in the scene: its contents are part of the key.
     ident["checkpoints"] = {k: _checkpoint_sha256(scene, k, p) for k, p in checkpoint_files(scene).items()}
@@ -124,7 +144,7 @@ def training_key(scene: Scene, device_type: str) -> str:
     (``run_scene``). Not the directions, grid, capture mode or look: captures that differ only there share it."""
     dump = scene.resolved_dump()
     ident = {"data": _data_ident(scene, dump), "model": dump["model"],
-             "training": dump["training"], "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
+             "training": _training_ident(scene, dump), "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
              "device_type": device_type, "versions": _versions()}
     _add_factory_source(scene, ident)
     return canonical_hash(ident)[:24]

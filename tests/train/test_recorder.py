@@ -120,6 +120,7 @@ def test_recorded_minibatches_make_an_earthquake_capture(recorded, tmp_path):
     assert len({round(float(v), 6) for v in cap.loss[:, 1, 1]}) == 4
 
 
+@pytest.mark.render
 def test_an_earthquake_film_renders_from_a_recording(recorded, tmp_path, isolated_cache):
     """The whole command on a recorded run with mini-batches: a film is written."""
     path, _, _ = recorded

@@ -5,6 +5,7 @@ checkpoints named by step films too; a source that does not fit the scene is ref
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -265,3 +266,44 @@ def test_a_source_that_does_not_fit_is_refused(what, key, says, command, recorde
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"{key}: " in err and says in err, err
     assert _everything(tmp_path, isolated_cache) == before
+
+
+def test_batchnorm_statistics_are_recorded_and_every_capture_mode_uses_them(tmp_path):
+    """A conv net with BatchNorm trained in the script's loop: the recorded running statistics are the loop's,
+    and eval mode's landscape centre is the loop's network in eval mode; train and recompute_bn capture too."""
+    from llstudio.config.scene import ModelSpec
+    from llstudio.train.data import load_dataset
+    from llstudio.config.scene import DataSpec
+    from llstudio.train.models import build_model
+
+    data = load_dataset(DataSpec(eval_size=32, train_size=200), images=True)
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(kind="cnn", width=2, batch_norm=True, dropout=0.0), data.input_shape, 10)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    x_all, y_all = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
+    stats = {}
+    with llstudio.Recorder(tmp_path / "bn", model, every=2) as rec:
+        for step in range(4):
+            idx = torch.arange(step * 16, step * 16 + 16)
+            loss = nn.functional.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            rec.step(step, loss=loss)
+            stats[step + 1] = copy.deepcopy(model.state_dict())
+    for mode in ("eval", "train", "recompute_bn"):
+        scene = make_scene(tmp_path / "bn.toml", data={"eval_size": 32, "train_size": 200},
+                           model={"kind": "cnn", "width": 2, "batch_norm": True, "dropout": 0.0},
+                           training={"source": str(tmp_path / "bn"), "steps": 4},
+                           capture={"every": 2, "device": "cpu", "mode": mode},
+                           grid={"resolution": 3, "range": [-0.2, 0.2]}, directions={"frame": "follow"})
+        cap = capture_scene(scene)
+        assert np.isfinite(cap.loss).all()
+        if mode == "eval":
+            assert all(torch.equal(cap.center_buffers[2][k], stats[4][k]) for k in cap.center_buffers[2])
+            net = cap.model(2).eval()
+            x, y = (torch.as_tensor(a) for a in cap.eval_data)
+            with torch.no_grad():
+                want = float(nn.functional.cross_entropy(net(x), y))
+            assert cap.loss[2, 1, 1] == pytest.approx(want, rel=1e-5)

@@ -128,7 +128,9 @@ def seconds_per_curvature_point(scene: Scene, model: torch.nn.Module, device: to
 def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, cost: dict) -> dict:
     """Seconds of training and capture (grid and curvature) for a scene without panels, from ``cost``
     (:func:`~llstudio.pipeline.cost.estimate`) and a calibration of ``model`` on ``device``."""
-    train_s = seconds_per_training_step(scene, model, device) * cost["training_steps"]
+    # A run read from training.source is not trained (cost["training_steps"] is 0): nothing to time.
+    updates = cost["training_steps"]
+    train_s = seconds_per_training_step(scene, model, device) * updates if updates else 0.0
     point_s = seconds_per_grid_point(scene, model, device)
     # One landscape (and one curvature map) serves every step when nothing moves it (CaptureContext.one_plane).
     c, steps = scene.capture, cost["captured_steps"]

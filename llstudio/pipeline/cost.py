@@ -33,7 +33,9 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     s = output_settings(scene, quality)
     duration, n_frames = film_length(len(steps), scene.timeline, s.fps, steps)
     return {
-        "training_steps": scene.training.steps * len(scene.training.run_names()),
+        # A run read from training.source is not trained.
+        "training_steps": 0 if scene.training.source is not None else scene.training.steps * len(
+            scene.training.run_names()),
         "runs": len(scene.training.run_names()), "captured_steps": len(steps),
         "grid": f"{nx}x{ny}" if scene.grid.dimensions == 2 else f"{nx} (1D)",
         "grid_evaluations": len(steps) * nx * ny,

@@ -143,8 +143,8 @@ def training_key(scene: Scene, device_type: str) -> str:
     """Hash of everything that determines one training run's trajectory: ``scene`` is the run's own scene
     (``run_scene``). Not the directions, grid, capture mode or look: captures that differ only there share it."""
     dump = scene.resolved_dump()
-    ident = {"data": _data_ident(scene, dump), "model": dump["model"],
-             "training": _training_ident(scene, dump), "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
+    ident = {"data": _data_ident(scene, dump), "model": dump["model"], "training": _training_ident(scene, dump),
+             "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
              "device_type": device_type, "versions": _versions()}
     _add_factory_source(scene, ident)
     return canonical_hash(ident)[:24]

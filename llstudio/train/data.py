@@ -150,8 +150,8 @@ def load_dataset(spec: DataSpec, images: bool = False, source: str = "<scene>") 
 
     With ``images`` (conv and custom models: see ``models.wants_images``) image datasets come as (n, C, H, W);
     without it every sample is a flat vector (n, features), images flattened (MLPs: their parameter names do not
-    depend on the dataset), the bundled digits as the 64-vectors MLPs have always seen. A missing torchvision dataset raises :class:`MissingDependency` naming the
-    expected files.
+    depend on the dataset), the bundled digits as the 64-vectors MLPs have always seen. A missing torchvision
+    dataset raises :class:`MissingDependency` naming the expected files.
 
     The evaluation subset is part of the training data on purpose: the landscape shows the training loss, measured
     always on the same samples so that frames are comparable. Own data ('custom', 'files') may bring evaluation

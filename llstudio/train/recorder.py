@@ -9,12 +9,12 @@ A script trains its model its own way and calls the recorder once per update::
     rec.close()
 
 A recording is a folder: ``recording.json`` (the parameter and buffer names and shapes, ``every``, whether it was
-closed) and ``chunk_<n>.npz`` files (numbered in the order written), each holding the captured steps since the previous chunk as one
-flat row of weights per step (``steps`` (k,), ``weights`` (k, P), ``buffers`` (k, Q)), the mini-batch losses of
-the updates in between (``loss_steps``, ``loss``) and optionally the recorded mini-batches (``batch_steps``,
-``bx<i>``, ``by<i>``). Each file is written whole or not at all (``files.atomic_write``), so a killed script
-leaves complete chunks only; running the script again into the same folder resumes the recording after its last
-complete step (steps it has already are skipped).
+closed) and ``chunk_<n>.npz`` files (numbered in the order written), each holding the captured steps since the
+previous chunk as one flat row of weights per step (``steps`` (k,), ``weights`` (k, P), ``buffers`` (k, Q)), the
+mini-batch losses of the updates in between (``loss_steps``, ``loss``) and optionally the recorded
+mini-batches (``batch_steps``, ``bx<i>``, ``by<i>``). Each file is written whole or not at all
+(``files.atomic_write``), so a killed script leaves complete chunks only; running the script again into the same
+folder resumes the recording after its last complete step (steps it has already are skipped).
 
 The overhead is kept small by doing almost nothing per update: a loss is kept as it is given (a tensor is not
 synchronised with ``.item()``), the weights are copied only at sampled steps (one concatenation into one flat row

@@ -23,6 +23,7 @@ import llstudio
 from conftest import REPO, make_scene, tiny_dict
 from llstudio import cli
 from llstudio.pipeline import capture_key, capture_scene
+from llstudio.pipeline.cost import estimate
 from llstudio.train.recorder import read_source
 
 STEPS, EVERY = 12, 4
@@ -151,6 +152,7 @@ def test_a_folder_of_checkpoints_films(recorded, tmp_path):
     cap = capture_scene(source_scene(tmp_path, folder, directions={"kind": "pca", "frame": "fixed"}))
     assert all(torch.equal(cap.centers[k][n], seen[s][n]) for k, s in enumerate(cap.steps) for n in seen[s])
     assert len(cap.train_loss) == 0  # checkpoints hold no losses: no loss curve
+    assert estimate(cap.scene)["training_steps"] == 0  # check's estimate: nothing is trained
 
 
 def test_the_key_covers_the_recordings_contents(recorded, tmp_path):

@@ -8,6 +8,8 @@ Notebook use::
     cap.loss.shape                         # (steps, nx, ny), 'ij' indexing
     llstudio.render(scene)                 # → renders/digits_ride.mp4
 
+    rec = llstudio.Recorder("runs/my_run", model, every=10)   # in your own training loop: see Recorder
+
 Importing this package imports nothing heavy; torch and pyvista load when first needed.
 """
 
@@ -44,4 +46,13 @@ def render(scene, output=None, quality=None, frames=None, device=None, use_cache
     return render_film(cap, output=output, quality=quality, frames=frames, progress=prog, format=format)
 
 
-__all__ = ["Scene", "load_scene", "capture", "render", "LLStudioError", "SceneError", "__version__"]
+def __getattr__(name: str):
+    # llstudio.Recorder imports torch: only when a training script asks for it, so that the package stays light.
+    if name == "Recorder":
+        from .train.recorder import Recorder
+
+        return Recorder
+    raise AttributeError(f"module 'llstudio' has no attribute {name!r}")
+
+
+__all__ = ["Scene", "load_scene", "capture", "render", "Recorder", "LLStudioError", "SceneError", "__version__"]

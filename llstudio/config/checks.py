@@ -11,6 +11,7 @@ from .base import TRANSPARENT
 from .datasets import size_problems
 from .presets import ALPHA_FORMATS, format_problem, writes
 from .problems import Problem
+from .train_specs import OWN_DATASETS
 
 if TYPE_CHECKING:  # only for annotations: scene.py imports this module
     from .panels import LayoutSpec
@@ -154,7 +155,7 @@ def _model(s: Scene) -> Problems:
     for key in ("image_size", "channels"):
         if getattr(s.data, key) is not None and s.data.dataset not in IMAGE_DATASETS:
             yield f"data.{key}", f"applies to image datasets only ({', '.join(IMAGE_DATASETS)})"
-    if m.kind in CONV_MODELS and s.data.dataset not in IMAGE_DATASETS:
+    if m.kind in CONV_MODELS and s.data.dataset not in IMAGE_DATASETS + OWN_DATASETS:
         yield "model.kind", (f"'{m.kind}' is a conv model and needs an image dataset ({', '.join(IMAGE_DATASETS)}); "
                              f"data.dataset is '{s.data.dataset}'")
     has_bn = m.kind == "resnet" and m.batch_norm is not False or m.kind in ("cnn", "vgg") and bool(m.batch_norm)
@@ -162,6 +163,33 @@ def _model(s: Scene) -> Problems:
         yield "capture.mode", ("'recompute_bn' recomputes BatchNorm statistics, but this model has no BatchNorm "
                                "layer (set model.batch_norm = true on a cnn, resnet or vgg, or use capture.mode = "
                                "'eval')")
+
+
+def _source(s: Scene) -> Problems:
+    """A run filmed from training.source is not trained: the keys that shape a training have nothing to act on."""
+    t = s.training
+    if t.source is None:
+        return
+    if t.runs is not None:
+        yield "training.runs", "training.source films one recorded run; leave training.runs out"
+    for key in ("init", "train_only"):
+        if getattr(t, key) is not None:
+            yield f"training.{key}", "nothing is trained with training.source (the run is read from it); leave it out"
+
+
+def _data(s: Scene) -> Problems:
+    """Keys of [data] that only some datasets have: 'custom' needs its factory, 'files' its path."""
+    d = s.data
+    if (d.dataset == "custom") != (d.factory is not None):
+        yield "data.factory", "name a factory ('package.module:function') exactly when data.dataset = 'custom'"
+    if (d.dataset == "files") != (d.path is not None):
+        yield "data.path", "name a file (.npz or .pt with arrays 'x' and 'y') exactly when data.dataset = 'files'"
+    if d.eval_path is not None and d.dataset != "files":
+        yield "data.eval_path", "applies to data.dataset = 'files' only"
+    for key in ("path", "eval_path"):
+        v = getattr(d, key)
+        if v is not None and not v.endswith((".npz", ".pt")):
+            yield f"data.{key}", f"{v!r} is neither an .npz nor a .pt file (arrays 'x' and 'y', no pickle)"
 
 
 def _counts(s: Scene) -> Problems:
@@ -180,7 +208,7 @@ def _counts(s: Scene) -> Problems:
 
 
 # In the order the scene reports them.
-CHECKS = (_grid, _runs, _interpolation, _plane, _output, _capture, _model, _counts)
+CHECKS = (_grid, _runs, _interpolation, _plane, _output, _capture, _model, _data, _source, _counts)
 
 
 def cross_check_problems(scene: Scene) -> list[Problem]:

@@ -5,10 +5,10 @@ table with the real loaders."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .problems import Problem
-from .train_specs import DataSpec
+from .train_specs import OWN_DATASETS, DataSpec
 
 # Training split sizes of the fixed datasets (scikit-learn's digits, torchvision's training splits).
 TRAINING_SIZES = {"digits": 1797, "mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}
@@ -17,9 +17,11 @@ NATIVE_IMAGES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1,
 CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "moons": 2, "blobs": 3, "spirals": 2}
 
 
-def training_size(spec: DataSpec) -> int:
+def training_size(spec: DataSpec) -> Optional[int]:
     """Samples in the dataset's training split (before data.train_size): the table's, or for the synthetic sets
-    the generated count (spirals: two arms of samples // 2)."""
+    the generated count (spirals: two arms of samples // 2); None for 'custom' and 'files' (known once loaded)."""
+    if spec.dataset in OWN_DATASETS:
+        return None
     if spec.dataset in TRAINING_SIZES:
         return TRAINING_SIZES[spec.dataset]
     if spec.dataset == "spirals":
@@ -28,8 +30,11 @@ def training_size(spec: DataSpec) -> int:
 
 
 def input_signature(spec: DataSpec, images: bool) -> tuple[tuple[int, ...], int]:
-    """``(input_shape, n_classes)`` of one sample as ``train.data.load_dataset(spec, images)`` gives it."""
+    """``(input_shape, n_classes)`` of one sample as ``train.data.load_dataset(spec, images)`` gives it (not for
+    'custom' and 'files', whose shapes are known once they are loaded)."""
     name = spec.dataset
+    if name in OWN_DATASETS:
+        raise ValueError(f"the shape of '{name}' data is known once they are loaded")
     if name not in NATIVE_IMAGES:
         return (2,), CLASSES[name]
     if name == "digits" and not (images or spec.image_size is not None or spec.channels is not None):
@@ -37,7 +42,9 @@ def input_signature(spec: DataSpec, images: bool) -> tuple[tuple[int, ...], int]
     c, h, w = NATIVE_IMAGES[name]
     if spec.image_size is not None:
         h = w = spec.image_size
-    return (spec.channels or c, h, w), CLASSES[name]
+    shape = (spec.channels or c, h, w)
+    # Models that take flat samples get them flattened by the data path.
+    return (shape if images else (shape[0] * h * w,)), CLASSES[name]
 
 
 def _what(spec: DataSpec, n: int) -> str:
@@ -50,6 +57,8 @@ def size_problems(spec: DataSpec) -> Iterator[Problem]:
     """data.train_size and data.eval_size larger than the dataset: refused rather than silently capped. (A
     train_size smaller than eval_size still caps the evaluation subset, as documented.)"""
     n = training_size(spec)
+    if n is None:  # checked against the loaded data (pipeline.checks.check_data)
+        return
     more = " (or raise data.samples)" if spec.dataset not in TRAINING_SIZES else ""
     if spec.train_size is not None and spec.train_size > n:
         yield "data.train_size", (f"{spec.train_size:,} samples asked for, but {_what(spec, n)}: use at most {n:,}"

@@ -10,15 +10,48 @@ from pydantic import Field, field_validator
 from .base import NonNegFloat, PosInt, check_weight_refs, Section
 
 
+FACTORY_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+# Datasets the scene names by where they come from rather than by name: their sizes and shapes are known only
+# once they are loaded.
+OWN_DATASETS = ("custom", "files")
+
+
+def check_factory_ref(v: Optional[str], example: str) -> Optional[str]:
+    if v is not None and not FACTORY_REF.match(v):
+        raise ValueError(f"{v!r} is not 'package.module:function', e.g. '{example}'")
+    return v
+
+
 class DataSpec(Section):
     """What the network learns from, and the fixed subset the landscape is measured on."""
 
-    dataset: Literal["digits", "moons", "blobs", "spirals", "mnist", "fashion_mnist", "cifar10"] = Field(
+    dataset: Literal["digits", "moons", "blobs", "spirals", "mnist", "fashion_mnist", "cifar10", "custom",
+                     "files"] = Field(
         "digits",
         description="Dataset. 'digits' is scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes, "
         "no download). 'moons', 'blobs' and 'spirals' are synthetic 2D sets generated from the seed. 'mnist', "
         "'fashion_mnist' (28x28, 1 channel) and 'cifar10' (32x32, 3 channels) are read from the torchvision "
-        "folder 'root' (training split; never downloaded).",
+        "folder 'root' (training split; never downloaded). 'custom': your own data from 'factory'. 'files': "
+        "arrays x and y from the .npz or .pt file 'path' (and optionally 'eval_path').",
+    )
+    factory: Optional[str] = Field(
+        None,
+        description="custom only: 'package.module:function', called as function() with no arguments. It returns "
+        "(train, eval): each an (x, y) pair of tensors or arrays, or a torch.utils.data.Dataset of (x, y) samples; "
+        "x is (n, *features) or (n, C, H, W), y (n,) integer classes 0 … C-1. eval may be None: the evaluation "
+        "subset is then drawn from the training samples, as for the built-in sets. Only this module is imported.",
+    )
+    path: Optional[str] = Field(
+        None,
+        description="files only: the training samples, an .npz file (numpy.savez) or a .pt file (torch.save of a "
+        "dict of tensors) holding 'x' (n, *features) and 'y' (n,) integer classes. Read without pickle "
+        "(allow_pickle=False, weights_only=True). A relative path is relative to the scene file.",
+    )
+    eval_path: Optional[str] = Field(
+        None,
+        description="files only: a file like 'path' whose samples the evaluation subset is drawn from. Default: "
+        "drawn from the training samples, as for the built-in sets.",
     )
     train_size: Optional[PosInt] = Field(
         None, description="Use only this many training samples (a seeded subset). Default: all of them."
@@ -46,6 +79,12 @@ class DataSpec(Section):
         description="Image datasets only: 3 replicates a grey image into RGB (digits, MNIST for a ResNet/VGG); 1 "
         "averages RGB to grey. Default: native channels.",
     )
+
+
+    @field_validator("factory")
+    @classmethod
+    def _factory(cls, v):
+        return check_factory_ref(v, "mypkg.data:load")
 
 
 class ModelSpec(Section):
@@ -99,9 +138,7 @@ class ModelSpec(Section):
     @field_validator("factory")
     @classmethod
     def _factory(cls, v):
-        if v is not None and not re.match(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$", v):
-            raise ValueError(f"{v!r} is not 'package.module:function', e.g. 'mypkg.nets:make_model'")
-        return v
+        return check_factory_ref(v, "mypkg.nets:make_model")
 
 
 class TrainingSpec(Section):
@@ -137,6 +174,15 @@ class TrainingSpec(Section):
         description="Update only these scalar weights, e.g. [\"2.weight[5,250]\", \"2.weight[5,251]\"]; every other "
         "weight keeps its initial value. With directions.kind = 'weights' on the same weights, the film shows "
         "gradient descent on exactly the landscape drawn (as in 'Gradient descent and loss landscape animations').",
+    )
+    source: Optional[str] = Field(
+        None,
+        description="Film a run trained elsewhere instead of training one: the folder an llstudio.Recorder wrote "
+        "from your own training script, or a folder of torch.save(model.state_dict(), ...) checkpoints named by "
+        "step ('step_100.pt', '00100.pth'), read with weights_only=True. Nothing is trained: [model] and [data] "
+        "say how to rebuild the model and the evaluation data, 'loss' is the landscape's loss, and 'steps' with "
+        "capture.every (or capture.steps) must pick steps the folder holds. A relative path is relative to the "
+        "scene file.",
     )
     runs: Optional[list["RunSpec"]] = Field(
         None,

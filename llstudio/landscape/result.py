@@ -133,7 +133,7 @@ class Capture:
     @property
     def data(self):
         """The dataset, with the fixed evaluation subset the landscape was measured on (``x_eval``, ``y_eval``)."""
-        return load_dataset(self.scene.data, images=wants_images(self.scene.model))
+        return load_dataset(self.scene.data, wants_images(self.scene.model), self.scene.source or "<scene>")
 
     @property
     def eval_data(self) -> tuple[np.ndarray, np.ndarray]:

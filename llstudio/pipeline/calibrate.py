@@ -11,12 +11,12 @@ import time
 
 import torch
 
-from ..config.datasets import input_signature
 from ..config.scene import Scene
 from ..device import resolve_device
 from ..landscape.curvature import HessianOperator
 from ..landscape.evaluator import LandscapeEvaluator
-from ..train.models import loss_fn, wants_images
+from ..train.models import loss_fn
+from .checks import data_signature
 from .cost import MiB, host_available_mib
 
 BUDGET_S = 0.4  # per measurement; two measurements per scene (training, grid), three with curvature
@@ -52,7 +52,7 @@ def _timed(fn, budget_s: float = BUDGET_S) -> float:
 
 
 def _data(scene: Scene, n: int, device: torch.device, dtype: torch.dtype):
-    shape, n_classes = input_signature(scene.data, wants_images(scene.model))
+    shape, n_classes = data_signature(scene)
     g = torch.Generator().manual_seed(0)
     x = torch.randn((n, *shape), generator=g).to(device=device, dtype=dtype)
     return x, torch.randint(0, n_classes, (n,), generator=g).to(device), n_classes
@@ -128,7 +128,9 @@ def seconds_per_curvature_point(scene: Scene, model: torch.nn.Module, device: to
 def time_estimate(scene: Scene, model: torch.nn.Module, device: torch.device, cost: dict) -> dict:
     """Seconds of training and capture (grid and curvature) for a scene without panels, from ``cost``
     (:func:`~llstudio.pipeline.cost.estimate`) and a calibration of ``model`` on ``device``."""
-    train_s = seconds_per_training_step(scene, model, device) * cost["training_steps"]
+    # A run read from training.source is not trained (cost["training_steps"] is 0): nothing to time.
+    updates = cost["training_steps"]
+    train_s = seconds_per_training_step(scene, model, device) * updates if updates else 0.0
     point_s = seconds_per_grid_point(scene, model, device)
     # One landscape (and one curvature map) serves every step when nothing moves it (CaptureContext.one_plane).
     c, steps = scene.capture, cost["captured_steps"]

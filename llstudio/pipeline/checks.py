@@ -13,8 +13,10 @@ from ..config.scene import Scene
 from ..device import resolve_device
 from ..errors import LLStudioError, MissingDependency, SceneError
 from ..landscape.directions import check_weight_ref
-from ..train.data import Dataset, check_available
+from ..config.train_specs import OWN_DATASETS
+from ..train.data import Dataset, check_available, load_dataset
 from ..train.models import build_model, has_batch_norm, wants_images
+from ..train.sources import check_source
 from ..train.runs import checkpoint_path, endpoint_keys, endpoint_kind, load_checkpoint
 from .cost import host_available_mib, memory_parts, memory_problem
 from .render import check_output
@@ -43,17 +45,17 @@ def _checkpoint_endpoints(scene: Scene) -> dict:
             if endpoint_kind(getattr(scene.directions, key)) == "file"}
 
 
-def check_weight_refs(scene: Scene, data: Dataset, dtype) -> None:
+def check_weight_refs(scene: Scene, data: Dataset, dtype) -> torch.nn.Module:
     """The model must build, named weights (directions, starting values) must exist in it and checkpoint files must
     fit it: say so before any training, as a scene error with its key path."""
     # Built even without references: a model (or a factory) that cannot be built is refused before any training.
     # Built without training.init: the references are checked before they are used.
     with torch.random.fork_rng(devices=[]):  # the global RNG is left as it was, for whatever draws from it next
-        params = dict(build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>")
-                      .to(dtype).named_parameters())
-    problems = weight_ref_problems(scene, params)
+        model = build_model(scene.model, data.input_shape, data.n_classes, scene.source or "<scene>").to(dtype)
+    problems = weight_ref_problems(scene, dict(model.named_parameters()))
     if problems:
         raise SceneError(scene.source or "<scene>", problems)
+    return model
 
 
 def weight_ref_problems(scene: Scene, params: dict) -> list[tuple[str, str]]:
@@ -93,6 +95,8 @@ def check_data(scene: Scene, data: Dataset) -> None:
     check knew (a local torchvision folder with fewer samples): refused before any training, never capped."""
     n, d = len(data.x_train), scene.data
     problems = []
+    if d.dataset in OWN_DATASETS:  # own data may be smaller than asked: capped, as the scene's docs say
+        return
     if d.train_size is not None and d.train_size > n:
         problems.append(("data.train_size", f"{d.train_size:,} samples asked for, but '{d.dataset}' holds {n:,} "
                          f"training samples here: use at most {n:,}, or leave train_size out"))
@@ -103,10 +107,19 @@ def check_data(scene: Scene, data: Dataset) -> None:
         raise SceneError(scene.source or "<scene>", problems)
 
 
+def data_signature(scene: Scene) -> tuple[tuple[int, ...], int]:
+    """``(input_shape, n_classes)`` of the scene's samples: known without reading a built-in dataset; own data
+    ('custom', 'files') are loaded for it (a failing factory or an unreadable file raises its SceneError)."""
+    if scene.data.dataset in OWN_DATASETS:
+        d = load_dataset(scene.data, wants_images(scene.model), scene.source or "<scene>")
+        return d.input_shape, d.n_classes
+    return input_signature(scene.data, wants_images(scene.model))
+
+
 def scene_model(scene: Scene) -> torch.nn.Module:
-    """The scene's model, randomly initialised, from the dataset's known shape (no data read, no training); a
-    failing factory raises its SceneError."""
-    shape, n_classes = input_signature(scene.data, wants_images(scene.model))
+    """The scene's model, randomly initialised, from the dataset's known shape (no built-in data read, no
+    training); a failing factory (the model's or the data's) raises its SceneError."""
+    shape, n_classes = data_signature(scene)
     return build_model(scene.model, shape, n_classes, scene.source or "<scene>").to(getattr(torch, scene.capture.dtype))
 
 
@@ -114,7 +127,7 @@ def memory_check(scene: Scene, device: torch.device, quality: Optional[str], n_p
                  ) -> tuple[dict, Optional[tuple[str, str]]]:
     """The memory estimate's parts (bytes) and the problem when its peak exceeds what the machine has: available
     RAM, and on a GPU also the GPU's free memory for the evaluator's batches and weights."""
-    shape, _ = input_signature(scene.data, wants_images(scene.model))
+    shape, _ = data_signature(scene)
     parts = memory_parts(scene, n_params, shape, device.type, quality)
     problem = memory_problem(scene, parts, host_available_mib())
     if problem is None and device.type == "cuda":
@@ -161,6 +174,11 @@ def _one_scene_problems(scene: Scene, prefix: str = "") -> tuple[list, bool, Opt
     if scene.capture.mode == "recompute_bn" and not has_batch_norm(model):
         problems.append((prefix + "capture.mode", "'recompute_bn' recomputes BatchNorm statistics, but the model has "
                          "no BatchNorm layer; use capture.mode = 'eval'"))
+    if scene.training.source is not None:
+        try:
+            check_source(scene, model)
+        except SceneError as exc:
+            problems += [(prefix + loc, msg) for loc, msg in exc.problems]
     return problems, missing, model
 
 

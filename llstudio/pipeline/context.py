@@ -19,6 +19,7 @@ from ..store.keys import capture_key
 from ..store.store import CaptureDir, CaptureStore
 from ..train.data import Dataset, load_dataset
 from ..train.models import wants_images
+from ..train.sources import check_source
 from .checks import check_data, check_weight_refs, sample_indices
 from .coordinates import zoom_scales
 
@@ -79,7 +80,7 @@ def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bo
     store = (store or CaptureStore()) if group.is_root else None
     if store is not None:
         check_cache(store.root)
-    data = load_dataset(scene.data, images=wants_images(scene.model))
+    data = load_dataset(scene.data, wants_images(scene.model), scene.source or "<scene>")
     if store is not None:
         # Everything that can refuse the scene is checked before the store entry exists: a refused scene leaves
         # the cache as it was.
@@ -94,9 +95,12 @@ def open_context(scene: Scene, device, store: CaptureStore | None, use_cache: bo
 def check_with_data(scene: Scene, data: Optional[Dataset] = None, dtype: Optional[torch.dtype] = None) -> None:
     """What can refuse a scene once its data are known (loading them is the first check: a missing dataset is exit
     3): its sizes fit the data, the model builds, the weights it names exist, its checkpoints fit, its samples are in the evaluation set."""
-    data = data if data is not None else load_dataset(scene.data, images=wants_images(scene.model))
+    data = data if data is not None else load_dataset(scene.data, wants_images(scene.model), scene.source or "<scene>")
     check_data(scene, data)
-    check_weight_refs(scene, data, dtype if dtype is not None else getattr(torch, scene.capture.dtype))
+    dtype = dtype if dtype is not None else getattr(torch, scene.capture.dtype)
+    model = check_weight_refs(scene, data, dtype)
+    if scene.training.source is not None:
+        check_source(scene, model)
     if scene.capture.data == "samples":
         sample_indices(scene, data)
 

@@ -33,7 +33,9 @@ def estimate(scene: Scene, quality: Optional[str] = None) -> dict:
     s = output_settings(scene, quality)
     duration, n_frames = film_length(len(steps), scene.timeline, s.fps, steps)
     return {
-        "training_steps": scene.training.steps * len(scene.training.run_names()),
+        # A run read from training.source is not trained.
+        "training_steps": 0 if scene.training.source is not None else scene.training.steps * len(
+            scene.training.run_names()),
         "runs": len(scene.training.run_names()), "captured_steps": len(steps),
         "grid": f"{nx}x{ny}" if scene.grid.dimensions == 2 else f"{nx} (1D)",
         "grid_evaluations": len(steps) * nx * ny,
@@ -73,7 +75,9 @@ def memory_parts(scene: Scene, n_params: int, input_shape: tuple, device_type: s
     features = 1
     for d in input_shape:
         features *= d
-    n_train = min(scene.data.train_size or training_size(scene.data), training_size(scene.data))
+    known = training_size(scene.data)  # None for own data: estimated from the sizes the scene asks for
+    n_train = (scene.data.train_size or scene.data.eval_size) if known is None else min(scene.data.train_size or known,
+                                                                                        known)
     runs = len(scene.training.run_names())
     s = output_settings(scene, quality)
     ssaa = 4 if scene.look.anti_aliasing == "ssaa" else 1

@@ -15,7 +15,7 @@ from ..landscape.result import CurvatureMaps
 from ..train.training import Trajectory
 from .coordinates import curvature_axes
 from .context import CaptureContext
-from .grid import batch_of, buffers_at, grid_origin
+from .grid import batch_data, buffers_at, grid_origin
 from .hessian import hessian_operator
 from .plane import Plane
 from .shares import each, rounds
@@ -63,8 +63,7 @@ class _MapCapture:
         ctx, step = self.ctx, int(self.ctx.steps[k])
         spec = ctx.scene.capture.curvature
         if ctx.scene.capture.data == "batch":
-            batch = batch_of(self.traj, step)
-            self.op.set_data(torch.as_tensor(ctx.data.x_train[batch]), torch.as_tensor(ctx.data.y_train[batch]))
+            self.op.set_data(*batch_data(ctx, self.traj, k))
         # The step's own BatchNorm statistics (eval mode), as the loss capture uses.
         self.op.set_buffers(buffers_at(ctx, self.traj, None if ctx.fixed else k, self.initial_buffers))
         if partial is not None and partial["done"].shape != (len(self.ca), len(self.cb)):

@@ -27,6 +27,8 @@ def buffers_at(ctx: CaptureContext, traj: Trajectory, k: Optional[int], initial_
     if k is not None:
         return traj.buffers[k] if traj.buffers else {}
     c = ctx.scene.directions.center
+    if c == "initial" and ctx.scene.training.source is not None and traj.buffers and int(traj.steps[0]) == 0:
+        return traj.buffers[0]  # recorded at step 0: a fresh model's statistics are not the run's
     if c == "initial" or not traj.buffers:
         return initial_buffers
     return traj.buffers[-1 if c == "final" else list(traj.steps).index(c)]
@@ -35,6 +37,16 @@ def buffers_at(ctx: CaptureContext, traj: Trajectory, k: Optional[int], initial_
 def batch_of(traj: Trajectory, step: int) -> np.ndarray:
     """The mini-batch (sample indices) of training step ``step`` (the last one past the end)."""
     return traj.batches[min(int(step), len(traj.batches) - 1)]
+
+
+def batch_data(ctx: CaptureContext, traj: Trajectory, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) of the mini-batch that follows captured step index ``k``: recorded with the run (a run from
+    training.source), else the training samples it drew."""
+    if traj.step_batches:
+        x, y = traj.step_batches[k]
+        return torch.as_tensor(np.asarray(x)), torch.as_tensor(np.asarray(y))
+    batch = batch_of(traj, ctx.steps[k])
+    return torch.as_tensor(ctx.data.x_train[batch]), torch.as_tensor(ctx.data.y_train[batch])
 
 
 class StepCapture:
@@ -148,8 +160,7 @@ def _split_landscape(ctx: CaptureContext, sc: StepCapture, k: Optional[int], dro
 
 def _use_step_data(ctx: CaptureContext, sc: StepCapture, k: int) -> None:
     if ctx.scene.capture.data == "batch":
-        batch = batch_of(sc.traj, ctx.steps[k])
-        sc.ev.set_data(torch.as_tensor(ctx.data.x_train[batch]), torch.as_tensor(ctx.data.y_train[batch]))
+        sc.ev.set_data(*batch_data(ctx, sc.traj, k))
 
 
 def _step(ctx: CaptureContext, sc: StepCapture, k: int) -> tuple:

@@ -103,6 +103,14 @@ def _normalization_reference(ctx: CaptureContext, traj: Trajectory) -> dict:
             return final
         ctx.progress.log("warning: the final weights are not finite (the run diverged); the directions are "
                          "normalised against the initial weights instead")
+    return start_weights(ctx, traj)
+
+
+def start_weights(ctx: CaptureContext, traj: Trajectory) -> dict:
+    """The run's weights at step 0: a run read from training.source has them recorded (a fresh model has other
+    values); a trained run starts from the seeded initial model."""
+    if ctx.scene.training.source is not None and len(traj.steps) and int(traj.steps[0]) == 0:
+        return traj.weights[0]
     return initial_weights(ctx.scene, ctx.data, ctx.dtype)
 
 
@@ -114,7 +122,7 @@ def _plane_center(ctx: CaptureContext, trajs: dict) -> dict:
         return _endpoint(ctx, "start", trajs)
     c = scene.directions.center
     if c == "initial":
-        return initial_weights(scene, ctx.data, ctx.dtype)
+        return start_weights(ctx, traj)
     if c == "final":
         return traj.weights[-1]
     return traj.weights[list(traj.steps).index(c)]
@@ -128,7 +136,7 @@ def _endpoint(ctx: CaptureContext, key: str, trajs: dict) -> dict:
     primary = next(iter(trajs.values()))
     kind = endpoint_kind(e)
     if kind == "initial":
-        return initial_weights(scene, ctx.data, ctx.dtype)
+        return start_weights(ctx, primary)
     if kind == "final":
         return primary.weights[-1]
     if kind == "step":

@@ -7,7 +7,8 @@ import numpy as np
 from ..store.codec import decode_trajectory, encode_trajectory
 from ..store.keys import training_key
 from ..train.runs import run_scene
-from ..train.training import Trajectory, train
+from ..train.sources import source_path, source_trajectory
+from ..train.training import Trajectory, initial_model, train
 from .context import CaptureContext
 
 
@@ -15,6 +16,9 @@ def train_runs(ctx: CaptureContext) -> dict[str, Trajectory]:
     """run name → Trajectory, primary first: every run from its own scene; the primary run keeps the single-run
     store entry ('trajectory'), the others 'trajectory_<name>'."""
     scene = ctx.scene
+    if scene.training.source is not None:  # trained elsewhere: read, never trained (checked on opening)
+        ctx.progress.log(f"training: none, the run is read from {str(source_path(scene))!r}")
+        return {"main": source_trajectory(scene, initial_model(scene, ctx.data, ctx.dtype), ctx.dtype)}
     multi = scene.training.runs is not None
     trajs = {}
     for i, name in enumerate(scene.training.run_names()):

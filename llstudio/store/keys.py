@@ -18,7 +18,10 @@ import torch
 
 from ..config.scene import Scene
 from ..errors import SceneError
+from ..train.own_data import data_files
+from ..train.recorder import SourceError, source_files
 from ..train.runs import checkpoint_files, missing_checkpoint_message
+from ..train.sources import source_path
 
 FORMAT_VERSION = 3  # bump whenever what a capture directory holds changes: old entries are then not reused
 
@@ -56,6 +59,43 @@ def factory_source_sha256(factory: str) -> Optional[str]:
     return file_sha256(Path(spec.origin))
 
 
+def _data_ident(scene: Scene, dump: dict) -> dict:
+    """The [data] part of a key: not where a dataset lives (moving it must not invalidate the cache), and the keys
+    of own data only when set, so that the built-in sets' keys stay as they were. Own data's numbers are in code
+    or files, not in the scene: a data factory's module source and the files' contents are part of the key."""
+    ident = {k: v for k, v in dump["data"].items() if k != "root"}
+    for k in ("factory", "path", "eval_path"):
+        if ident.get(k) is None:
+            ident.pop(k, None)
+    for k in ("path", "eval_path"):  # their contents count, not their names
+        ident.pop(k, None)
+    if scene.data.dataset == "custom":
+        ident["factory_source"] = factory_source_sha256(scene.data.factory)
+    for key, path in data_files(scene.data, scene.source).items():
+        if not path.is_file():
+            raise SceneError(scene.source or "<scene>", [(key, f"file {str(path)!r} does not exist (a relative "
+                                                          "path is relative to the scene file)")])
+        ident[key.split(".")[1] + "_sha256"] = file_sha256(path)
+    return ident
+
+
+def _training_ident(scene: Scene, dump: dict) -> dict:
+    """The [training] part of a key: a run filmed from training.source is its files' contents (not the folder's
+    name); absent otherwise, so that trained runs keep their keys."""
+    ident = dict(dump["training"])
+    if ident.get("source") is None:
+        ident.pop("source", None)
+        return ident
+    ident.pop("source")
+    path = source_path(scene)
+    try:
+        files = source_files(path)
+    except SourceError as exc:
+        raise SceneError(scene.source or "<scene>", [("training.source", str(exc))]) from None
+    ident["source_sha256"] = canonical_hash([[p.name, file_sha256(p)] for p in files])
+    return ident
+
+
 def _versions() -> dict:
     return {"format": FORMAT_VERSION, "torch": torch.__version__.split("+")[0]}
 
@@ -86,8 +126,8 @@ def capture_key(scene: Scene, device_type: str) -> str:
     ident = {s: dump[s] for s in CAPTURE_SECTIONS}
     if scene.grid.zoom == 1.0:  # absent without zoom, so scenes from before grid.zoom keep their keys
         ident["grid"].pop("zoom")
-    # Where the dataset lives does not change the numbers: moving it must not invalidate the cache.
-    ident["data"].pop("root", None)
+    ident["data"] = _data_ident(scene, dump)
+    ident["training"] = _training_ident(scene, dump)
     ident["capture"] = _capture_ident(scene, dump)
     # A checkpoint endpoint's numbers are in its file, not in the scene: its contents are part of the key.
     ident["checkpoints"] = {k: _checkpoint_sha256(scene, k, p) for k, p in checkpoint_files(scene).items()}
@@ -103,8 +143,8 @@ def training_key(scene: Scene, device_type: str) -> str:
     """Hash of everything that determines one training run's trajectory: ``scene`` is the run's own scene
     (``run_scene``). Not the directions, grid, capture mode or look: captures that differ only there share it."""
     dump = scene.resolved_dump()
-    ident = {"data": {k: v for k, v in dump["data"].items() if k != "root"}, "model": dump["model"],
-             "training": dump["training"], "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
+    ident = {"data": _data_ident(scene, dump), "model": dump["model"], "training": _training_ident(scene, dump),
+             "snapshots": scene.captured_steps(), "dtype": scene.capture.dtype,
              "device_type": device_type, "versions": _versions()}
     _add_factory_source(scene, ident)
     return canonical_hash(ident)[:24]

@@ -10,6 +10,8 @@ import numpy as np
 
 from ..errors import MissingDependency
 from ..config.scene import DataSpec
+from ..config.train_specs import OWN_DATASETS
+from .own_data import load_own
 
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10")
 
@@ -143,26 +145,38 @@ def _raw(spec: DataSpec, images: bool = False) -> tuple[np.ndarray, np.ndarray, 
     raise ValueError(spec.dataset)  # unreachable: the scene is validated
 
 
-def load_dataset(spec: DataSpec, images: bool = False) -> Dataset:
+def load_dataset(spec: DataSpec, images: bool = False, source: str = "<scene>") -> Dataset:
     """Load the dataset, take the seeded train subset and draw the fixed evaluation subset from it.
 
-    Image datasets come as (n, C, H, W); the bundled digits come as flat 64-vectors (as MLPs have always seen
-    them) unless ``images`` (conv models: see ``models.wants_images``), data.image_size or data.channels asks
-    for (n, 1 or 3, H, W) images. A missing torchvision dataset raises :class:`MissingDependency` naming the
-    expected files.
+    With ``images`` (conv and custom models: see ``models.wants_images``) image datasets come as (n, C, H, W);
+    without it every sample is a flat vector (n, features), images flattened (MLPs: their parameter names do not
+    depend on the dataset), the bundled digits as the 64-vectors MLPs have always seen. A missing torchvision
+    dataset raises :class:`MissingDependency` naming the expected files.
 
     The evaluation subset is part of the training data on purpose: the landscape shows the training loss, measured
-    always on the same samples so that frames are comparable.
+    always on the same samples so that frames are comparable. Own data ('custom', 'files') may bring evaluation
+    samples of their own: the subset is then drawn from those, with the same seed. ``source`` is the scene file
+    (own data's relative paths are relative to it, and their errors name it).
     """
-    x, y, n_classes = _raw(spec, images)
+    if spec.dataset in OWN_DATASETS:
+        (x, y), own_eval = load_own(spec, source)
+        n_classes = int(max(y.max(), own_eval[1].max() if own_eval is not None else 0)) + 1
+    else:
+        (x, y, n_classes), own_eval = _raw(spec, images), None
+    if not images and x.ndim > 2:
+        # MLPs see flat samples, flattened here rather than by a layer in the model, so that their parameter names
+        # are the same whatever the dataset (see models.MLP).
+        x = x.reshape(len(x), -1)
+        own_eval = None if own_eval is None else (own_eval[0].reshape(len(own_eval[0]), -1), own_eval[1])
     rng = np.random.default_rng(spec.eval_seed)
     order = rng.permutation(len(x))
     if spec.train_size is not None:
         order = order[: min(spec.train_size, len(x))]
     x_train, y_train = x[order], y[order]
-    m = min(spec.eval_size, len(x_train))
-    pick = np.sort(rng.choice(len(x_train), size=m, replace=False))
-    return Dataset(spec.dataset, x_train, y_train, x_train[pick], y_train[pick], n_classes)
+    x_from, y_from = (x_train, y_train) if own_eval is None else own_eval
+    m = min(spec.eval_size, len(x_from))
+    pick = np.sort(rng.choice(len(x_from), size=m, replace=False))
+    return Dataset(spec.dataset, x_train, y_train, x_from[pick], y_from[pick], n_classes)
 
 
 def bn_subset(data: Dataset, n: int, seed: int) -> np.ndarray:

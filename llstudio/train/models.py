@@ -3,14 +3,13 @@ layer), the small MNIST CNN, reduced torchvision ResNet and VGG, and a user fact
 
 from __future__ import annotations
 
-import importlib
 import math
 
 import torch
 from torch import nn
 
-from ..errors import SceneError
 from ..config.scene import ModelSpec
+from .factories import fail, import_callable
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -34,8 +33,8 @@ def wants_images(spec: ModelSpec) -> bool:
 def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, source: str = "<scene>") -> nn.Module:
     """A fresh, randomly initialised model (seed the global torch RNG before calling for reproducibility).
 
-    ``input_shape`` is one sample's shape: (C, H, W) for conv models, (features,) or an image shape (flattened by
-    the model) for MLPs.
+    ``input_shape`` is one sample's shape: (C, H, W) for conv models, (features,) for MLPs (an image shape is
+    taken as its flattened size: parameter names never depend on it, see :class:`MLP`).
     """
     if spec.kind == "cnn":
         return SmallCNN(input_shape, n_classes, spec.width or 32, bool(spec.batch_norm),
@@ -47,19 +46,30 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, ...], n_classes: int, s
                          0.5 if spec.dropout is None else spec.dropout)
     if spec.kind == "custom":
         return custom_model(spec.factory, input_shape, n_classes, source)
-    n_in = 1
-    for d in input_shape:
-        n_in *= d
-    layers: list[nn.Module] = [nn.Flatten()] if len(input_shape) > 1 else []
+    n_in = math.prod(input_shape)
     if spec.kind == "logistic":
-        layers.append(nn.Linear(n_in, n_classes, bias=spec.bias))
-        return nn.Sequential(*layers)
+        return MLP(nn.Linear(n_in, n_classes, bias=spec.bias))
+    layers: list[nn.Module] = []
     width = n_in
     for h in spec.hidden:
         layers += [nn.Linear(width, h, bias=spec.bias), _ACTIVATIONS[spec.activation]()]
         width = h
     layers.append(nn.Linear(width, n_classes, bias=spec.bias))
-    return nn.Sequential(*layers)
+    return MLP(*layers)
+
+
+class MLP(nn.Sequential):
+    """``Sequential(Linear, act, ..., Linear)`` that flattens each sample itself.
+
+    The flattening is in ``forward`` and not a ``Flatten`` layer in front: a layer would shift every index, so that
+    a scene's named weights (``"2.weight[5,250]"``, ``training.init``, ``train_only``) would change when its dataset
+    changes from flat features to images. Parameter names are ``<position>.weight`` and ``<position>.bias`` of the
+    linear layers, counting activations: ``0`` is the first linear layer, ``2`` the second, and so on. The data
+    path already gives MLPs flat samples (``load_dataset(images=False)``), which is what capture evaluates.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(1) if x.dim() > 2 else x)
 
 
 class Loss:
@@ -262,28 +272,15 @@ def custom_model(factory: str, input_shape: tuple[int, ...], n_classes: int, sou
 
     Every failure is a scene error on ``model.factory`` that says what was tried and what went wrong.
     """
-    module_name, _, attr = factory.partition(":")
-
-    def fail(msg: str):
-        raise SceneError(source, [("model.factory", msg)])
-
+    make = import_callable(factory, "model.factory", source)
     try:
-        obj = importlib.import_module(module_name)
-    except Exception as exc:  # ImportError, or any error raised while the user's module is imported
-        fail(f"cannot import module '{module_name}' ({type(exc).__name__}: {exc}); it must be importable from "
-             "the working directory or PYTHONPATH")
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            fail(f"module '{module_name}' has no attribute '{attr}'")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        fail(f"'{factory}' is not callable")
-    try:
-        model = obj(tuple(input_shape), n_classes)
+        model = make(tuple(input_shape), n_classes)
     except Exception as exc:
-        fail(f"calling {factory}({tuple(input_shape)}, {n_classes}) failed: {type(exc).__name__}: {exc}")
+        fail(source, "model.factory", f"calling {factory}({tuple(input_shape)}, {n_classes}) failed: "
+             f"{type(exc).__name__}: {exc}")
     if not isinstance(model, nn.Module):
-        fail(f"{factory}({tuple(input_shape)}, {n_classes}) returned {type(model).__name__}, not a torch.nn.Module")
+        fail(source, "model.factory", f"{factory}({tuple(input_shape)}, {n_classes}) returned "
+             f"{type(model).__name__}, not a torch.nn.Module")
     return model
 
 

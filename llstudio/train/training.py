@@ -22,7 +22,9 @@ class Trajectory:
     ``steps`` (K,) captured step numbers; ``weights[k]`` the parameters after ``steps[k]`` updates (CPU tensors by
     name); ``train_loss`` (T,) the mini-batch loss of each update; ``batches`` (T, batch) sample indices used;
     ``buffers[k]`` the floating-point buffers (BatchNorm running statistics) at ``steps[k]``, empty dicts for
-    models without any.
+    models without any. A run filmed from ``[training] source`` has no sample indices (``batches`` is empty): its
+    recorded mini-batches are ``step_batches[k]``, the (x, y) arrays of the update that follows ``steps[k]`` (the
+    last update's for the last step), and its ``train_loss`` is empty when nothing recorded it.
     """
 
     steps: np.ndarray
@@ -30,6 +32,7 @@ class Trajectory:
     train_loss: np.ndarray
     batches: np.ndarray
     buffers: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    step_batches: list = field(default_factory=list)
 
 
 def _optimizer(scene: Scene, params):

@@ -3,6 +3,8 @@ refusal of data.train_size and data.eval_size larger than the dataset (defect 9:
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from conftest import make_scene, write_mnist
@@ -32,7 +34,8 @@ def test_torchvision_shapes_match_a_local_mnist(tmp_path, extra):
     spec = DataSpec(dataset="mnist", root=str(tmp_path), eval_size=8, **extra)
     d = load_dataset(spec, images=True)
     assert input_signature(spec, True) == (d.input_shape, d.n_classes)
-    assert input_signature(spec, False) == (d.input_shape, d.n_classes)  # MNIST is images whatever the model
+    flat = load_dataset(spec, images=False)  # an MLP's samples: flattened by the data path
+    assert input_signature(spec, False) == (flat.input_shape, flat.n_classes) == ((math.prod(d.input_shape),), 10)
 
 
 def test_torchvision_sizes_are_the_training_splits():

@@ -211,8 +211,10 @@ def test_capture_key_includes_the_mode():
 def test_digits_as_images():
     d = load_dataset(DataSpec(eval_size=10), images=True)
     assert d.input_shape == (1, 8, 8)
-    d = load_dataset(DataSpec(eval_size=10, image_size=16, channels=3))
+    d = load_dataset(DataSpec(eval_size=10, image_size=16, channels=3), images=True)
     assert d.input_shape == (3, 16, 16) and d.x_eval.shape == (10, 3, 16, 16)
+    flat = load_dataset(DataSpec(eval_size=10, image_size=16, channels=3))  # an MLP's: flattened by the data path
+    np.testing.assert_array_equal(flat.x_train, d.x_train.reshape(len(d.x_train), -1))
     np.testing.assert_array_equal(d.x_train[:, 0], d.x_train[:, 2])  # grey replicated
     assert load_dataset(DataSpec(eval_size=10)).input_shape == (64,)  # MLPs keep the flat digits
     sub = bn_subset(d, 20, 0)
@@ -243,9 +245,11 @@ def test_mnist_is_read_from_a_local_torchvision_root(tmp_path):
     for split, n in (("train", 30), ("t10k", 5)):
         _write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)), 0x08)
         _write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, n), 0x08)
-    d = load_dataset(DataSpec(dataset="mnist", root=str(tmp_path), eval_size=8))
+    d = load_dataset(DataSpec(dataset="mnist", root=str(tmp_path), eval_size=8), images=True)
     assert d.x_train.shape == (30, 1, 28, 28) and d.x_eval.shape == (8, 1, 28, 28) and d.n_classes == 10
-    small = load_dataset(DataSpec(dataset="mnist", root=str(tmp_path), eval_size=8, image_size=14, channels=3))
+    assert load_dataset(DataSpec(dataset="mnist", root=str(tmp_path), eval_size=8)).input_shape == (784,)
+    small = load_dataset(DataSpec(dataset="mnist", root=str(tmp_path), eval_size=8, image_size=14, channels=3),
+                         images=True)
     assert small.input_shape == (3, 14, 14)
 
 

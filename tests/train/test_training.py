@@ -47,8 +47,10 @@ def test_build_model():
     assert [type(m) for m in mlp] == [nn.Linear, nn.GELU, nn.Linear, nn.GELU, nn.Linear]
     assert count_parameters(mlp) == 64 * 8 + 8 + 8 * 4 + 4 + 4 * 10 + 10
     flat = build_model(ModelSpec(kind="logistic", bias=False), (2, 3), 4)
-    assert isinstance(flat[0], nn.Flatten) and flat[1].bias is None
+    # Image-shaped samples are flattened in forward, not by a layer: the names stay those of flat samples.
+    assert [k for k, _ in flat.named_parameters()] == ["0.weight"] and flat[0].bias is None
     assert flat(torch.zeros(5, 2, 3)).shape == (5, 4)
+    assert torch.equal(flat(torch.ones(5, 2, 3)), flat(torch.ones(5, 6)))
 
 
 def test_loss_fn():

@@ -5,6 +5,8 @@ named it."""
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Callable, NoReturn
 
 from ..errors import SceneError
@@ -19,6 +21,7 @@ def import_callable(ref: str, key: str, source: str = "<scene>") -> Callable:
     the function. A module that cannot be imported, a missing attribute or one that is not callable is a
     :class:`SceneError` on ``key`` saying what was tried."""
     module_name, _, attr = ref.partition(":")
+    _working_directory_importable()
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or any error raised while the user's module is imported
@@ -31,3 +34,11 @@ def import_callable(ref: str, key: str, source: str = "<scene>") -> Callable:
     if not callable(obj):
         fail(source, key, f"'{ref}' is not callable")
     return obj
+
+
+def _working_directory_importable() -> None:
+    """Put the working directory on the import path, last, as ``python -m llstudio`` has it first: the ``llstudio``
+    command's script does not, so a factory module beside the scene would be found by one and not the other."""
+    cwd = os.getcwd()
+    if not {cwd, ""} & set(sys.path):
+        sys.path.append(cwd)

@@ -174,3 +174,15 @@ def test_bad_own_data_is_refused_naming_its_key(data, key, says, command, data_m
     err = capsys.readouterr().err
     assert "Traceback" not in err and f"{key}: " in err and says in err, err
     assert _everything(tmp_path, isolated_cache) == before
+
+
+def test_a_factory_beside_the_scene_imports_from_the_working_directory(tmp_path, monkeypatch):
+    """The ``llstudio`` command's script, unlike ``python -m llstudio``, does not put the working directory on the
+    import path: the factory module next to the scene must be found all the same."""
+    from llstudio.train.factories import import_callable
+
+    (tmp_path / "llstudio_cwd_factory.py").write_text("def load():\n    return 'loaded'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert import_callable("llstudio_cwd_factory:load", "data.factory")() == "loaded"
+    assert sys.path[-1] == str(tmp_path)  # last: an installed package of the same name still wins

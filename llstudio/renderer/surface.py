@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
 
+import matplotlib
 import numpy as np
+from matplotlib.colors import ListedColormap
 
-from ..config.scene import LookSpec
+from ..config.colors import rgb
+from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
 from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polygon_offset
 from .display import DisplaySquare
@@ -42,6 +46,27 @@ def apply_lighting(plotter, preset: str) -> None:
                                    color=(0.75, 0.82, 1.0), light_type="scene light"))
     elif preset == "flat":
         plotter.remove_all_lights()
+
+
+def legible_colormap(name: str, background: Optional[str], contrast: float = 2.0):
+    """Colormap ``name`` cut to the part that stands out against ``background`` (WCAG contrast ratio at least
+    ``contrast``): magma's black end on a dark background would hide a 1D curve's low end. The whole colormap
+    when nothing need be cut or the background is transparent."""
+    cmap = matplotlib.colormaps[name]
+    if background is None or background == TRANSPARENT:
+        return cmap
+    t = np.linspace(0.0, 1.0, 256)
+
+    def lum(c):
+        c = np.asarray(c, dtype=np.float64)
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return c @ np.array([0.2126, 0.7152, 0.0722])
+    fg, bg = lum(cmap(t)[:, :3]), lum(np.array(rgb(background)) / 255.0)
+    ok = (np.maximum(fg, bg) + 0.05) / (np.minimum(fg, bg) + 0.05) >= contrast
+    if ok.all() or not ok.any():
+        return cmap
+    lo, hi = t[ok][0], t[ok][-1]
+    return ListedColormap(cmap(np.linspace(lo, hi, 256)), name=f"{name}_legible")
 
 
 def unit_heights(state: FrameState) -> np.ndarray:
@@ -81,7 +106,9 @@ class SurfaceLayer:
         if one_d:
             self.curve = empty_polydata()
             self.curve["values"] = np.zeros(1)
-            self.curve_actor = plotter.add_mesh(self.curve, scalars="values", cmap=look.colormap, clim=(0.0, 1.0),
+            # The curve keeps to the colours that stand out against the background (its low end is the point).
+            self.curve_actor = plotter.add_mesh(self.curve, scalars="values", clim=(0.0, 1.0),
+                                                cmap=legible_colormap(look.colormap, look.background),
                                                 smooth_shading=True, show_scalar_bar=False, name="curve",
                                                 reset_camera=False, **material(look))
         self.offset = look.wireframe or flat

@@ -10,6 +10,7 @@ import pytest
 
 from llstudio.config.scene import LookSpec
 from llstudio.film.timeline import CardState, FrameState
+from llstudio.renderer.layout import text_size
 
 from conftest import make_scene
 
@@ -146,12 +147,12 @@ def test_epoch_in_the_overlay():
 
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), W, H, z_scale=0.5) as r:
         r.render(state(step=1234.0, epoch=2.5), POSE)
-        assert one_line(r.info_actor.GetInput()) == "step 1,234    epoch 2.50    loss 1"
+        assert one_line(r.info_text) == "step 1,234    epoch 2.50    loss 1"
         r.render(state(step=7.0), POSE)
-        assert one_line(r.info_actor.GetInput()) == "step 7    loss 1"
+        assert one_line(r.info_text) == "step 7    loss 1"
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none", epoch=False), W, H, z_scale=0.5) as r:
         r.render(state(step=7.0, epoch=2.5), POSE)
-        assert one_line(r.info_actor.GetInput()) == "step 7    loss 1"
+        assert one_line(r.info_text) == "step 7    loss 1"
 
 
 def test_cards_veil_the_scene_and_draw_text():
@@ -331,14 +332,13 @@ def test_info_text_breaks_into_lines_in_a_narrow_frame():
     width, height = 150, 240
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), width, height, z_scale=0.5) as r:
         r.render(state(step=123456.0, epoch=12.5), POSE)
-        text = r.info_actor.GetInput()
-        bbox = [0.0] * 4
-        r.info_actor.GetBoundingBox(r.plotter.renderer, bbox)
+        text = r.info_text
+        box, size = r.layout.boxes["info"], r.overlays.text._info_size
     assert "\n" in text and text.replace("\n", "    ").startswith("step 123,456")
-    assert bbox[1] - bbox[0] <= width - 3 * int(0.025 * height)
+    assert text_size(text, size)[0] <= box.w <= width - 2 * r.layout.margin
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), 640, 360, z_scale=0.5) as r:
         r.render(state(step=10.0, epoch=1.0), POSE)
-        assert "\n" not in r.info_actor.GetInput()  # room enough: one line
+        assert "\n" not in r.info_text  # room enough: one line
 
 
 def test_title_shrinks_to_fit_a_narrow_frame():
@@ -347,10 +347,9 @@ def test_title_shrinks_to_fit_a_narrow_frame():
     title = "contour map and training loss"
     sizes = {}
     for width in (200, 640):
-        with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), width, 240, z_scale=0.5,
+        with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), width, 480, z_scale=0.5,
                              title=title) as r:
-            bbox = [0.0] * 4
-            r.title_actor.GetBoundingBox(r.plotter.renderer, bbox)
-            assert bbox[1] - bbox[0] <= width - 3 * int(0.025 * 240)
-            sizes[width] = r.title_actor.GetTextProperty().GetFontSize()
+            box = r.layout.boxes["title"]
+            assert text_size(title, r.layout.title_size)[0] <= box.w <= width - 2 * r.layout.margin
+            sizes[width] = r.layout.title_size
     assert sizes[200] < sizes[640]

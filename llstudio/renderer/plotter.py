@@ -16,7 +16,7 @@ from PIL import Image
 from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
 from .arrows import ArrowLayer
-from .backend import FrameGrabber, open_plotter, render_window_info
+from .backend import FrameGrabber, open_plotter, render_window_info, top_layer
 from .contours import ContourLayer
 from .display import DisplaySquare
 from .image import save_png, unpremultiply
@@ -121,10 +121,14 @@ class SurfaceRenderer:
         """The layers the look asks for, in the order their actors are added."""
         p, look, sq, ss = self.plotter, self.look, self.square, self.ss
         self.surface = SurfaceLayer(p, sq, look, self.flat, self.z_height, ss)
-        self.contour_layer = ContourLayer(p, look, self.extent, ss) if look.contours > 0 and not self.one_d else None
-        self.trail_layer = TrailLayer(p, sq, look, self.height, ss) if look.trail else None
+        self.contour_layer = (ContourLayer(self.surface.actor, look, self.surface.relief, ss)
+                              if look.contours > 0 and not self.one_d else None)
+        # Paths and markers that a fold of the surface hides show through as ghosts drawn over the scene; a flat
+        # map hides nothing.
+        self.top = top_layer(p) if (look.trail or look.marker) and not self.flat else None
+        self.trail_layer = TrailLayer(p, sq, look, self.height, ss, self.top) if look.trail else None
         self.arrow_layer = ArrowLayer(p, sq, look) if look.arrows else None
-        self.marker_layer = MarkerLayer(p, sq, look) if look.marker else None
+        self.marker_layer = MarkerLayer(p, sq, look, self.top) if look.marker else None
         # Made on the first frame that has several runs, or critical points to mark.
         self.runs: Optional[RunsLayer] = None
         self.critical: Optional[CriticalLayer] = None
@@ -132,8 +136,6 @@ class SurfaceRenderer:
     # What callers and tests inspect, from the layer that owns it.
     grid = property(lambda self: self.surface.grid, doc="The surface's StructuredGrid.")
     curve = property(lambda self: self.surface.curve, doc="A 1D capture's curve (a tube); None in 2D.")
-    contours = property(lambda self: self.contour_layer.lines if self.contour_layer else None,
-                        doc="The contour lines (PolyData); None without contours.")
     contour_actor = property(lambda self: self.contour_layer.actor if self.contour_layer else None)
     marker_actor = property(lambda self: self.marker_layer.actor if self.marker_layer else None)
     info_text = property(lambda self: self.overlays.text.info_text if self.overlays.text else None,
@@ -208,7 +210,8 @@ class SurfaceRenderer:
         """The background alone (plain or gradient), (height, width, 3): what a card's veil fades to. Rendered
         once with every actor hidden, so it matches the scene's background to the pixel."""
         if self._background is None:
-            actors = list(self.plotter.renderer.GetViewProps())
+            actors = list(self.plotter.renderer.GetViewProps()) + \
+                (list(self.top.GetViewProps()) if self.top is not None else [])
             shown = [a.GetVisibility() for a in actors]
             for a in actors:
                 a.SetVisibility(0)
@@ -228,7 +231,8 @@ class SurfaceRenderer:
                 if self.trail_layer is not None:
                     # Several runs: each path in its run's colour, the primary one in the marker's.
                     self.trail_layer.set_color(self.look.marker_color)
-                self.runs = RunsLayer(self.plotter, self.square, self.look, len(state.runs), self.height, self.ss)
+                self.runs = RunsLayer(self.plotter, self.square, self.look, len(state.runs), self.height, self.ss,
+                                      self.top)
             layers.append(self.runs)
         if self.look.critical_points:
             if self.critical is None:
@@ -238,8 +242,6 @@ class SurfaceRenderer:
 
     def _render_scene(self, state: FrameState, pose) -> np.ndarray:
         z = self.surface.update(state)
-        if self.contour_layer is not None:
-            self.contour_layer.update(self.surface.grid)
         layers = self._draped_layers(state)
         if layers:
             surface = self.square.height_function(z)

@@ -15,6 +15,10 @@ from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polyg
 from .display import DisplaySquare
 
 
+# Height of a unit value on the flat contour map, in display units (the camera looks straight down from 10 units).
+FLAT_RELIEF = 1e-3
+
+
 def material(look: LookSpec) -> dict:
     """add_mesh keywords of the surface's material for the look's lighting preset and PBR settings."""
     if look.lighting == "flat":
@@ -82,6 +86,8 @@ class SurfaceLayer:
 
     def __init__(self, plotter, square: DisplaySquare, look: LookSpec, flat: bool, z_height: float, ss: int):
         self.square, self.look, self.flat, self.z_height = square, look, flat, z_height
+        # The flat map keeps a relief too thin to see from above: the contour shader reads values off heights.
+        self.relief = FLAT_RELIEF if flat else z_height
         one_d = square.one_d
         mat = material(look.model_copy(update={"lighting": "flat"}) if flat else look)
         X, Y = np.meshgrid(square.x, square.y, indexing="ij")
@@ -131,10 +137,10 @@ class SurfaceLayer:
             release_polygon_offset(self.actor.mapper)
 
     def update(self, state: FrameState) -> np.ndarray:
-        """Move the surface to the frame's values; returns its heights z (nx, ny) in display units (zero on the
-        flat map)."""
+        """Move the surface to the frame's values; returns its heights z (nx, ny) in display units (a relief of
+        at most FLAT_RELIEF on the flat map)."""
         unit = unit_heights(state)
-        z = np.zeros_like(unit) if self.flat else unit * self.z_height
+        z = unit * self.relief
         if self.square.one_d:
             x = self.square.x
             # The curtain: floor (j = 0) and curve (j = 1), both coloured by the value.

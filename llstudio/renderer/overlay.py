@@ -255,10 +255,11 @@ def draw_axis(img, box: Box, ticks: Sequence[tuple[float, str]], x_of: Callable[
 
 def axis_ticks(lo: float, hi: float, endpoints: Sequence[tuple[float, str]]) -> list[tuple[float, str]]:
     """(alpha, label) ticks of a 1D film's axis over [lo, hi]: round numbers, an endpoint's name in place of its
-    number."""
+    number (and of numbers close to it)."""
     named = {round(a, 9): name for a, name in endpoints if lo <= a <= hi}
     values = [v for v in MaxNLocator(5).tick_values(lo, hi) if lo - 1e-9 <= v <= hi + 1e-9]
-    ticks = [(float(v), f"{v:g}") for v in values if round(float(v), 9) not in named]
+    # A number next to a name would crowd it: numbers keep an eighth of the axis away from the names.
+    ticks = [(float(v), f"{v:g}") for v in values if all(abs(v - a) >= (hi - lo) / 8 for a in named)]
     return ticks + [(a, name) for a, name in named.items()]
 
 

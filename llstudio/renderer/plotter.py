@@ -1,7 +1,8 @@
 """The renderer of one film: one off-screen Plotter per film, its layers built once and updated in place.
 
-SurfaceRenderer composes the layers (surface, contours, trail, arrow, markers, runs, critical points, text, in
-that order of adding: it sets what is drawn over what) and the 2D overlays drawn after the frame is grabbed. It
+SurfaceRenderer composes the layers (surface with its shader's contours, trail, arrow, markers, runs, critical
+points, in that order of adding: it sets what is drawn over what; the ghosts of paths and markers on a layer over
+them all) and the 2D overlays, placed by ``layout`` and drawn after the frame is grabbed. It
 knows frames (values on a grid, a camera pose), not torch; pyvista and VTK are reached through ``backend``.
 """
 

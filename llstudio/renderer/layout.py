@@ -205,8 +205,6 @@ def key_size(runs: Sequence[str], size: int) -> tuple[int, int]:
     return int(w + 1.5 * size), int(1.35 * size) * len(runs)
 
 
-# Long: one pass over the panel's regions in order (top band, bottom band, the side columns, the axis) keeps the
-# rules of who yields to whom readable in one place.
 def panel_layout(spec: OverlaySpec, width: int, height: int, frame_height: Optional[int] = None) -> PanelLayout:
     """The boxes of a panel of ``width`` x ``height`` in a frame ``frame_height`` high (the panel's own height for
     a single-panel film), and the free rectangle they leave for the surface.

@@ -45,3 +45,15 @@ def test_a_legible_colormap_drops_the_end_that_vanishes_into_the_background():
     cut = legible_colormap("magma", "#0b0e18")
     assert (lum(cut(0.0)) + 0.05) / (dark + 0.05) >= 2.0
     assert legible_colormap("magma", "transparent").name == "magma"
+
+
+def test_a_card_backdrop_continues_the_panel_backgrounds_across_the_dividers():
+    from llstudio.renderer.films import backdrop
+
+    left, right = np.full((4, 4, 3), 10, np.uint8), np.full((4, 4, 3), 200, np.uint8)
+    img = backdrop([left, right], 2, (12, 6), 2)  # a 2-pixel divider and a 1-pixel border all round
+    assert img.shape == (6, 12, 3)
+    # Every pixel takes the colour of the nearest panel: no divider or border colour (0) is left.
+    assert set(np.unique(img)) == {10, 200}
+    np.testing.assert_array_equal(img[:, :6], 10)
+    np.testing.assert_array_equal(img[:, 6:], 200)

@@ -330,9 +330,10 @@ def endpoint_name(endpoint) -> str:
 
 
 def convexity_labels(lo: float, hi: float, n: int = 3) -> tuple[str, ...]:
-    """The convexity legend's labels, bottom to top: what the colour means at the ends ('convex', 'saddle')."""
+    """The convexity legend's labels, bottom to top: what the colour means at the ends ('convex', 'non-convex')."""
     values = np.linspace(lo, hi, n)
-    return tuple([f"{values[0]:.3g} convex", *(f"{v:.3g}" for v in values[1:-1]), f"{values[-1]:.3g}+ saddle"])
+    return tuple([f"{values[0]:.3g} convex", *(f"{v:.3g}" for v in values[1:-1]),
+                  f"{values[-1]:.3g}+ non-convex"])
 
 
 def look_overlays(look, title: str = "", one_d: bool = False, runs: Sequence[str] = (),

@@ -127,10 +127,11 @@ def loss_label(vmin: float, vmax: float, log: bool) -> Callable[[float], str]:
 
 
 def convexity_label(lo: float, hi: float) -> Callable[[float], str]:
-    """Labels of the convexity legend over ``convexity_range``: its ends say what the colour means."""
+    """Labels of the convexity legend over ``convexity_range``: its ends say what the colour means (0: locally
+    convex; the top of the range and above: that much negative curvature, or more, against the positive)."""
     def label(frac: float) -> str:
         v = f"{lo + frac * (hi - lo):.3g}"
-        return f"{v} convex" if frac <= 0.0 else f"{v}+ saddle" if frac >= 1.0 else v
+        return f"{v} convex" if frac <= 0.0 else f"{v}+ non-convex" if frac >= 1.0 else v
     return label
 
 

@@ -33,7 +33,7 @@ def test_contour_levels_and_axis_ticks():
     ticks = dict((label, a) for a, label in axis_ticks(-0.5, 1.5, ((0.0, "init"), (1.0, "final"))))
     assert ticks["init"] == 0.0 and ticks["final"] == 1.0 and "0" not in ticks and "1" not in ticks
     label = convexity_label(0.0, 0.3)
-    assert label(0.0) == "0 convex" and label(1.0) == "0.3+ saddle" and label(0.5) == "0.15"
+    assert label(0.0) == "0 convex" and label(1.0) == "0.3+ non-convex" and label(0.5) == "0.15"
 
 
 def test_a_legible_colormap_drops_the_end_that_vanishes_into_the_background():

@@ -1,10 +1,11 @@
 """The renderer stage: frames (values on the grid, a camera pose, a FrameState from the film) → RGB(A) images.
 
 One off-screen pyvista Plotter per film (``SurfaceRenderer``), its layers built once and updated in place each
-frame: the surface (``surface``), contour lines (``contours``), the training path (``trail``), the update arrow
-(``arrows``), the minimiser marker and critical points (``markers``), further runs (``runs``), the VTK text
-(``text``); then the 2D overlays drawn with Pillow (``overlay``: legend, loss inset, run key, cards, contact
-sheets). ``backend`` is the only module that imports pyvista or VTK; it also builds the meshes the exports write.
+frame: the surface (``surface``) with its contour lines drawn by its shader (``contours``), the training path
+(``trail``), the update arrow (``arrows``), the minimiser marker and critical points (``markers``), further runs
+(``runs``); then the 2D overlays drawn with Pillow where ``layout`` puts them (``text``: title and info line;
+``overlay``: legend, loss inset, run key, 1D axis, cards, contact sheets). ``backend`` is the only module that
+imports pyvista or VTK; it also builds the meshes the exports write.
 """
 
 from __future__ import annotations

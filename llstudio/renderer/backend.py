@@ -120,6 +120,30 @@ def release_polygon_offset(mapper) -> None:
         mapper.SetResolveCoincidentTopologyToOff()
 
 
+def top_layer(plotter):
+    """A second renderer over the plotter's (window layer 1, the same camera, a depth buffer of its own): what it
+    draws is never hidden by the scene. Its actors are added with :func:`add_on_top`."""
+    from vtkmodules.vtkRenderingCore import vtkRenderer  # after pyvista(), which chose the window class
+
+    top = vtkRenderer()
+    top.SetLayer(1)
+    top.SetActiveCamera(plotter.renderer.GetActiveCamera())
+    top.InteractiveOff()
+    top.AutomaticLightCreationOff()
+    win = plotter.ren_win
+    win.SetNumberOfLayers(max(2, win.GetNumberOfLayers()))
+    win.AddRenderer(top)
+    return top
+
+
+def add_on_top(plotter, top, mesh, **kwargs):
+    """An unlit actor of ``mesh`` (``plotter.add_mesh`` keywords) drawn by the ``top`` layer instead of the scene."""
+    actor = plotter.add_mesh(mesh, reset_camera=False, lighting=False, **kwargs)
+    plotter.renderer.RemoveViewProp(actor)
+    top.AddViewProp(actor)
+    return actor
+
+
 class FrameGrabber:
     """Reads a render window's pixels into a reused VTK array: (height, width, 3) uint8 RGB, or RGBA with straight
     alpha, top row first; with ``ss`` > 1 the window is ``ss`` times the output and each ss x ss block is

@@ -11,17 +11,21 @@ from PIL import Image
 
 from ..film.film import Film
 from ..film.panels import PanelFilm
-from .overlay import draw_card
+from .layout import overlay_spec, panel_specs
+from .overlay import draw_card, veil
 from .plotter import SurfaceRenderer
 
 
-def surface_renderer(film: Film, card_text: bool = True) -> SurfaceRenderer:
+def surface_renderer(film: Film, card_text: bool = True, overlays=None, frame_height=None) -> SurfaceRenderer:
     """The renderer of one film (a context manager that closes its Plotter). ``card_text``: draw the text of
-    title and end cards (a panel leaves it to the whole film)."""
+    title and end cards (a panel leaves it to the whole film); ``overlays``: what the panel shows (default: what
+    its scene asks for, ``layout.overlay_spec``); ``frame_height``: the whole film's, for a panel."""
     scene, settings = film.capture.scene, film.settings
     return SurfaceRenderer(film.capture.alphas, film.capture.betas, scene.look, settings.width, settings.height,
                            scene.scaling.z_scale, scene.title, log_values=scene.scaling.log,
-                           show_range=scene.grid.zoom != 1.0, card_text=card_text)
+                           show_range=scene.grid.zoom != 1.0, card_text=card_text,
+                           overlays=overlays if overlays is not None else overlay_spec(scene),
+                           frame_height=frame_height)
 
 
 class PanelRenderer:
@@ -29,12 +33,22 @@ class PanelRenderer:
 
     def __init__(self, film: PanelFilm, renderers: list):
         self.film, self.renderers = film, renderers
+        self._backdrop = None
 
     def render(self, views: list, card) -> np.ndarray:
         """``views``: (FrameState, pose) of every panel; ``card``: the CardState over the frame, or None."""
         f = self.film
         images = [r.render(state, pose) for r, (state, pose) in zip(self.renderers, views)]
-        img = tile(images, f.columns, (f.settings.width, f.settings.height), f.gap, f.colour)
+        size = (f.settings.width, f.settings.height)
+        img = tile(images, f.columns, size, f.gap, f.colour)
+        if card is not None and card.veil > 0:
+            # The panels have faded to their backgrounds; the dividers between them fade too, so no line runs
+            # through the card's text.
+            outside = tile([np.zeros_like(im) for im in images], f.columns, size, f.gap, (1, 1, 1)).any(axis=2)
+            if self._backdrop is None:
+                self._backdrop = backdrop([r.background_image() for r in self.renderers], f.columns, size, f.gap)
+            img = img.copy()
+            img[outside] = veil(img[outside], self._backdrop[outside], card.veil)
         # Title and end cards belong to the film: their text once, centred on the whole frame (each panel has
         # already faded to its background under it).
         if card is not None and card.opacity > 0:
@@ -48,7 +62,9 @@ class PanelRenderer:
 def panel_renderer(film: PanelFilm):
     """A :class:`PanelRenderer` for ``film``, every panel's renderer closed on exit."""
     with contextlib.ExitStack() as stack:
-        yield PanelRenderer(film, [stack.enter_context(surface_renderer(f, card_text=False)) for f in film.films])
+        specs = panel_specs([f.capture.scene for f in film.films], film.capture.scene.layout.shared_range)
+        yield PanelRenderer(film, [stack.enter_context(surface_renderer(f, False, spec, film.settings.height))
+                                   for f, spec in zip(film.films, specs)])
 
 
 def open_renderer(film):
@@ -88,3 +104,28 @@ def tile(images: list[np.ndarray], columns: int, size: tuple[int, int], gap: int
             x = xr + c * (w + gap)
             canvas[y:y + h, x:x + w] = im
     return canvas
+
+
+def backdrop(backgrounds: list[np.ndarray], columns: int, size: tuple[int, int], gap: int) -> np.ndarray:
+    """What a card fades the tiled frame to: the panels' ``backgrounds`` tiled with the dividers and the border
+    filled from the nearest panel pixels (a plain or gradient background continues across them)."""
+    img = tile(backgrounds, columns, size, gap, (0, 0, 0))
+    covered = tile([np.ones_like(b) for b in backgrounds], columns, size, gap, (0, 0, 0)).any(axis=2)
+    # Nearest covered pixel along each row, then each column (cumulative index trick, both directions).
+    for axis in (1, 0):
+        img, covered = _fill_along(img, covered, axis)
+    return img
+
+
+def _fill_along(img: np.ndarray, covered: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fill uncovered pixels of ``img`` from the nearest covered one along ``axis`` (rows: 1, columns: 0)."""
+    n = img.shape[axis]
+    idx = np.arange(n).reshape((1, n) if axis == 1 else (n, 1))
+    fwd = np.maximum.accumulate(np.where(covered, idx, -1), axis=axis)
+    bwd = np.flip(np.minimum.accumulate(np.flip(np.where(covered, idx, n), axis=axis), axis=axis), axis=axis)
+    near = np.where((fwd >= 0) & ((idx - fwd <= bwd - idx) | (bwd >= n)), fwd, bwd)
+    ok = (near >= 0) & (near < n)
+    near = np.clip(near, 0, n - 1)
+    filled = np.take_along_axis(img, near[..., None], axis=axis)
+    out = np.where((covered | ~ok)[..., None], img, filled)
+    return out, covered | ok

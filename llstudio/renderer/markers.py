@@ -6,39 +6,52 @@ import numpy as np
 
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
-from .backend import empty_polydata, pyvista
+from .backend import add_on_top, empty_polydata, pyvista
 from .display import DisplaySquare
 
 CRITICAL_COLORS = {"minimum": "#2f7bff", "maximum": "#ff9f1c", "saddle": "#ffffff"}
 
 
-def add_marker(plotter, radius: float, resolution: int, color: str, name: str):
-    """A marker sphere actor of ``radius`` (display units) in ``color``."""
+# A marker behind a fold of the surface shows through as a faint, flat disc of its colour (drawn over everything).
+GHOST_OPACITY = 0.4
+
+
+def add_marker(plotter, radius: float, resolution: int, color: str, name: str, top=None):
+    """A marker sphere actor of ``radius`` (display units) in ``color``; with a ``top`` layer (backend.top_layer),
+    (actor, ghost): its ghost drawn over the scene."""
     sphere = pyvista().Sphere(radius=radius, theta_resolution=resolution, phi_resolution=resolution)
-    return plotter.add_mesh(sphere, color=color, smooth_shading=True, specular=0.6, name=name, reset_camera=False)
+    actor = plotter.add_mesh(sphere, color=color, smooth_shading=True, specular=0.6, name=name, reset_camera=False)
+    if top is None:
+        return actor
+    return actor, add_on_top(plotter, top, sphere, color=color, opacity=GHOST_OPACITY, name=f"{name}_ghost")
 
 
 def place_marker(square: DisplaySquare, actor, ab, scale: float, surface) -> None:
-    """Put a marker sphere on the surface (``surface``: display (x, y) → height) at (alpha, beta) ``ab``; hidden
-    while it is outside the square."""
+    """Put a marker sphere (an actor, or several: the marker and its ghost) on the surface (``surface``: display
+    (x, y) → height) at (alpha, beta) ``ab``; hidden while it is outside the square."""
+    actors = actor if isinstance(actor, tuple) else (actor,)
     xy = square.xy(ab, scale)
     shown = bool(square.inside(xy)[0])
-    actor.SetVisibility(shown)
+    for a in actors:
+        a.SetVisibility(shown)
     if shown:
         mx, my = xy[0]
-        actor.SetPosition(float(mx), float(my), float(surface(xy)[0]) + 0.01 * square.extent)
+        for a in actors:
+            a.SetPosition(float(mx), float(my), float(surface(xy)[0]) + 0.01 * square.extent)
 
 
 class MarkerLayer:
-    """The minimiser marker, in ``look.marker_color``."""
+    """The minimiser marker, in ``look.marker_color``; with a ``top`` layer, and its ghost (``ghost``)."""
 
-    def __init__(self, plotter, square: DisplaySquare, look: LookSpec):
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, top=None):
         self.square = square
-        self.actor = add_marker(plotter, 0.022 * square.extent, 24, look.marker_color, "marker")
+        made = add_marker(plotter, 0.022 * square.extent, 24, look.marker_color, "marker", top)
+        self.actor, self.ghost = made if isinstance(made, tuple) else (made, None)
 
     def update(self, state: FrameState, surface) -> None:
         """At the frame's marker position on the surface."""
-        place_marker(self.square, self.actor, state.marker, state.scale, surface)
+        place_marker(self.square, (self.actor, self.ghost) if self.ghost else self.actor, state.marker,
+                     state.scale, surface)
 
 
 class CriticalLayer:

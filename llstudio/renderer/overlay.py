@@ -1,36 +1,26 @@
-"""2D overlays drawn on rendered frames: loss-curve inset, colour legend, run key (together: FrameOverlays),
-title/end cards and their veil, contact sheets.
+"""2D overlays drawn on rendered frames: title and info text (``text``), loss-curve inset, colour legend, run key,
+a 1D film's axis (together: FrameOverlays, each in the box the layout gives it), title/end cards and their veil,
+contact sheets.
 
 Pure numpy and Pillow, no pyvista: these are drawn after the 3D frame is grabbed, at the output resolution, so
-they stay crisp whatever anti-aliasing the 3D pass used and cost nothing in the GPU/Mesa pipeline.
+they stay crisp whatever anti-aliasing the 3D pass used and cost nothing in the GPU/Mesa pipeline. One font family
+(DejaVu Sans, ``layout.font``) for all of them.
 """
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Callable, Optional, Sequence
 
 import matplotlib
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from matplotlib.ticker import MaxNLocator
+from PIL import Image, ImageDraw
 
 from ..config.colors import rgb
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
-from .text import format_loss
-
-
-@functools.lru_cache(maxsize=32)
-def font(size: int, bold: bool = False):
-    """A TrueType font of ``size`` pixels: matplotlib's bundled DejaVu Sans (always installed with matplotlib),
-    else Pillow's default."""
-    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    path = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", name)
-    try:
-        return ImageFont.truetype(path, max(6, int(size)))
-    except OSError:  # pragma: no cover
-        return ImageFont.load_default()
+from .layout import Box, OverlaySpec, PanelLayout, card_layout, font, line_height, text_size
+from .text import TextLayer, format_loss
 
 
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -42,15 +32,15 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 class LossInset:
-    """A small chart of the training loss (``steps`` (T,), ``loss`` (T,)) in a corner of a ``width`` x ``height``
-    frame: the whole curve faint, the part already trained bright, a dot at the current step.
+    """A small chart of the training loss (``steps`` (T,), ``loss`` (T,)) in the layout's ``box``, its caption
+    ``label_size`` pixels high: the whole curve faint, the part already trained bright, a dot at the current step.
 
     The curve is smoothed (moving average over ~2% of the run) because mini-batch losses are noisy; the raw values
     stay visible underneath as a faint band. With ``log``, the vertical axis is log10 of the loss.
     """
 
-    def __init__(self, steps: np.ndarray, loss: np.ndarray, width: int, height: int, corner: str, log: bool,
-                 text_color: str, dot_color: str, background: str, text_room: Optional[int] = None):
+    def __init__(self, steps: np.ndarray, loss: np.ndarray, box: Box, label_size: int, log: bool,
+                 text_color: str, dot_color: str, background: str):
         steps = np.asarray(steps, dtype=np.float64)
         loss = np.asarray(loss, dtype=np.float64)
         ok = np.isfinite(loss) & ((loss > 0) if log else True)
@@ -58,17 +48,11 @@ class LossInset:
         raw_y = np.log10(raw) if log else raw
         self.y_raw = raw_y
         self.y = smooth(raw_y, max(1, len(raw_y) // 50))
-        self.w, self.h = int(0.27 * width), int(0.22 * height)
-        m = int(0.025 * height)
-        x0 = width - self.w - m if "right" in corner else m
-        # On the left, leave room for the title (top) and the step/loss text (bottom): ``text_room`` pixels, by
-        # default one line's worth.
-        text_room = (int(0.06 * height) if text_room is None else int(text_room)) if "left" in corner else 0
-        y0 = m + text_room if corner.startswith("top") else height - self.h - m - text_room
-        self.x0, self.y0 = x0, y0
+        self.x0, self.y0 = int(round(box.x0)), int(round(box.y0))
+        self.w, self.h = int(box.x1) - self.x0, int(box.y1) - self.y0
         self.text, self.dot, self.bg = rgb(text_color), rgb(dot_color), rgb(background)
-        self.pad = max(3, int(0.07 * self.h))
-        self.label_size = max(7, int(self.h / 9))
+        self.label_size = label_size
+        self.pad = max(3, int(0.3 * label_size))
         lo, hi = (float(self.y_raw.min()), float(self.y_raw.max())) if len(self.y_raw) else (0.0, 1.0)
         if hi <= lo:
             hi = lo + 1.0
@@ -79,7 +63,7 @@ class LossInset:
 
     def _xy(self, s, y) -> np.ndarray:
         """Step and value → pixel coordinates inside the panel: (N, 2)."""
-        top = self.pad + self.label_size + 2
+        top = self.pad + line_height(self.label_size) + 2
         px = self.pad + (np.asarray(s) - self.s0) / (self.s1 - self.s0) * (self.w - 2 * self.pad)
         py = self.h - self.pad - (np.asarray(y) - self.lo) / (self.hi - self.lo) * (self.h - self.pad - top)
         return np.column_stack([px, py])
@@ -88,7 +72,7 @@ class LossInset:
         layer = Image.new("RGBA", (self.w, self.h), (*self.bg, 150))
         d = ImageDraw.Draw(layer)
         d.rectangle([0, 0, self.w - 1, self.h - 1], outline=(*self.text, 70))
-        d.text((self.pad, self.pad - 1), "training loss", fill=(*self.text, 200), font=font(self.label_size))
+        d.text((self.pad, self.pad), "training loss", fill=(*self.text, 200), font=font(self.label_size), anchor="la")
         if len(self.steps) >= 2:
             d.line([tuple(p) for p in self._xy(self.steps, self.y_raw)], fill=(*self.text, 40), width=1)
             d.line([tuple(p) for p in self._xy(self.steps, self.y)], fill=(*self.text, 90),
@@ -112,44 +96,57 @@ class LossInset:
 
 
 class Legend:
-    """A vertical colour bar at the right edge with loss labels; values are scaled (log10 when ``log``) like the
-    surface, the labels show the raw loss."""
+    """The colour bar of the layout's legend (top = high values) with a caption and labelled ticks; ``label(frac)``:
+    the label of the fraction ``frac`` (0 = bottom) of the bar, given the frame's (vmin, vmax)."""
 
-    def __init__(self, colormap: str, width: int, height: int, log: bool, text_color: str):
-        self.cmap = matplotlib.colormaps[colormap]
-        self.w, self.h = max(4, int(0.014 * width)), int(0.42 * height)
-        self.size = max(7, int(height / 48))
-        self.x0 = width - self.w - int(0.025 * height) - int(4.2 * self.size)
-        self.y0 = (height - self.h) // 2
-        self.log, self.text = log, rgb(text_color)
-        ramp = self.cmap(np.linspace(1.0, 0.0, self.h))[:, :3]  # top = high loss
+    def __init__(self, layout: PanelLayout, colormap: str, caption: str, text_color: str):
+        self.parts, self.caption, self.text = layout.legend, caption, rgb(text_color)
+        bar = self.parts.bar
+        self.x0, self.y0 = int(round(bar.x0)), int(round(bar.y0))
+        self.w, self.h = max(1, int(round(bar.w))), max(2, int(round(bar.h)))
+        ramp = matplotlib.colormaps[colormap](np.linspace(1.0, 0.0, self.h))[:, :3]
         self.bar = (np.repeat(ramp[:, None, :], self.w, axis=1) * 255).astype(np.uint8)
 
-    def draw(self, img, vmin: float, vmax: float) -> None:
+    def draw(self, img, label: Callable[[float], str]) -> None:
+        p = self.parts
         img.paste(Image.fromarray(self.bar), (self.x0, self.y0))
         d = ImageDraw.Draw(img)
-        for frac in np.linspace(0.0, 1.0, 5):
-            v = vmin + frac * (vmax - vmin)
+        f = font(p.size)
+        x1 = self.x0 + self.w
+        for frac in p.ticks:
             y = self.y0 + (1.0 - frac) * (self.h - 1)
-            d.line([(self.x0 + self.w, y), (self.x0 + self.w + 3, y)], fill=self.text, width=1)
-            label = format_loss(10.0 ** v if self.log else v)
-            d.text((self.x0 + self.w + 6, y), label, fill=self.text, font=font(self.size), anchor="lm")
-        d.text((self.x0 + self.w // 2, self.y0 - 6), "loss", fill=self.text, font=font(self.size), anchor="md")
+            d.line([(x1, y), (x1 + p.tick, y)], fill=self.text, width=max(1, p.size // 12))
+            # A gap between tick and label: a tick touching '0.5' reads as '-0.5'.
+            d.text((x1 + p.tick + p.gap, y), label(frac), fill=self.text, font=f, anchor="lm")
+        d.text((p.caption.x0, p.caption.y0), self.caption, fill=self.text, font=f, anchor="la")
+
+
+def loss_label(vmin: float, vmax: float, log: bool) -> Callable[[float], str]:
+    """Labels of a loss legend over the frame's (vmin, vmax): the raw loss (10 ** v when ``log``)."""
+    return lambda frac: format_loss(10.0 ** (vmin + frac * (vmax - vmin)) if log else vmin + frac * (vmax - vmin))
+
+
+def convexity_label(lo: float, hi: float) -> Callable[[float], str]:
+    """Labels of the convexity legend over ``convexity_range``: its ends say what the colour means (0: locally
+    convex; the top of the range and above: that much negative curvature, or more, against the positive)."""
+    def label(frac: float) -> str:
+        v = f"{lo + frac * (hi - lo):.3g}"
+        return f"{v} convex" if frac <= 0.0 else f"{v}+ non-convex" if frac >= 1.0 else v
+    return label
 
 
 def draw_card(img, text: str, subtitle: str, opacity: float, color: str) -> None:
-    """Centre a card's text (and subtitle) on the PIL image ``img`` with ``opacity`` (0 … 1)."""
+    """Centre a card's text (and subtitle) on the PIL image ``img`` with ``opacity`` (0 … 1), each line shrunk to
+    fit the frame's width (``layout.card_layout``)."""
     if opacity <= 0:
         return
     w, h = img.size
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
     d = ImageDraw.Draw(layer)
     c = (*rgb(color), int(round(255 * opacity)))
-    big, small = max(10, h // 13), max(8, h // 30)
-    y = h / 2 - (0.35 * small if subtitle else 0)
-    d.text((w / 2, y), text, fill=c, font=font(big, bold=True), anchor="mm")
-    if subtitle:
-        d.text((w / 2, y + 0.75 * big + 0.2 * small), subtitle, fill=c, font=font(small), anchor="mt")
+    for name, (box, size) in card_layout(text, subtitle, w, h).items():
+        d.text((box.x0, box.y0), text if name == "title" else subtitle, fill=c, font=font(size, bold=name == "title"),
+               anchor="la")
     img.alpha_composite(layer) if img.mode == "RGBA" else img.paste(layer, (0, 0), layer)
 
 
@@ -209,20 +206,62 @@ def draw_run_key(img, runs: Sequence[tuple[str, str]], width: int, height: int, 
                  bottom: Optional[int] = None) -> None:
     """Names of the training runs with a dot of each run's colour, bottom right of the PIL image ``img``:
     ``runs`` is ((name, colour), ...), the primary run first. ``bottom``: the lowest pixel row the key may use
-    (default: the image's bottom margin), e.g. the top of a loss inset in that corner, so the key sits above it."""
-    draw = ImageDraw.Draw(img)
-    size = max(8, int(height / 46))
-    f = font(size)
+    (default: the image's bottom margin)."""
+    size = max(8, int(height / 40))
     margin = int(0.025 * height)
-    line = int(1.5 * size)
-    text_w = max(draw.textlength(name, font=f) for name, _ in runs)
-    x = width - margin - text_w
-    y = (height - margin if bottom is None else bottom) - line * len(runs)
-    r = max(2, size // 3)
+    kw, kh = int(max(text_size(n, size)[0] for n, _ in runs) + 1.5 * size), int(1.35 * size) * len(runs)
+    y1 = height - margin if bottom is None else bottom
+    draw_key(img, runs, Box(width - margin - kw, y1 - kh, width - margin, y1), size, text_color)
+
+
+def draw_key(img, runs: Sequence[tuple[str, str]], box: Box, size: int, text_color: str) -> None:
+    """The run key in ``box`` (``layout.key_size`` big): a dot of each run's colour and its name per line."""
+    draw = ImageDraw.Draw(img)
+    f, pitch = font(size), int(1.35 * size)
+    r = max(2.0, size / 3)
     for i, (name, colour) in enumerate(runs):
-        cy = y + i * line + size // 2
-        draw.ellipse([x - 2.2 * r - r, cy - r, x - 2.2 * r + r, cy + r], fill=rgb(colour))
-        draw.text((x, y + i * line), name, font=f, fill=rgb(text_color))
+        cy = box.y0 + i * pitch + pitch / 2
+        cx = box.x0 + r + 1
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=rgb(colour))
+        draw.text((box.x0 + 1.5 * size, cy), name, font=f, fill=rgb(text_color), anchor="lm")
+
+
+def draw_axis(img, box: Box, ticks: Sequence[tuple[float, str]], x_of: Callable[[np.ndarray], np.ndarray],
+              span: tuple[float, float], size: int, text_color: str) -> None:
+    """A 1D film's axis in ``box``: a line under the curve from alpha ``span[0]`` to ``span[1]`` with a tick and a
+    label per (alpha, label) of ``ticks``; ``x_of``: alphas (n,) → pixel columns (n,) of the curve's floor seen
+    by this frame's camera. Labels that would leave the box or touch a neighbour are skipped."""
+    d = ImageDraw.Draw(img)
+    col = rgb(text_color)
+    f = font(size)
+    xa, xb = np.clip(np.sort(x_of(np.asarray(span, dtype=np.float64))), box.x0, box.x1)
+    y = box.y0 + 1
+    tick = max(3, size // 3)
+    d.line([(xa, y), (xb, y)], fill=col, width=max(1, size // 12))
+    taken: list[tuple[float, float]] = []
+    xs = x_of(np.array([a for a, _ in ticks], dtype=np.float64))
+    # Named ends first, so a number never crowds out 'init' or 'final'.
+    order = sorted(range(len(ticks)), key=lambda k: not ticks[k][1][:1].isalpha())
+    for k in order:
+        x, label = float(xs[k]), ticks[k][1]
+        w = text_size(label, size)[0]
+        lo, hi = x - w / 2, x + w / 2
+        if not (xa - 0.5 <= x <= xb + 0.5) or lo < box.x0 or hi > box.x1 or \
+                any(lo < b + size * 0.6 and a < hi + size * 0.6 for a, b in taken):
+            continue
+        taken.append((lo, hi))
+        d.line([(x, y), (x, y + tick)], fill=col, width=max(1, size // 12))
+        d.text((x, y + tick + 1), label, fill=col, font=f, anchor="ma")
+
+
+def axis_ticks(lo: float, hi: float, endpoints: Sequence[tuple[float, str]]) -> list[tuple[float, str]]:
+    """(alpha, label) ticks of a 1D film's axis over [lo, hi]: round numbers, an endpoint's name in place of its
+    number (and of numbers close to it)."""
+    named = {round(a, 9): name for a, name in endpoints if lo <= a <= hi}
+    values = [v for v in MaxNLocator(5).tick_values(lo, hi) if lo - 1e-9 <= v <= hi + 1e-9]
+    # A number next to a name would crowd it: numbers keep an eighth of the axis away from the names.
+    ticks = [(float(v), f"{v:g}") for v in values if all(abs(v - a) >= (hi - lo) / 8 for a in named)]
+    return ticks + [(a, name) for a, name in named.items()]
 
 
 def run_color(look: LookSpec, i: int) -> str:
@@ -231,46 +270,53 @@ def run_color(look: LookSpec, i: int) -> str:
 
 
 class FrameOverlays:
-    """The 2D overlays of one film's frames, drawn over the grabbed 3D frame at the output's ``width`` x
-    ``height``: the colour legend (``look.legend``), the loss-curve inset (``look.loss_inset``, remade when the
-    curve or the room beside the text changes) and, with several runs, their key. ``background``: the inset's
-    backing colour; ``log``: values are log10 of the loss."""
+    """The 2D overlays of one panel's frames (what ``spec`` asks for) at the boxes of its ``layout``: title and
+    info text (``text``, None without them), the colour legend, the loss-curve inset, the run key and a 1D film's
+    axis. ``background``: the inset's backing colour; ``log``: values are log10 of the loss."""
 
-    def __init__(self, look: LookSpec, width: int, height: int, log: bool, background: str):
-        self.look, self.width, self.height, self.log, self.background = look, width, height, log, background
-        self.legend = Legend(look.colormap, width, height, log, look.text_color) if look.legend else None
-        self._inset = self._inset_for = self._inset_room = None
+    def __init__(self, look: LookSpec, spec: OverlaySpec, layout: PanelLayout, log: bool, background: str):
+        self.look, self.spec, self.layout, self.log, self.background = look, spec, layout, log, background
+        boxes = layout.boxes
+        self.text = TextLayer(look, spec.title, layout) if "title" in boxes or "info" in boxes else None
+        self.legend = None
+        if layout.legend is not None:
+            cmap = look.convexity_colormap if look.color_by == "convexity" else look.colormap
+            self.legend = Legend(layout, cmap, spec.legend, look.text_color)
+        self._inset = self._inset_for = None
 
-    def draw(self, img: np.ndarray, state: FrameState, text_room: Callable[[], Optional[int]]) -> np.ndarray:
-        """``img`` (H, W, 3|4) uint8 with the frame's overlays (``img`` itself when there are none);
-        ``text_room()``: the pixels the info text takes at the bottom left (None without it), which an inset on
-        the left keeps clear of."""
-        look = self.look
-        keyed = len(state.runs) > 1 and look.overlay
-        inset = look.loss_inset and state.curve is not None
-        if self.legend is None and not inset and not keyed:
+    def draw(self, img: np.ndarray, state: FrameState, x_of: Optional[Callable] = None,
+             span: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+        """``img`` (H, W, 3|4) uint8 with the frame's overlays (``img`` itself when there are none). ``x_of``:
+        alphas → pixel columns of a 1D curve's floor in this frame, for the axis over ``span``."""
+        look, boxes = self.look, self.layout.boxes
+        if not boxes:
             return img
         pil = Image.fromarray(img)
+        if self.text is not None:
+            self.text.draw(pil)
         if self.legend is not None:
-            self.legend.draw(pil, state.vmin, state.vmax)
-        if inset:
-            self._loss_inset(state.curve, text_room() if "left" in look.inset_corner else None).draw(pil, state.step)
-        if keyed:
-            # Above an inset in the same corner rather than over it.
-            bottom = (self._inset.y0 - int(0.02 * self.height)
-                      if inset and look.inset_corner == "bottom_right" else None)
-            draw_run_key(pil, [(name, run_color(look, i)) for i, (name, _, _) in enumerate(state.runs)],
-                         self.width, self.height, look.text_color, bottom)
+            lo, hi = look.convexity_range
+            self.legend.draw(pil, convexity_label(lo, hi) if look.color_by == "convexity" else
+                             loss_label(state.vmin, state.vmax, self.log))
+        if "inset" in boxes and state.curve is not None:
+            self._loss_inset(state.curve).draw(pil, state.step)
+        if "key" in boxes:
+            draw_key(pil, [(name, run_color(look, i)) for i, name in enumerate(self.spec.runs)], boxes["key"],
+                     self.layout.text_size, look.text_color)
+        if "axis" in boxes and x_of is not None:
+            draw_axis(pil, boxes["axis"], axis_ticks(*span, self.spec.endpoints), x_of, span, self.layout.text_size,
+                      look.text_color)
         return np.asarray(pil)
 
-    def _loss_inset(self, curve: tuple, room: Optional[int]) -> LossInset:
-        if self._inset is None or self._inset_for is not curve or room != self._inset_room:
-            self._inset_for, self._inset_room = curve, room
+    def _loss_inset(self, curve: tuple) -> LossInset:
+        if self._inset is None or self._inset_for is not curve:
+            self._inset_for = curve
             look = self.look
-            self._inset = LossInset(curve[0], curve[1], self.width, self.height, look.inset_corner, self.log,
-                                    look.text_color, look.marker_color, self.background, room)
+            self._inset = LossInset(curve[0], curve[1], self.layout.boxes["inset"], self.layout.text_size, self.log,
+                                    look.text_color, look.marker_color, self.background)
         return self._inset
 
 
-__all__ = ["FrameOverlays", "LossInset", "Legend", "draw_card", "draw_run_key", "run_color", "veil",
-           "contact_sheet", "sheet_shape", "font", "smooth"]
+__all__ = ["FrameOverlays", "LossInset", "Legend", "axis_ticks", "convexity_label", "draw_axis", "draw_card",
+           "draw_key", "draw_run_key", "loss_label", "run_color", "veil", "contact_sheet", "sheet_shape", "font",
+           "smooth"]

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Optional
 
+import matplotlib
 import numpy as np
+from matplotlib.colors import ListedColormap
 
-from ..config.scene import LookSpec
+from ..config.colors import rgb
+from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
 from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polygon_offset
 from .display import DisplaySquare
+
+
+# Height of a unit value on the flat contour map, in display units (the camera looks straight down from 10 units).
+FLAT_RELIEF = 1e-3
 
 
 def material(look: LookSpec) -> dict:
@@ -44,6 +52,27 @@ def apply_lighting(plotter, preset: str) -> None:
         plotter.remove_all_lights()
 
 
+def legible_colormap(name: str, background: Optional[str], contrast: float = 2.0):
+    """Colormap ``name`` cut to the part that stands out against ``background`` (WCAG contrast ratio at least
+    ``contrast``): magma's black end on a dark background would hide a 1D curve's low end. The whole colormap
+    when nothing need be cut or the background is transparent."""
+    cmap = matplotlib.colormaps[name]
+    if background is None or background == TRANSPARENT:
+        return cmap
+    t = np.linspace(0.0, 1.0, 256)
+
+    def lum(c):
+        c = np.asarray(c, dtype=np.float64)
+        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return c @ np.array([0.2126, 0.7152, 0.0722])
+    fg, bg = lum(cmap(t)[:, :3]), lum(np.array(rgb(background)) / 255.0)
+    ok = (np.maximum(fg, bg) + 0.05) / (np.minimum(fg, bg) + 0.05) >= contrast
+    if ok.all() or not ok.any():
+        return cmap
+    lo, hi = t[ok][0], t[ok][-1]
+    return ListedColormap(cmap(np.linspace(lo, hi, 256)), name=f"{name}_legible")
+
+
 def unit_heights(state: FrameState) -> np.ndarray:
     """The frame's values normalised to [0, 1] over its (vmin, vmax): what sets heights and colours."""
     span = state.vmax - state.vmin
@@ -57,6 +86,8 @@ class SurfaceLayer:
 
     def __init__(self, plotter, square: DisplaySquare, look: LookSpec, flat: bool, z_height: float, ss: int):
         self.square, self.look, self.flat, self.z_height = square, look, flat, z_height
+        # The flat map keeps a relief too thin to see from above: the contour shader reads values off heights.
+        self.relief = FLAT_RELIEF if flat else z_height
         one_d = square.one_d
         mat = material(look.model_copy(update={"lighting": "flat"}) if flat else look)
         X, Y = np.meshgrid(square.x, square.y, indexing="ij")
@@ -81,7 +112,9 @@ class SurfaceLayer:
         if one_d:
             self.curve = empty_polydata()
             self.curve["values"] = np.zeros(1)
-            self.curve_actor = plotter.add_mesh(self.curve, scalars="values", cmap=look.colormap, clim=(0.0, 1.0),
+            # The curve keeps to the colours that stand out against the background (its low end is the point).
+            self.curve_actor = plotter.add_mesh(self.curve, scalars="values", clim=(0.0, 1.0),
+                                                cmap=legible_colormap(look.colormap, look.background),
                                                 smooth_shading=True, show_scalar_bar=False, name="curve",
                                                 reset_camera=False, **material(look))
         self.offset = look.wireframe or flat
@@ -104,10 +137,10 @@ class SurfaceLayer:
             release_polygon_offset(self.actor.mapper)
 
     def update(self, state: FrameState) -> np.ndarray:
-        """Move the surface to the frame's values; returns its heights z (nx, ny) in display units (zero on the
-        flat map)."""
+        """Move the surface to the frame's values; returns its heights z (nx, ny) in display units (a relief of
+        at most FLAT_RELIEF on the flat map)."""
         unit = unit_heights(state)
-        z = np.zeros_like(unit) if self.flat else unit * self.z_height
+        z = unit * self.relief
         if self.square.one_d:
             x = self.square.x
             # The curtain: floor (j = 0) and curve (j = 1), both coloured by the value.

@@ -1,13 +1,17 @@
-"""The frame's text drawn by VTK: the title (top left) and the step/epoch/loss/range line (bottom left)."""
+"""The frame's text: the title (top left) and the step/epoch/loss/range line (bottom left), drawn with Pillow in
+the boxes the layout gives them, in the one font family of every overlay."""
 
 from __future__ import annotations
 
 from typing import Optional
 
 import numpy as np
+from PIL import ImageDraw
 
+from ..config.colors import rgb
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
+from .layout import PanelLayout, fit_size, font, text_size, wrap
 
 
 def format_loss(v: float, digits: int = 3) -> str:
@@ -29,67 +33,52 @@ def range_label(alphas: np.ndarray, betas: np.ndarray, scale: float) -> str:
 
 
 class TextLayer:
-    """Plain VTK text actors at pixel positions with a margin (unlike corner annotations): the ``title`` (none when
-    empty), shrunk to fit the width, and the info line, broken into lines where it would not fit. Sizes are in
-    window pixels, ``ss`` times the output's (``height`` high)."""
+    """The title (none when empty) and the info line of one panel, in the boxes of ``layout``: the info line is
+    broken into as few lines as fit its box (and shrunk when even that would not fit)."""
 
-    def __init__(self, plotter, look: LookSpec, title: str, height: int, win_w: int, win_h: int, ss: int):
-        self.plotter, self.look, self.height, self.win_h, self.ss = plotter, look, height, win_h, ss
-        size = max(8, int(height / 42)) * ss
-        margin = int(0.025 * height) * ss
-        self.room = win_w - 3 * margin  # what a line of text may span
-        self.title_actor = None
-        if title:
-            self.title_actor = plotter.add_text(title, position=(margin * 1.5, win_h - margin - 1.4 * size),
-                                                font_size=size, color=look.text_color, name="title")
-            self._fit_title(margin)
-        self.info_actor = plotter.add_text(" ", position=(margin * 1.5, margin), font_size=int(size * 0.8),
-                                           color=look.text_color, name="info")
-
-    def _bbox(self, actor) -> list[float]:
-        bbox = [0.0] * 4
-        actor.GetBoundingBox(self.plotter.renderer, bbox)
-        return bbox
-
-    def _fit_title(self, margin: int) -> None:
-        """Shrink the title's font until it fits the frame's width (a narrow panel would clip it), down to 10
-        points. (pyvista's add_text sets twice the font size it is given: these are VTK's own sizes.)"""
-        actor, prop = self.title_actor, self.title_actor.GetTextProperty()
-        size, floor = prop.GetFontSize(), 10 * self.ss
-        while size > floor:
-            bbox = self._bbox(actor)
-            if bbox[1] - bbox[0] <= self.room:
-                break
-            size = max(floor, int(size * 0.9))
-            prop.SetFontSize(size)
-            actor.SetPosition(margin * 1.5, self.win_h - margin - 0.7 * size)
-
-    def info_height(self) -> int:
-        """Output pixels the info text takes at the bottom left, with a margin above it."""
-        bbox = self._bbox(self.info_actor)
-        return int((bbox[3] - bbox[2]) / self.ss + 0.03 * self.height)
+    def __init__(self, look: LookSpec, title: str, layout: PanelLayout):
+        self.look, self.title, self.layout = look, title, layout
+        self.color = rgb(look.text_color)
+        self.info_text = ""
 
     def update(self, state: FrameState, range_text: Optional[str] = None) -> None:
         """The info line of the frame: step, epoch (when the look shows it), loss and ``range_text``."""
-        epoch = f"    epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
-        self._set_text([f"step {state.step:,.0f}", *([epoch.strip()] if epoch else []),
-                        f"loss {format_loss(state.center_loss, 4)}", *([range_text] if range_text else [])])
+        epoch = f"epoch {state.epoch:.2f}" if self.look.epoch and state.epoch is not None else ""
+        parts = [f"step {state.step:,.0f}", *([epoch] if epoch else []),
+                 f"loss {format_loss(state.center_loss, 4)}", *([range_text] if range_text else [])]
+        box = self.layout.boxes.get("info")
+        if box is None:
+            self.info_text, self._info_size = "    ".join(parts), self.layout.text_size
+            return
+        size = self.layout.text_size
+        while True:
+            text = "\n".join("    ".join(line) for line in wrap(parts, size, box.w))
+            w, h = text_size(text, size)
+            if size <= 6 or (w <= box.w + 0.5 and h <= box.h + 0.5):
+                break
+            size -= 1
+        self.info_text, self._info_size = text, size
 
-    def _set_text(self, parts: list[str]) -> None:
-        """Show ``parts`` on one line, four spaces apart, or broken into as few lines as fit the frame's width
-        (a narrow panel would clip the end of the line)."""
-        actor = self.info_actor
+    def draw(self, img) -> None:
+        """Draw the title and the info line onto the PIL image ``img``."""
+        d = ImageDraw.Draw(img)
+        title = self.layout.boxes.get("title")
+        if title is not None:
+            size = self.layout.title_size
+            text = self.title
+            if text_size(text, size)[0] > title.w + 0.5:  # at the smallest size and still too long: cut it
+                while len(text) > 1 and text_size(text + "…", size)[0] > title.w:
+                    text = text[:-1]
+                text += "…"
+            d.text((title.x0, title.y0), text, fill=self.color, font=font(size), anchor="la")
+        info = self.layout.boxes.get("info")
+        if info is not None and self.info_text:
+            # Bottom-aligned: a shorter text sits on the box's bottom edge, where the line always is.
+            lines = self.info_text.split("\n")
+            step = text_size("x", self._info_size)[1]
+            for k, line in enumerate(lines):
+                d.text((info.x0, info.y1 - (len(lines) - k) * step), line, fill=self.color,
+                       font=font(self._info_size), anchor="la")
 
-        def width(text: str) -> float:
-            actor.SetInput(text)
-            bbox = self._bbox(actor)
-            return bbox[1] - bbox[0]
 
-        lines = [parts[0]]
-        for part in parts[1:]:
-            joined = f"{lines[-1]}    {part}"
-            if width(joined) <= self.room:
-                lines[-1] = joined
-            else:
-                lines.append(part)
-        actor.SetInput("\n".join(lines))
+__all__ = ["TextLayer", "fit_size", "format_loss", "range_label"]

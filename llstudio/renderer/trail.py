@@ -6,7 +6,7 @@ import numpy as np
 
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
-from .backend import empty_polydata, pyvista
+from .backend import add_on_top, empty_polydata, pyvista
 from .display import DisplaySquare
 
 
@@ -64,11 +64,37 @@ def clip_polyline(xy: np.ndarray, half: float, values: np.ndarray | None = None)
     return pieces
 
 
-def draped_path(square: DisplaySquare, ab: np.ndarray, scale: float, surface, values: np.ndarray | None = None):
+def dashes(pieces: list[tuple], period: float) -> list[tuple]:
+    """The dashes of polylines ``pieces`` ((points (m, 2), values (m,) or None), ...), ``period`` long (dash and
+    gap alike, in display units along the path), each dash a piece of its own; the pattern runs on across the
+    pieces' vertices, which are kept, so a dash follows the path's bends."""
+    out = []
+    half = 0.5 * period
+    for pts, vals in pieces:
+        seg = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+        s = np.concatenate([[0.0], np.cumsum(seg)])
+        if s[-1] <= 0:
+            continue
+        cuts = np.arange(0.0, s[-1], half)
+        at = np.union1d(s, cuts)  # the vertices and every dash boundary, by arc length
+        xy = np.column_stack([np.interp(at, s, pts[:, 0]), np.interp(at, s, pts[:, 1])])
+        v = None if vals is None else np.interp(at, s, vals)
+        dash = np.floor((at[:-1] + at[1:]) / 2 / half).astype(int) % 2 == 0  # whether segment k is drawn
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], dash.astype(int), [0]])))
+        for a, b in zip(edges[::2], edges[1::2]):  # segments a … b-1: points a … b
+            out.append((xy[a:b + 1], None if v is None else v[a:b + 1]))
+    return out
+
+
+def draped_path(square: DisplaySquare, ab: np.ndarray, scale: float, surface, values: np.ndarray | None = None,
+                dash: float | None = None):
     """A path (M, 2) in (alpha, beta) as line segments draped over the surface (``surface``: display (x, y) →
     height), lifted a little so the surface does not swallow it, cut where it leaves the square; with ``values``
-    (M,) a point array 'loss' of them. None when nothing of it is inside."""
+    (M,) a point array 'loss' of them; with ``dash``, dashed with that period (display units). None when nothing
+    of it is inside."""
     pieces = clip_polyline(square.xy(ab, scale), square.half, values)
+    if dash:
+        pieces = dashes(pieces, dash)
     if not pieces:
         return None
     xy = np.concatenate([p for p, _ in pieces])
@@ -82,6 +108,11 @@ def draped_path(square: DisplaySquare, ab: np.ndarray, scale: float, surface, va
     return line
 
 
+# Where a path runs behind a fold of the surface, its ghost shows through: dashed, faint, drawn over everything.
+GHOST_OPACITY = 0.5
+GHOST_DASH = 0.05  # display units (the square's side is 2)
+
+
 def trail_width(height: int, ss: int) -> float:
     """Line width of a solid training path, in window pixels, for an output ``height`` pixels high."""
     return max(2.0, height / 360) * ss
@@ -89,18 +120,26 @@ def trail_width(height: int, ss: int) -> float:
 
 class TrailLayer:
     """The primary run's path up to the frame: in ``look.trail_color``, or coloured by the loss along it
-    (``look.trail_coloring = 'loss'``, with ``look.trail_colormap``)."""
+    (``look.trail_coloring = 'loss'``, with ``look.trail_colormap``); with a ``top`` layer (backend.top_layer), a
+    dashed ghost of it that shows where the surface hides the path."""
 
-    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, height: int, ss: int):
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, height: int, ss: int, top=None):
         self.square, self.by_loss = square, look.trail_coloring == "loss"
         self.line = self._empty()
+        self.ghost = self._empty() if top is not None else None
         if self.by_loss:
-            self.actor = plotter.add_mesh(self.line, scalars="loss", cmap=look.trail_colormap, clim=(0.0, 1.0),
-                                          line_width=max(3.0, height / 270) * ss, show_scalar_bar=False,
-                                          name="trail", reset_camera=False, lighting=False)
+            kw = dict(scalars="loss", cmap=look.trail_colormap, clim=(0.0, 1.0), show_scalar_bar=False)
+            width = max(3.0, height / 270) * ss
+            self.actor = plotter.add_mesh(self.line, line_width=width, name="trail", reset_camera=False,
+                                          lighting=False, **kw)
         else:
-            self.actor = plotter.add_mesh(self.line, color=look.trail_color, line_width=trail_width(height, ss),
-                                          name="trail", reset_camera=False)
+            kw = dict(color=look.trail_color)
+            width = trail_width(height, ss)
+            self.actor = plotter.add_mesh(self.line, line_width=width, name="trail", reset_camera=False, **kw)
+        self.ghost_actor = None
+        if top is not None:
+            self.ghost_actor = add_on_top(plotter, top, self.ghost, line_width=0.75 * width, opacity=GHOST_OPACITY,
+                                          name="trail_ghost", **kw)
 
     def _empty(self):
         empty = empty_polydata()
@@ -112,10 +151,12 @@ class TrailLayer:
         """Draw a solid path in ``color`` from now on (a path coloured by loss keeps its colormap)."""
         if not self.by_loss:
             self.actor.prop.color = color
+            if self.ghost_actor is not None:
+                self.ghost_actor.prop.color = color
 
     def update(self, state: FrameState, surface) -> None:
         """The path of ``state.trail`` over the surface (``surface``: display (x, y) → height)."""
-        line = None
+        line = ghost = None
         if len(state.trail) >= 2:
             tv = None
             if self.by_loss:
@@ -123,4 +164,8 @@ class TrailLayer:
                 span = state.vmax - state.vmin
                 tv = np.clip((tv - state.vmin) / span if span > 0 else 0.0 * tv, 0.0, 1.0)
             line = draped_path(self.square, state.trail, state.scale, surface, tv)
+            if self.ghost is not None:
+                ghost = draped_path(self.square, state.trail, state.scale, surface, tv, GHOST_DASH)
         self.line.copy_from(line if line is not None else self._empty())
+        if self.ghost is not None:
+            self.ghost.copy_from(ghost if ghost is not None else self._empty())

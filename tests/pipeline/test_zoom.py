@@ -235,9 +235,9 @@ def test_renderer_hides_what_the_zoom_leaves_outside_the_square():
     with SurfaceRenderer(axis, axis, look, w, h, z_scale=0.5, show_range=True) as r:
         # Orthographic, parallel scale 1.2 (half the height): the square [-1, 1]² spans columns 30 … 130.
         zoomed = draw(r, 0.1, (0.15, 0.0))  # the grid is ±0.1: trail, marker and arrow run out of it
-        assert r.info_actor.GetInput().endswith("range ±0.1")
+        assert r.info_text.endswith("range ±0.1")
         plain = draw(r, 1.0, (0.15, 0.0))  # ±1: all of them inside
-        assert r.info_actor.GetInput().endswith("range ±1")
+        assert r.info_text.endswith("range ±1")
     outside = np.ones((h, w), bool)
     outside[:, 27:134] = False
     for c in ((255, 0, 0), (0, 255, 0)):

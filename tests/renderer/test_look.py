@@ -10,6 +10,7 @@ import pytest
 
 from llstudio.config.scene import LookSpec
 from llstudio.film.timeline import CardState, FrameState
+from llstudio.renderer.layout import text_size
 
 from conftest import make_scene
 
@@ -43,6 +44,37 @@ def changed(a, b, tol=12) -> np.ndarray:
 def hex_rgb(h: str) -> np.ndarray:
     h = h.lstrip("#")
     return np.array([int(h[i:i + 2], 16) for i in (0, 2, 4)])
+
+
+@pytest.mark.parametrize("pbr", [False, True])
+def test_contour_lines_are_drawn_on_the_surface_by_its_shader(pbr):
+    plain = render(dict(BARE, background="#000000", pbr=pbr))
+    lined = render(dict(BARE, background="#000000", pbr=pbr, contours=5, contour_color="#ff00ff"))
+    diff = changed(lined, plain)
+    assert 0.005 < diff.mean() < 0.25  # thin lines on the surface, no more
+    assert (lined.sum(axis=2) > 30).mean() == pytest.approx((plain.sum(axis=2) > 30).mean(), abs=0.01)
+    # The lines are magenta-ish: more red and blue than the surface under them.
+    d = lined[diff].astype(int) - plain[diff].astype(int)
+    assert np.median(d[:, 0]) > 0 and np.median(d[:, 2]) > 0
+
+
+def test_a_path_and_marker_behind_a_ridge_show_through_as_ghosts():
+    from llstudio.renderer.plotter import SurfaceRenderer
+
+    ridge = np.where(B < -0.3, 2.0, 0.0) + 0.0 * A  # a wall in front of the camera, flat floor behind it
+    trail = np.column_stack([np.linspace(-0.8, 0.8, 30), np.full(30, 0.4)])
+    look = LookSpec(**dict(BARE, background="#000000", colormap="gray", trail=True, trail_color="#ff0000",
+                           marker=True, marker_color="#00ff00"))
+    st = state(ridge, trail=trail, marker=(0.0, 0.4))
+    pose = ((2.5, -4.0, 1.2), (0.0, 0.0, 0.5), (0.0, 0.0, 1.0))
+    with SurfaceRenderer(ALPHAS, BETAS, look, W, H, z_scale=0.5) as r:
+        ghosts = r.render(st, pose)
+        r.top.DrawOff()  # the layer of ghosts
+        hidden = r.render(st, pose)
+    red = lambda img: (img[..., 0].astype(int) - img[..., 1:].max(axis=2) > 40)  # noqa: E731
+    green = lambda img: (img[..., 1].astype(int) - img[..., [0, 2]].max(axis=2) > 40)  # noqa: E731
+    assert not red(hidden).any() and not green(hidden).any()  # the wall hides both
+    assert red(ghosts).sum() > 10 and green(ghosts).sum() > 5
 
 
 def test_background_gradient_runs_from_bottom_to_top():
@@ -80,8 +112,11 @@ def test_pbr_and_wireframe_change_the_surface():
 def test_contour_view_is_a_top_down_map_with_the_marker():
     look = dict(BARE, view="contours", contours=8, marker=True)
     st = state(marker=(0.2, 0.0))
-    img = render(look, st)
-    surface = render(dict(BARE, marker=True), st)
+    # Twice the usual frame: the anti-aliased lines between the bands blend a few pixels each, a large share of
+    # the 160 x 90 map.
+    W, H = 320, 180
+    img = render(look, st, width=W, height=H)
+    surface = render(dict(BARE, marker=True), st, width=W, height=H)
     assert changed(img, surface).mean() > 0.1
     bg = hex_rgb(LookSpec().background)
     covered = np.abs(img.astype(int) - bg).max(axis=2) > 10
@@ -90,7 +125,8 @@ def test_contour_view_is_a_top_down_map_with_the_marker():
     h, w = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
     assert abs(h - w) <= 3 and 0.7 * H < h < H
     assert abs((cols.min() + cols.max()) / 2 - W / 2) <= 2
-    np.testing.assert_array_equal(render(look, st, pose=((0.0, -4.0, 1.0), (0, 0, 0), (0, 0, 1))), img)
+    np.testing.assert_array_equal(render(look, st, pose=((0.0, -4.0, 1.0), (0, 0, 0), (0, 0, 1)), width=W,
+                                         height=H), img)
     # Filled contours: a handful of flat colour bands, not a smooth ramp.
     inner = img[rows.min() + 3:rows.max() - 3, cols.min() + 3:cols.max() - 3].reshape(-1, 3)
     colours, counts = np.unique(inner, axis=0, return_counts=True)
@@ -146,12 +182,12 @@ def test_epoch_in_the_overlay():
 
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), W, H, z_scale=0.5) as r:
         r.render(state(step=1234.0, epoch=2.5), POSE)
-        assert one_line(r.info_actor.GetInput()) == "step 1,234    epoch 2.50    loss 1"
+        assert one_line(r.info_text) == "step 1,234    epoch 2.50    loss 1"
         r.render(state(step=7.0), POSE)
-        assert one_line(r.info_actor.GetInput()) == "step 7    loss 1"
+        assert one_line(r.info_text) == "step 7    loss 1"
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none", epoch=False), W, H, z_scale=0.5) as r:
         r.render(state(step=7.0, epoch=2.5), POSE)
-        assert one_line(r.info_actor.GetInput()) == "step 7    loss 1"
+        assert one_line(r.info_text) == "step 7    loss 1"
 
 
 def test_cards_veil_the_scene_and_draw_text():
@@ -331,14 +367,13 @@ def test_info_text_breaks_into_lines_in_a_narrow_frame():
     width, height = 150, 240
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), width, height, z_scale=0.5) as r:
         r.render(state(step=123456.0, epoch=12.5), POSE)
-        text = r.info_actor.GetInput()
-        bbox = [0.0] * 4
-        r.info_actor.GetBoundingBox(r.plotter.renderer, bbox)
+        text = r.info_text
+        box, size = r.layout.boxes["info"], r.overlays.text._info_size
     assert "\n" in text and text.replace("\n", "    ").startswith("step 123,456")
-    assert bbox[1] - bbox[0] <= width - 3 * int(0.025 * height)
+    assert text_size(text, size)[0] <= box.w <= width - 2 * r.layout.margin
     with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, overlay=True)), 640, 360, z_scale=0.5) as r:
         r.render(state(step=10.0, epoch=1.0), POSE)
-        assert "\n" not in r.info_actor.GetInput()  # room enough: one line
+        assert "\n" not in r.info_text  # room enough: one line
 
 
 def test_title_shrinks_to_fit_a_narrow_frame():
@@ -347,10 +382,9 @@ def test_title_shrinks_to_fit_a_narrow_frame():
     title = "contour map and training loss"
     sizes = {}
     for width in (200, 640):
-        with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), width, 240, z_scale=0.5,
+        with SurfaceRenderer(ALPHAS, BETAS, LookSpec(anti_aliasing="none"), width, 480, z_scale=0.5,
                              title=title) as r:
-            bbox = [0.0] * 4
-            r.title_actor.GetBoundingBox(r.plotter.renderer, bbox)
-            assert bbox[1] - bbox[0] <= width - 3 * int(0.025 * 240)
-            sizes[width] = r.title_actor.GetTextProperty().GetFontSize()
+            box = r.layout.boxes["title"]
+            assert text_size(title, r.layout.title_size)[0] <= box.w <= width - 2 * r.layout.margin
+            sizes[width] = r.layout.title_size
     assert sizes[200] < sizes[640]

@@ -58,8 +58,9 @@ class TimelineSpec(Section):
     seconds_per_step: float = Field(0.5, gt=0, description="Seconds of film between two captured steps.")
     interpolation: Literal["linear", "cubic", "smoothstep"] = Field(
         "cubic",
-        description="Between captured steps: 'linear'; 'cubic' (monotone, no overshoot); 'smoothstep' (eases in "
-        "and out of every captured frame).",
+        description="Between captured steps: 'linear'; 'cubic' (a smooth spline through the captured steps in film "
+        "time: the surface keeps its pace through every step, exact at each, easing only into and out of holds); "
+        "'smoothstep' (eases in and out of every captured frame).",
     )
     hold_start: NonNegFloat = Field(1.0, description="Seconds to hold the first captured frame.")
     hold_end: NonNegFloat = Field(1.5, description="Seconds to hold the last captured frame.")

@@ -123,6 +123,11 @@ class CameraSpec(Section):
     follow: float = Field(0.0, ge=0, le=1, description="Follow the minimiser: how much the focal point tracks the "
                           "marker across the plane (0: never, 1: fully); the camera moves with it. Its height stays "
                           "at the middle of the surface, so the horizon does not bob with every step.")
+    framing: Literal["fit", "distance"] = Field(
+        "fit", description="'fit': every frame's camera is fitted to the surface, so that it fills its panel (the "
+        "room the title and info line leave) from the keyframes' direction; the keyframes' distances and the dolly "
+        "then count relative to the first keyframe's (2.2 after 2.6: 15% closer than the fit). 'distance': the "
+        "keyframes' distances as given, in grid widths.")
     follow_smoothing: NonNegFloat = Field(1.0, le=30, description="Seconds of smoothing of the followed track (a "
                                           "Gaussian of this width): higher is calmer.")
 

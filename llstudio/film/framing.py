@@ -1,0 +1,199 @@
+"""Framing: where the camera stands so that the surface fills its panel. Pure numpy: no pyvista here.
+
+The camera is VTK's perspective camera (a vertical view angle, square pixels). :func:`project` maps display points
+to normalised panel coordinates (x to the right, y up, 0 … 1 across the panel), as the renderer will draw them;
+:func:`fit_camera` keeps a viewing direction and finds the camera position and focal point that fit the surface's
+points into a :class:`FreeRect`, the part of the panel the overlays leave free, as large as ``fill`` allows and
+centred in it; :func:`outline_coverage` measures what the surface's projected outline covers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import ConvexHull, QhullError
+
+# VTK's default vertical view angle, which the renderer keeps.
+VIEW_ANGLE = 30.0
+
+
+@dataclass(frozen=True)
+class FreeRect:
+    """The part of a panel the surface may fill, in fractions of the panel: x from the left, y from the bottom."""
+
+    left: float
+    bottom: float
+    right: float
+    top: float
+
+    @property
+    def width(self) -> float:
+        return self.right - self.left
+
+    @property
+    def height(self) -> float:
+        return self.top - self.bottom
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([(self.left + self.right) / 2, (self.bottom + self.top) / 2])
+
+
+# The bands the overlays take today (renderer/text.py): the title line at the top (2.5% margin + 1.4 x a font of
+# 1/42 of the height) and the step/loss line at the bottom (2.5% margin + one line), with a little air.
+DEFAULT_FREE = FreeRect(0.02, 0.07, 0.98, 0.925)
+
+
+def free_rect(titled: bool, info: bool = True) -> FreeRect:
+    """The default free rectangle of a panel with (or without) a title line and an info line."""
+    return FreeRect(DEFAULT_FREE.left, DEFAULT_FREE.bottom if info else 0.03, DEFAULT_FREE.right,
+                    DEFAULT_FREE.top if titled else 0.97)
+
+
+def camera_axes(direction, up) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(right, true up, forward) unit vectors of a camera looking along -``direction`` (``direction`` points from
+    the focal point to the camera) with ``up`` made perpendicular to the view."""
+    back = np.asarray(direction, dtype=np.float64)
+    back = back / np.linalg.norm(back)
+    u = np.asarray(up, dtype=np.float64) - back * np.dot(up, back)
+    u = u / np.linalg.norm(u)
+    return np.cross(u, back), u, -back
+
+
+def project(points, position, focal, up, aspect: float, view_angle: float = VIEW_ANGLE) -> np.ndarray:
+    """(N, 2) normalised panel coordinates of display points (N, 3) seen from ``position`` towards ``focal`` with
+    ``up``, in a panel of ``aspect`` = width / height; points behind the camera come out at infinity."""
+    right, u, fwd = camera_axes(np.asarray(position, float) - np.asarray(focal, float), up)
+    rel = np.asarray(points, dtype=np.float64) - np.asarray(position, dtype=np.float64)
+    depth = rel @ fwd
+    t = np.tan(np.radians(view_angle) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = (rel @ right) / np.where(depth > 1e-9, depth, np.nan) / (t * aspect)
+        y = (rel @ u) / np.where(depth > 1e-9, depth, np.nan) / t
+    out = np.column_stack([(x + 1) / 2, (y + 1) / 2])
+    return np.where(np.isfinite(out), out, np.inf)
+
+
+def hull_points(points) -> np.ndarray:
+    """The vertices of the convex hull of display points (N, 3): a perspective projection's extremes lie on them,
+    so fitting them fits every point. All points when they are too few or flat for a hull."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    try:
+        return pts[ConvexHull(pts).vertices]
+    except (QhullError, ValueError):
+        return pts
+
+
+def fit_camera(points, direction, up, aspect: float, free: FreeRect = DEFAULT_FREE, fill: float = 0.96,
+               view_angle: float = VIEW_ANGLE, center=None) -> tuple[np.ndarray, np.ndarray]:
+    """(position, focal point) of a camera looking along -``direction`` (from the focal point to the camera) with
+    ``up``, in a panel of ``aspect`` = width / height, as close as it can stand while every display point (N, 3)
+    projects into the middle ``fill`` of the ``free`` rectangle (its width and height scaled by ``fill`` about its
+    centre): the points fill that rectangle's width or its height, and are centred along the other.
+
+    ``center`` (3,): a point to keep at the free rectangle's centre instead of centring the points (a camera that
+    follows the marker); the camera then stands back as far as it must for every point to stay inside. Pass the
+    points' :func:`hull_points` when fitting the same points many times: the result is the same, and faster.
+
+    In the camera's frame (right, up, back) a point (x, y, z) seen from a camera at (cx, cy, cz) projects to
+    x' = (x - cx) / ((cz - z) t a), with t = tan(view angle / 2) and a the aspect (y' alike without a): keeping
+    x' within [L, R] is linear in (cx, cz). For each distance cz the allowed cx form an interval; the closest
+    camera is the smallest cz where both intervals (x and y) are non-empty, found by bisection.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    right, u, fwd = camera_axes(direction, up)
+    back = -fwd
+    origin = pts.mean(axis=0)
+    rel = pts - origin
+    z = rel @ back
+    coords = (rel @ right, rel @ u)
+    t = np.tan(np.radians(view_angle) / 2)
+    # The target rectangle in normalised device coordinates (-1 … 1).
+    centre = free.center
+    half = np.array([fill * free.width / 2, fill * free.height / 2])
+    lo, hi, mid = 2 * (centre - half) - 1, 2 * (centre + half) - 1, 2 * centre - 1
+    scale = np.array([t * aspect, t])
+    c_rel = None if center is None else np.asarray(center, dtype=np.float64) - origin
+
+    def solve(cz: float):
+        """(cx, cy) of a camera at distance cz, or None when the points cannot fit from there."""
+        depth = cz - z
+        if np.any(depth <= 1e-9):
+            return None
+        out = []
+        for axis, axis_vec in ((0, right), (1, u)):
+            k = scale[axis] * depth
+            a, b = float(np.max(coords[axis] - hi[axis] * k)), float(np.min(coords[axis] - lo[axis] * k))
+            if c_rel is None:
+                v = (a + b) / 2
+            else:
+                v = float(c_rel @ axis_vec - mid[axis] * scale[axis] * (cz - c_rel @ back))
+            if not a - 1e-12 <= v <= b + 1e-12:
+                return None
+            out.append(v)
+        return out
+
+    size = float(np.ptp(pts, axis=0).max()) or 1.0
+    near, far = float(z.max()), float(z.max()) + 2.0 * size
+    while solve(far) is None and far - near < 1e5 * size:
+        far = near + 2.0 * (far - near)
+    for _ in range(50):
+        cz = (near + far) / 2
+        near, far = (near, cz) if solve(cz) is not None else (cz, far)
+    cx, cy = solve(far)
+    position = origin + right * cx + u * cy + back * far
+    # The focal point: on the view axis, as deep as the points' middle.
+    focal = position - back * (far - float(np.median(z)))
+    return position, focal
+
+
+def outline_coverage(points, triangles, position, focal, up, width: int, height: int,
+                     view_angle: float = VIEW_ANGLE, cells: int = 160) -> tuple[float, float]:
+    """(share of the panel's width, share of its area) the surface's projected outline covers: the triangles
+    (T, 3) of display points (N, 3) rasterised onto a grid of ``cells`` columns (and as many rows as keep the
+    cells square), clipped to the panel. The width share is the outline's horizontal extent inside the panel."""
+    aspect = width / height
+    p = project(points, position, focal, up, aspect, view_angle)
+    nx, ny = cells, max(1, int(round(cells / aspect)))
+    xs, ys = (np.arange(nx) + 0.5) / nx, (np.arange(ny) + 0.5) / ny
+    mask = np.zeros((ny, nx), dtype=bool)
+    tri = p[np.asarray(triangles)]
+    finite = np.all(np.isfinite(tri), axis=(1, 2))
+    for a, b, c in tri[finite]:
+        x0, x1 = max(min(a[0], b[0], c[0]), 0.0), min(max(a[0], b[0], c[0]), 1.0)
+        y0, y1 = max(min(a[1], b[1], c[1]), 0.0), min(max(a[1], b[1], c[1]), 1.0)
+        if x0 > x1 or y0 > y1:
+            continue
+        i0, i1 = int(np.floor(x0 * nx - 0.5)), int(np.ceil(x1 * nx - 0.5))
+        j0, j1 = int(np.floor(y0 * ny - 0.5)), int(np.ceil(y1 * ny - 0.5))
+        i0, j0 = max(i0, 0), max(j0, 0)
+        gx, gy = np.meshgrid(xs[i0:i1 + 1], ys[j0:j1 + 1])
+        d = (b[1] - c[1]) * (a[0] - c[0]) + (c[0] - b[0]) * (a[1] - c[1])
+        if abs(d) < 1e-15:
+            continue
+        l1 = ((b[1] - c[1]) * (gx - c[0]) + (c[0] - b[0]) * (gy - c[1])) / d
+        l2 = ((c[1] - a[1]) * (gx - c[0]) + (a[0] - c[0]) * (gy - c[1])) / d
+        inside = (l1 >= 0) & (l2 >= 0) & (l1 + l2 <= 1)
+        mask[j0:j1 + 1, i0:i1 + 1] |= inside
+    cols = np.flatnonzero(mask.any(axis=0))
+    width_share = (cols[-1] - cols[0] + 1) / nx if len(cols) else 0.0
+    return float(width_share), float(mask.mean())
+
+
+def grid_triangles(nx: int, ny: int) -> np.ndarray:
+    """(2 (nx-1) (ny-1), 3) triangles of an nx x ny grid of points numbered i * ny + j (C order of (nx, ny))."""
+    idx = np.arange(nx * ny).reshape(nx, ny)
+    a, b, c, d = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel(), idx[1:, 1:].ravel(), idx[:-1, 1:].ravel()
+    return np.concatenate([np.column_stack([a, b, c]), np.column_stack([a, c, d])])
+
+
+def surface_points(heights, xs, ys) -> np.ndarray:
+    """(nx ny, 3) display points of a height field ``heights`` (nx, ny) over display axes ``xs`` (nx,), ``ys``
+    (ny,), numbered as :func:`grid_triangles` numbers them."""
+    X, Y = np.meshgrid(xs, ys, indexing="ij")
+    return np.column_stack([X.ravel(), Y.ravel(), np.asarray(heights, dtype=np.float64).ravel()])
+
+
+__all__ = ["DEFAULT_FREE", "FreeRect", "VIEW_ANGLE", "camera_axes", "fit_camera", "free_rect", "grid_triangles",
+           "hull_points", "outline_coverage", "project", "surface_points"]

@@ -17,11 +17,16 @@ class ScalingSpec(Section):
         None, gt=0, description="Clip the loss above this value (before the log), so outliers do not flatten the rest."
     )
     z_scale: float = Field(0.5, gt=0, description="Height of the surface relative to the width of the grid.")
-    range: Literal["film", "frame"] = Field(
+    range: Literal["film", "frame", "eased"] = Field(
         "film",
         description="'film': heights and colours use one range for the whole film (no flicker); 'frame': each "
-        "frame is rescaled to its own range.",
+        "frame is rescaled to its own range; 'eased': each captured step's own range, smoothed over "
+        "range_smoothing captured steps and eased between them, so an early, nearly flat landscape shows its shape "
+        "and the range follows training without flicker.",
     )
+    range_smoothing: NonNegFloat = Field(
+        1.5, le=50, description="With range = 'eased': the width (a Gaussian's sigma, in captured steps) over which "
+        "the captured steps' ranges are smoothed; 0: each step's own range, eased between steps.")
 
 
 class SpeedKey(Section):
@@ -103,10 +108,35 @@ def _default_keys() -> list[CameraKey]:
     return [CameraKey(at=0.0, azimuth=-60.0, elevation=35.0), CameraKey(at=1.0, azimuth=60.0, elevation=25.0)]
 
 
+# The named moves: the keyframes each brings (azimuth, elevation, distance at the start and the end of the film).
+# With camera.framing = 'fit' distances count relative to the closest, which shows the fitted surface.
+MOVES: dict[str, list[dict]] = {
+    # A slow turn around the surface at a classic three-quarter height.
+    "orbit": [dict(at=0.0, azimuth=-80.0, elevation=32.0), dict(at=1.0, azimuth=40.0, elevation=28.0)],
+    # From 1.8 times the fitted distance in to the fitted framing, turning a little: the landscape grows to fill the
+    # frame as training digs its basin.
+    "dolly_in": [dict(at=0.0, azimuth=-75.0, elevation=38.0, distance=1.8),
+                 dict(at=1.0, azimuth=-35.0, elevation=26.0, distance=1.0)],
+    # From just above the surface (its ridges against the background) up to a high look down into the basin.
+    "crane": [dict(at=0.0, azimuth=-60.0, elevation=10.0, distance=1.0),
+              dict(at=1.0, azimuth=-25.0, elevation=58.0, distance=1.15)],
+    # A low hero angle: the camera close to the plane, looking across the landscape, pushing in slowly.
+    "hero": [dict(at=0.0, azimuth=-65.0, elevation=9.0, distance=1.25),
+             dict(at=1.0, azimuth=-40.0, elevation=14.0, distance=1.0)],
+}
+
+
 class CameraSpec(Section):
     """The camera path."""
 
-    keyframes: list[CameraKey] = Field(default_factory=_default_keys, description="Keyframes, in order of 'at'.")
+    move: Optional[Literal["orbit", "dolly_in", "crane", "hero"]] = Field(
+        None, description="A named camera move, which brings its own keyframes (so give one or the other): 'orbit' "
+        "turns 120 degrees around the surface; 'dolly_in' pushes in from 1.8 times the fitted distance to the fitted "
+        "framing; 'crane' rises from just above the surface (elevation 10) to a high look into the basin (58); "
+        "'hero' is a low angle across the landscape (elevation 9 to 14) pushing in slowly. orbit, dolly, crane and "
+        "follow still add to it.")
+    keyframes: list[CameraKey] = Field(default_factory=_default_keys, description="Keyframes, in order of 'at' "
+                                       "(default: from -60 to 60 degrees azimuth, 35 to 25 degrees elevation).")
     interpolation: Literal["spline", "linear"] = Field(
         "spline", description="'spline': smooth cubic spline through the keyframes; 'linear': straight segments."
     )
@@ -126,10 +156,24 @@ class CameraSpec(Section):
     framing: Literal["fit", "distance"] = Field(
         "fit", description="'fit': every frame's camera is fitted to the surface, so that it fills its panel (the "
         "room the title and info line leave) from the keyframes' direction; the keyframes' distances and the dolly "
-        "then count relative to the first keyframe's (2.2 after 2.6: 15% closer than the fit). 'distance': the "
-        "keyframes' distances as given, in grid widths.")
+        "then count relative to the closest point of the film, which shows the fit itself (keys at 3.0 and 2.0: "
+        "the camera starts 1.5 times as far and pushes in to the fit), so the surface never leaves its panel. "
+        "'distance': the keyframes' distances as given, in grid widths.")
     follow_smoothing: NonNegFloat = Field(1.0, le=30, description="Seconds of smoothing of the followed track (a "
                                           "Gaussian of this width): higher is calmer.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move(cls, data):
+        """A named move's keyframes, unless the section gives its own (then it is an error)."""
+        if isinstance(data, dict) and data.get("move") in MOVES:
+            if "keyframes" in data:
+                raise ValueError(f"move = '{data['move']}' brings its own keyframes: give either move or keyframes")
+            if data.get("framing") == "distance":
+                raise ValueError(f"move = '{data['move']}' sets distances relative to the fitted framing: it needs "
+                                 "framing = 'fit'")
+            data = {**data, "keyframes": [CameraKey(**k) for k in MOVES[data["move"]]]}
+        return data
 
     @field_validator("keyframes")
     @classmethod

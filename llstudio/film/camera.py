@@ -115,7 +115,7 @@ def camera_path(spec: CameraSpec, n_frames: int, focal_point, scale: float, trac
     up = _rotate(up, view, np.radians(roll))
     if framing is not None and spec.framing == "fit":
         following = spec.follow > 0 and track is not None
-        position, focal = fitted_positions(offset, up, dist / spec.keyframes[0].distance, framing,
+        position, focal = fitted_positions(offset, up, dist / dist.min(), framing,
                                            focal if following else None)
         return CameraPath(position, focal, up)
     position = focal + offset * (dist * scale)[:, None]
@@ -126,8 +126,9 @@ def fitted_positions(offset: np.ndarray, up: np.ndarray, ratio: np.ndarray, fram
                      centers: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """(position, focal point), (F, 3) each, of cameras looking along -``offset`` (F, 3) with ``up`` (F, 3) that
     frame ``framing``'s surface in its free rectangle (:func:`llstudio.film.framing.fit_camera`), then moved along
-    their view by ``ratio`` (F,) of the fitted distance: the keyframes' distances relative to the first one, and the
-    dolly, change the framing by as much as they change the distance. ``centers`` (F, 3): points kept at the
+    their view by ``ratio`` (F,) of the fitted distance: the keyframes' distances and the dolly relative to their
+    closest point in the film (ratio >= 1), so they move the camera by as much as they change the distance and the
+    closest moment shows the fit itself (the surface never leaves its panel). ``centers`` (F, 3): points kept at the
     free rectangle's centre (a follow camera; the surface still fits inside). Solved at FIT_SAMPLES frames and
     interpolated between them by a cubic spline."""
     n = len(offset)

@@ -139,8 +139,9 @@ class Film:
         step_b = max(1, -(-len(capture.betas) // FIT_GRID))
         xs = to_display(capture.alphas, capture.alphas, DISPLAY_EXTENT)[::step_a]
         ys = to_display(capture.betas, capture.betas, DISPLAY_EXTENT)[::step_b]
-        span = tl.vmax - tl.vmin
-        unit = (tl.values[:, ::step_a, ::step_b] - tl.vmin) / (span if span > 0 else 1.0)
+        ranges = tl.step_ranges()[:, :, None, None]
+        span = np.maximum(ranges[:, 1] - ranges[:, 0], 1e-300)
+        unit = (tl.values[:, ::step_a, ::step_b] - ranges[:, 0]) / span
         zh = capture.scene.scaling.z_scale * DISPLAY_EXTENT
         layers = [np.clip(unit.max(axis=0), 0, 1) * zh, np.clip(unit.min(axis=0), 0, 1) * zh]
         if len(capture.betas) == 1:

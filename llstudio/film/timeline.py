@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from ..config.scene import ScalingSpec, TimelineSpec
 from .critical import critical_points
@@ -225,6 +226,20 @@ class Keyframes:
     runs: tuple = ()
 
 
+def eased_ranges(values: np.ndarray, sigma: float) -> np.ndarray:
+    """(K, 2) (vmin, vmax) of scaling.range = 'eased': each captured step's own range (values (K, nx, ny)),
+    smoothed over ``sigma`` captured steps by a Gaussian (zero phase; the film's ends held). The range never
+    collapses: it is at least a thousandth of the film's."""
+    lo, hi = values.min(axis=(1, 2)), values.max(axis=(1, 2))
+    if sigma > 0 and len(lo) > 1:
+        lo = gaussian_filter1d(lo, sigma, mode="nearest")
+        hi = gaussian_filter1d(hi, sigma, mode="nearest")
+    floor = 1e-3 * max(float(values.max() - values.min()), 1e-12)
+    mid = (lo + hi) / 2
+    half = np.maximum((hi - lo) / 2, floor / 2)
+    return np.column_stack([mid - half, mid + half])
+
+
 def hermite_weights(sc: Schedule) -> tuple[np.ndarray, np.ndarray]:
     """The 'cubic' spline's tangent weights: (a, b), (K-1,) each, for :func:`hermite_blend`.
 
@@ -307,6 +322,7 @@ class Timeline:
         self._smooth = timeline.interpolation == "cubic" and k >= 3
         self._weights = hermite_weights(self.schedule) if self._smooth else None
         self._value_range = (float(self.values.min()), float(self.values.max()))
+        self._ranges = eased_ranges(self.values, scaling.range_smoothing) if scaling.range == "eased" else None
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
         # An unknown colour (NaN, e.g. curvature of diverged weights) would spread to the neighbouring transitions
         # through the spline: those films blend colours linearly, which keeps NaN exactly where a captured step has it.
@@ -314,6 +330,14 @@ class Timeline:
         self.critical = critical
         self.alphas, self.betas = alphas, betas
         self.runs = [(str(name), _hold_last_finite(run_path)) for name, run_path in runs]
+
+    def step_ranges(self) -> np.ndarray:
+        """(K, 2): the (vmin, vmax) heights and colours are normalised to at each captured step."""
+        if self._ranges is not None:
+            return self._ranges
+        if self.scaling.range == "frame":
+            return np.column_stack([self.values.min(axis=(1, 2)), self.values.max(axis=(1, 2))])
+        return np.tile([self.vmin, self.vmax], (len(self.steps), 1))
 
     def set_range(self, lo: float, hi: float) -> None:
         """Show heights and colours on ``lo`` … ``hi`` (scaled values) instead of the film's own range."""
@@ -393,6 +417,8 @@ class Timeline:
         center = float(np.interp(u, idx, self.center_loss))
         if self.scaling.range == "frame":
             vmin, vmax = float(vals.min()), float(vals.max())
+        elif self._ranges is not None:
+            vmin, vmax = (float(v) for v in self._interpolate(u, self._ranges, True))
         else:
             vmin, vmax = self.vmin, self.vmax
         moving = bool(np.any(self.path != 0.0))

@@ -233,3 +233,39 @@ def test_two_captured_steps_with_cubic_falls_back_to_linear():
     loss, center = raw_loss(k=2)
     tl = timeline("cubic", loss, center, fps=10, hold_start=0.0, sps=1.0)
     np.testing.assert_allclose(tl.frame(5).values, 0.5 * (tl.values[0] + tl.values[1]), rtol=1e-12)
+
+
+def test_eased_range_follows_each_step_smoothly():
+    # An early, nearly flat landscape (a narrow range) beside later deep ones: with range = 'eased' every captured
+    # step is shown on its own range (sigma 0) or a smoothed one, and the range moves without jumps in between.
+    rng = np.random.default_rng(2)
+    loss = np.stack([1.0 + s * rng.uniform(0, 1, (6, 6)) for s in (0.01, 0.02, 1.0, 5.0, 6.0)])
+    center = loss[:, 0, 0]
+    spec = TimelineSpec(seconds_per_step=1.0, hold_start=0.0, hold_end=0.0, interpolation="cubic")
+    exact = Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(log=False, range="eased", range_smoothing=0),
+                     20)
+    for k in range(5):
+        st = exact.frame(exact.frame_of_step(k))
+        assert (st.vmin, st.vmax) == pytest.approx((loss[k].min(), loss[k].max()))
+    smooth = Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(log=False, range="eased"), 20)
+    lo_hi = np.array([[s.vmin, s.vmax] for s in (smooth.frame(f) for f in range(smooth.n_frames))])
+    steps = np.abs(np.diff(lo_hi, axis=0)).max(axis=0)
+    assert np.all(steps <= 0.1 * np.ptp(lo_hi, axis=0))  # no jump: each frame moves the range by < 10% of its travel
+    # the first step's range is much narrower than the film's: its shape fills the height
+    assert lo_hi[0, 1] - lo_hi[0, 0] < 0.5 * (loss.max() - loss.min())
+    film = Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(log=False), 20)
+    assert film.frame(0).vmax == pytest.approx(loss.max())
+
+
+@pytest.mark.parametrize("section, key, value", [("scaling", "range", "steps"), ("scaling", "range_smoothing", -1),
+                                                 ("camera", "framing", "tight")])
+def test_bad_framing_and_range_values_name_their_key(section, key, value):
+    from llstudio.config.scene import scene_from_dict
+    from llstudio.errors import SceneError
+
+    from conftest import tiny_dict
+
+    with pytest.raises(SceneError) as info:
+        scene_from_dict(tiny_dict(**{section: {key: value}}), source="bad.toml")
+    assert f"{section}.{key}" in [p for p, _ in info.value.problems]
+    assert info.value.exit_code == 2

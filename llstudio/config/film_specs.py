@@ -105,7 +105,9 @@ class CameraKey(Section):
 
 
 def _default_keys() -> list[CameraKey]:
-    return [CameraKey(at=0.0, azimuth=-60.0, elevation=35.0), CameraKey(at=1.0, azimuth=60.0, elevation=25.0)]
+    # Elevations under 30 degrees: from higher up, a square surface in a 16:9 panel fills the height first and
+    # less than 80% of the width (issue 14's framing target).
+    return [CameraKey(at=0.0, azimuth=-60.0, elevation=28.0), CameraKey(at=1.0, azimuth=60.0, elevation=22.0)]
 
 
 # The named moves: the keyframes each brings (azimuth, elevation, distance at the start and the end of the film).
@@ -113,13 +115,13 @@ def _default_keys() -> list[CameraKey]:
 MOVES: dict[str, list[dict]] = {
     # A slow turn around the surface at a classic three-quarter height.
     "orbit": [dict(at=0.0, azimuth=-80.0, elevation=32.0), dict(at=1.0, azimuth=40.0, elevation=28.0)],
-    # From 1.8 times the fitted distance in to the fitted framing, turning a little: the landscape grows to fill the
+    # From 1.4 times the fitted distance in to the fitted framing, turning a little: the landscape grows to fill the
     # frame as training digs its basin.
-    "dolly_in": [dict(at=0.0, azimuth=-75.0, elevation=38.0, distance=1.8),
+    "dolly_in": [dict(at=0.0, azimuth=-75.0, elevation=32.0, distance=1.4),
                  dict(at=1.0, azimuth=-35.0, elevation=26.0, distance=1.0)],
     # From just above the surface (its ridges against the background) up to a high look down into the basin.
     "crane": [dict(at=0.0, azimuth=-60.0, elevation=10.0, distance=1.0),
-              dict(at=1.0, azimuth=-25.0, elevation=58.0, distance=1.15)],
+              dict(at=1.0, azimuth=-25.0, elevation=50.0, distance=1.0)],
     # A low hero angle: the camera close to the plane, looking across the landscape, pushing in slowly.
     "hero": [dict(at=0.0, azimuth=-65.0, elevation=9.0, distance=1.25),
              dict(at=1.0, azimuth=-40.0, elevation=14.0, distance=1.0)],
@@ -131,12 +133,12 @@ class CameraSpec(Section):
 
     move: Optional[Literal["orbit", "dolly_in", "crane", "hero"]] = Field(
         None, description="A named camera move, which brings its own keyframes (so give one or the other): 'orbit' "
-        "turns 120 degrees around the surface; 'dolly_in' pushes in from 1.8 times the fitted distance to the fitted "
-        "framing; 'crane' rises from just above the surface (elevation 10) to a high look into the basin (58); "
+        "turns 120 degrees around the surface; 'dolly_in' pushes in from 1.4 times the fitted distance to the fitted "
+        "framing; 'crane' rises from just above the surface (elevation 10) to a high look into the basin (50); "
         "'hero' is a low angle across the landscape (elevation 9 to 14) pushing in slowly. orbit, dolly, crane and "
         "follow still add to it.")
     keyframes: list[CameraKey] = Field(default_factory=_default_keys, description="Keyframes, in order of 'at' "
-                                       "(default: from -60 to 60 degrees azimuth, 35 to 25 degrees elevation).")
+                                       "(default: from -60 to 60 degrees azimuth, 28 to 22 degrees elevation).")
     interpolation: Literal["spline", "linear"] = Field(
         "spline", description="'spline': smooth cubic spline through the keyframes; 'linear': straight segments."
     )

@@ -40,9 +40,10 @@ class FreeRect:
         return np.array([(self.left + self.right) / 2, (self.bottom + self.top) / 2])
 
 
-# The bands the overlays take today (renderer/text.py): the title line at the top (2.5% margin + 1.4 x a font of
-# 1/42 of the height) and the step/loss line at the bottom (2.5% margin + one line), with a little air.
-DEFAULT_FREE = FreeRect(0.02, 0.07, 0.98, 0.925)
+# The bands the overlays take today (renderer/text.py): the title line at the top (a 2.5% margin and a line of
+# VTK's font size 1/42 of the height, which pyvista doubles: to about 8% of the height) and the step/loss line at
+# the bottom (a 2.5% margin and a line at 0.8 of that size), with a little air.
+DEFAULT_FREE = FreeRect(0.02, 0.085, 0.98, 0.90)
 
 
 def free_rect(titled: bool, info: bool = True) -> FreeRect:

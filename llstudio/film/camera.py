@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 from scipy.interpolate import CubicSpline
-from scipy.ndimage import gaussian_filter1d
+from scipy.ndimage import gaussian_filter1d, maximum_filter1d
 
 from ..config.scene import CameraSpec
 from .framing import DEFAULT_FREE, FreeRect, fit_camera
@@ -73,16 +73,33 @@ def follow_track(track: np.ndarray, base, amount: float, sigma_frames: float) ->
 
 @dataclass(frozen=True)
 class Framing:
-    """What fitting the camera to a panel needs: the surface's display points over the whole film (their convex
-    hull is enough), the panel's ``aspect`` (width / height) and the ``free`` rectangle the overlays leave."""
+    """What fitting the camera to a panel needs: the surface's display points (their convex hull is enough), the
+    panel's ``aspect`` (width / height) and the ``free`` rectangle the overlays leave.
+
+    ``points``: over the whole film. ``steps`` (K arrays) and ``position`` (F,): the points of every captured step
+    and the fractional captured step each frame of the camera path shows; with them every frame is fitted to the
+    surface it shows (the two captured steps around it), not to the whole film's envelope, and the fitted distance
+    is smoothed over ``smooth_seconds`` without ever coming closer than the frames around it need."""
 
     points: np.ndarray
     aspect: float
     free: FreeRect = DEFAULT_FREE
+    steps: tuple = ()
+    position: Optional[np.ndarray] = None
+    smooth_seconds: float = 0.75
+
+    def points_at(self, frame: int) -> np.ndarray:
+        """The points frame ``frame`` must show."""
+        if not self.steps or self.position is None:
+            return self.points
+        u = float(self.position[frame])
+        k0 = min(int(np.floor(u)), len(self.steps) - 1)
+        k1 = min(k0 + 1, len(self.steps) - 1) if u > k0 else k0
+        return self.steps[k0] if k1 == k0 else np.concatenate([self.steps[k0], self.steps[k1]])
 
 
-# Frames at which a fitted camera is solved; the poses between are interpolated (the fit is smooth in the
-# camera's direction, which changes smoothly).
+# Frames at which a fitted camera is solved (at least; two per captured step when there are more); the poses
+# between are interpolated (the fit is smooth in the camera's direction, which changes smoothly).
 FIT_SAMPLES = 33
 
 
@@ -116,26 +133,31 @@ def camera_path(spec: CameraSpec, n_frames: int, focal_point, scale: float, trac
     if framing is not None and spec.framing == "fit":
         following = spec.follow > 0 and track is not None
         position, focal = fitted_positions(offset, up, dist / dist.min(), framing,
-                                           focal if following else None)
+                                           focal if following else None, fps)
         return CameraPath(position, focal, up)
     position = focal + offset * (dist * scale)[:, None]
     return CameraPath(position, focal, up)
 
 
 def fitted_positions(offset: np.ndarray, up: np.ndarray, ratio: np.ndarray, framing: Framing,
-                     centers: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+                     centers: Optional[np.ndarray] = None, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
     """(position, focal point), (F, 3) each, of cameras looking along -``offset`` (F, 3) with ``up`` (F, 3) that
     frame ``framing``'s surface in its free rectangle (:func:`llstudio.film.framing.fit_camera`), then moved along
     their view by ``ratio`` (F,) of the fitted distance: the keyframes' distances and the dolly relative to their
     closest point in the film (ratio >= 1), so they move the camera by as much as they change the distance and the
-    closest moment shows the fit itself (the surface never leaves its panel). ``centers`` (F, 3): points kept at the
-    free rectangle's centre (a follow camera; the surface still fits inside). Solved at FIT_SAMPLES frames and
-    interpolated between them by a cubic spline."""
+    closest moment shows the fit itself (the surface never leaves its panel). ``centers`` (F, 3): points kept at
+    the free rectangle's centre (a follow camera; the surface still fits inside).
+
+    Solved at FIT_SAMPLES frames or more and interpolated by a cubic spline; when every frame is fitted to its own
+    surface, the distance is then smoothed by a Gaussian of ``framing.smooth_seconds`` at ``fps`` over its running
+    maximum (so it never breathes, and never comes much closer than any frame near it needs) and the focal point
+    by the same Gaussian."""
     n = len(offset)
-    samples = np.unique(np.round(np.linspace(0, n - 1, min(n, FIT_SAMPLES))).astype(int))
+    n_samples = max(FIT_SAMPLES, 2 * len(framing.steps) + 1)
+    samples = np.unique(np.round(np.linspace(0, n - 1, min(n, n_samples))).astype(int))
     focal_s, dist_s = [], []
     for f in samples:
-        pos, foc = fit_camera(framing.points, offset[f], up[f], framing.aspect, framing.free,
+        pos, foc = fit_camera(framing.points_at(f), offset[f], up[f], framing.aspect, framing.free,
                               center=None if centers is None else centers[f])
         focal_s.append(foc)
         dist_s.append(np.linalg.norm(pos - foc))
@@ -147,6 +169,11 @@ def fitted_positions(offset: np.ndarray, up: np.ndarray, ratio: np.ndarray, fram
     else:
         focal = np.repeat(focal_s[:1], n, axis=0)
         dist = np.repeat(dist_s[:1], n)
+    sigma = framing.smooth_seconds * fps
+    if framing.steps and sigma > 0 and n > 1:
+        width = int(2 * np.ceil(sigma) + 1)
+        dist = gaussian_filter1d(maximum_filter1d(dist, width, mode="nearest"), sigma, mode="nearest")
+        focal = gaussian_filter1d(focal, sigma, axis=0, mode="nearest")
     return focal + offset * (dist * ratio)[:, None], focal
 
 

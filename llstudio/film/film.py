@@ -132,7 +132,8 @@ class Film:
     def framing(self) -> Framing:
         """What fitting the camera needs: the surface's display points over the whole film (the highest and the
         lowest height of every grid point over the captured steps, at most FIT_GRID per side; a 1D curve with
-        the floor of its curtain), the panel's aspect and the room its title and info line leave."""
+        the floor of its curtain) and of every captured step, which step each frame of the camera shows, the
+        panel's aspect and the room its title and info line leave."""
         capture, tl = self.capture, self.timeline
         look = capture.scene.look
         step_a = max(1, -(-len(capture.alphas) // FIT_GRID))
@@ -148,7 +149,12 @@ class Film:
             layers.append(np.zeros_like(layers[0]))
         points = np.concatenate([surface_points(h, xs, ys) for h in layers])
         free = free_rect(bool(capture.scene.title) and look.overlay, look.overlay)
-        return Framing(hull_points(points), self.settings.width / self.settings.height, free)
+        floor = [surface_points(np.zeros_like(layers[0]), xs, ys)] if len(capture.betas) == 1 else []
+        steps = tuple(hull_points(np.concatenate([surface_points(np.clip(u, 0, 1) * zh, xs, ys), *floor]))
+                      for u in unit)
+        start, n = self.body
+        position = np.array([tl.position(start + i) for i in range(n)])
+        return Framing(hull_points(points), self.settings.width / self.settings.height, free, steps, position)
 
     def _camera_path(self, panel: bool):
         capture, sc = self.capture, self.timeline.schedule

@@ -115,3 +115,32 @@ def test_every_single_panel_scene_fills_its_panel_at_its_camera():
     print("\nscene frame  before (width, area)  fitted (width, area)")
     for name, f, before, cov in rows:
         print(f"{name:28s} {f:3d}  {before[0]:.2f} {before[1]:.2f}  {cov[0]:.2f} {cov[1]:.2f}")
+
+
+def test_each_frame_is_fitted_to_the_surface_it_shows_and_never_cut():
+    """A landscape that grows from a flat plateau into a deep bowl: fitted frame by frame (smoothed), the early
+    frames show the plateau larger than a fit to the whole film's envelope would, and no frame cuts its surface."""
+    from llstudio.config.scene import CameraSpec
+
+    x, h = bowl(9, 0.9)
+    growth = [0.05, 0.3, 0.7, 1.0]
+    steps = [surface_points(g * h, x, x) for g in growth]
+    n = 60
+    position = np.clip(np.linspace(-0.2, 3.2, n), 0, 3)
+    spec = CameraSpec()
+    envelope = Framing(hull_points(np.concatenate(steps)), ASPECT)
+    per_frame = Framing(envelope.points, ASPECT, steps=tuple(hull_points(s) for s in steps), position=position)
+    a = camera_path(spec, n, (0, 0, 0.45), 2.0, fps=15, framing=envelope)
+    b = camera_path(spec, n, (0, 0, 0.45), 2.0, fps=15, framing=per_frame)
+    tri = grid_triangles(9, 9)
+    assert (outline_coverage(steps[0], tri, b.position[0], b.focal_point[0], b.up[0], 854, 480)[1]
+            > 1.2 * outline_coverage(steps[0], tri, a.position[0], a.focal_point[0], a.up[0], 854, 480)[1])
+    for f in range(n):
+        u = position[f]
+        k = min(int(u), 2)
+        shown = steps[k] + (u - k) * (steps[k + 1] - steps[k])
+        bb = bounds(project(shown, b.position[f], b.focal_point[f], b.up[f], ASPECT))
+        assert bb[0] >= 0 and bb[1] >= 0 and bb[2] <= 1 and bb[3] <= 1, (f, bb)
+    # smooth: the distance never jumps from frame to frame
+    dist = np.linalg.norm(b.position - b.focal_point, axis=1)
+    assert np.abs(np.diff(dist)).max() < 0.05 * dist.mean()

@@ -17,7 +17,7 @@ from ..errors import UsageError
 from .camera import CameraPath, Framing, camera_path, panel_camera
 from .framing import free_rect, hull_points, surface_points
 from .geometry import DISPLAY_EXTENT, to_display
-from .timeline import Keyframes, Timeline, film_length
+from .timeline import Keyframes, Timeline, film_length, hermite_weights
 
 if TYPE_CHECKING:  # the film reads a Capture; importing it would pull torch into the picture stages
     from ..landscape.result import Capture
@@ -154,7 +154,8 @@ class Film:
                       for u in unit)
         start, n = self.body
         position = np.array([tl.position(start + i) for i in range(n)])
-        return Framing(hull_points(points), self.settings.width / self.settings.height, free, steps, position)
+        return Framing(hull_points(points), self.settings.width / self.settings.height, free, steps, position,
+                       hermite_weights(tl.schedule) if len(steps) >= 3 else None)
 
     def _camera_path(self, panel: bool):
         capture, sc = self.capture, self.timeline.schedule

@@ -98,9 +98,12 @@ def fit_camera(points, direction, up, aspect: float, free: FreeRect = DEFAULT_FR
     points' :func:`hull_points` when fitting the same points many times: the result is the same, and faster.
 
     In the camera's frame (right, up, back) a point (x, y, z) seen from a camera at (cx, cy, cz) projects to
-    x' = (x - cx) / ((cz - z) t a), with t = tan(view angle / 2) and a the aspect (y' alike without a): keeping
-    x' within [L, R] is linear in (cx, cz). For each distance cz the allowed cx form an interval; the closest
-    camera is the smallest cz where both intervals (x and y) are non-empty, found by bisection.
+    x' = (x - cx) / ((cz - z) k) in normalised device coordinates, with k = tan(view angle / 2) times the aspect
+    (for y, without it). Keeping every x' within [lo, hi] for some cx needs, for every pair of points i, j,
+    x_i - x_j <= k (hi (cz - z_i) - lo (cz - z_j)): the closest camera is
+    cz = (max(x + k hi z) - min(x + k lo z)) / (k (hi - lo)), and cx the middle of the interval left there.
+    With ``center`` at (xc, zc), cx = xc - m k (cz - zc) (m the rectangle's middle), and each point bounds cz
+    from below on its own.
     """
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     right, u, fwd = camera_axes(direction, up)
@@ -108,44 +111,38 @@ def fit_camera(points, direction, up, aspect: float, free: FreeRect = DEFAULT_FR
     origin = pts.mean(axis=0)
     rel = pts - origin
     z = rel @ back
-    coords = (rel @ right, rel @ u)
     t = np.tan(np.radians(view_angle) / 2)
     # The target rectangle in normalised device coordinates (-1 … 1).
     centre = free.center
     half = np.array([fill * free.width / 2, fill * free.height / 2])
     lo, hi, mid = 2 * (centre - half) - 1, 2 * (centre + half) - 1, 2 * centre - 1
-    scale = np.array([t * aspect, t])
+    scales = (t * aspect, t)
     c_rel = None if center is None else np.asarray(center, dtype=np.float64) - origin
-
-    def solve(cz: float):
-        """(cx, cy) of a camera at distance cz, or None when the points cannot fit from there."""
-        depth = cz - z
-        if np.any(depth <= 1e-9):
-            return None
-        out = []
-        for axis, axis_vec in ((0, right), (1, u)):
-            k = scale[axis] * depth
-            a, b = float(np.max(coords[axis] - hi[axis] * k)), float(np.min(coords[axis] - lo[axis] * k))
-            if c_rel is None:
-                v = (a + b) / 2
-            else:
-                v = float(c_rel @ axis_vec - mid[axis] * scale[axis] * (cz - c_rel @ back))
-            if not a - 1e-12 <= v <= b + 1e-12:
-                return None
-            out.append(v)
-        return out
-
-    size = float(np.ptp(pts, axis=0).max()) or 1.0
-    near, far = float(z.max()), float(z.max()) + 2.0 * size
-    while solve(far) is None and far - near < 1e5 * size:
-        far = near + 2.0 * (far - near)
-    for _ in range(50):
-        cz = (near + far) / 2
-        near, far = (near, cz) if solve(cz) is not None else (cz, far)
-    cx, cy = solve(far)
-    position = origin + right * cx + u * cy + back * far
+    coords = [rel @ right, rel @ u]
+    # The camera stays in front of every point.
+    cz = float(z.max()) + 1e-6 * (float(np.ptp(pts, axis=0).max()) or 1.0)
+    for axis in (0, 1):
+        x, k = coords[axis], scales[axis]
+        if c_rel is None:
+            need = (np.max(x + k * hi[axis] * z) - np.min(x + k * lo[axis] * z)) / (k * (hi[axis] - lo[axis]))
+        else:
+            a = x - c_rel @ (right if axis == 0 else u)
+            zc = c_rel @ back
+            upper = (a - mid[axis] * k * zc + hi[axis] * k * z) / ((hi[axis] - mid[axis]) * k)
+            lower = (-a + mid[axis] * k * zc - lo[axis] * k * z) / ((mid[axis] - lo[axis]) * k)
+            need = max(upper.max(), lower.max())
+        cz = max(cz, float(need))
+    shift = []
+    for axis, axis_vec in ((0, right), (1, u)):
+        x, k = coords[axis], scales[axis]
+        if c_rel is None:
+            a, b = np.max(x - hi[axis] * k * (cz - z)), np.min(x - lo[axis] * k * (cz - z))
+            shift.append((a + b) / 2)
+        else:
+            shift.append(float(c_rel @ axis_vec - mid[axis] * k * (cz - c_rel @ back)))
+    position = origin + right * shift[0] + u * shift[1] + back * cz
     # The focal point: on the view axis, as deep as the points' middle.
-    focal = position - back * (far - float(np.median(z)))
+    focal = position - back * (cz - float(np.median(z)))
     return position, focal
 
 

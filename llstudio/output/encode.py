@@ -157,8 +157,10 @@ def _output_args(fmt: str, crf: int, preset: str, alpha: bool, width: int, heigh
                 "-g", str(keyint), "-keyint_min", str(keyint), "-sc_threshold", "0",
                 # Tag BT.709 in the H.264 bitstream itself: the container flags alone leave primaries and transfer
                 # 'unknown' in some players, which then render it washed out.
+                # A held frame coded as a B-frame would be predicted partly from the moving frame after the hold
+                # and, with no residual in the zone, decode as a blend: no B-frames in a film with holds.
                 "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709:scenecut=0"
-                + (f":zones={zones}" if zones else ""),
+                + (f":bframes=0:zones={zones}" if zones else ""),
                 "-color_range", "tv",
                 *_BT709_TAGS, "-vf", _BT709_SCALE, "-movflags", "+faststart", "-f", "mp4"]
     if fmt == "webm":

@@ -118,8 +118,9 @@ def test_every_single_panel_scene_fills_its_panel_at_its_camera():
 
 
 def test_each_frame_is_fitted_to_the_surface_it_shows_and_never_cut():
-    """A landscape that grows from a flat plateau into a deep bowl: fitted frame by frame (smoothed), the early
-    frames show the plateau larger than a fit to the whole film's envelope would, and no frame cuts its surface."""
+    """A landscape that grows from a flat plateau into a deep bowl: fitted frame by frame (the fits to the captured
+    steps blended like the surface), the early frames show the plateau larger than a fit to the whole film's
+    envelope would, no frame cuts its surface, and a still camera stands still while the step is held."""
     from llstudio.config.scene import CameraSpec
 
     x, h = bowl(9, 0.9)
@@ -144,3 +145,7 @@ def test_each_frame_is_fitted_to_the_surface_it_shows_and_never_cut():
     # smooth: the distance never jumps from frame to frame
     dist = np.linalg.norm(b.position - b.focal_point, axis=1)
     assert np.abs(np.diff(dist)).max() < 0.05 * dist.mean()
+    still = CameraSpec(keyframes=[{"at": 0.0, "azimuth": -60.0, "elevation": 28.0}], easing="none")
+    c = camera_path(still, n, (0, 0, 0.45), 2.0, fps=15, framing=per_frame)
+    held = np.flatnonzero(position == 0.0)
+    assert len(held) > 3 and np.all(c.position[held] == c.position[held[0]])

@@ -225,6 +225,6 @@ def shared_range_problems(layout: LayoutSpec, panels: list[Scene]) -> list[Probl
         return [("layout.shared_range", "one range for all panels needs the same scaling.log, scaling.clip and "
                  "scaling.range in every panel; the panels differ")]
     if panels[0].scaling.range != "film":
-        return [("layout.shared_range", "needs scaling.range = 'film' (with 'frame' every frame has a range of its "
-                 "own)")]
+        return [("layout.shared_range", "needs scaling.range = 'film' (with 'frame' or 'eased' every frame has a "
+                 "range of its own)")]
     return []

@@ -17,11 +17,16 @@ class ScalingSpec(Section):
         None, gt=0, description="Clip the loss above this value (before the log), so outliers do not flatten the rest."
     )
     z_scale: float = Field(0.5, gt=0, description="Height of the surface relative to the width of the grid.")
-    range: Literal["film", "frame"] = Field(
+    range: Literal["film", "frame", "eased"] = Field(
         "film",
         description="'film': heights and colours use one range for the whole film (no flicker); 'frame': each "
-        "frame is rescaled to its own range.",
+        "frame is rescaled to its own range; 'eased': each captured step's own range, smoothed over "
+        "range_smoothing captured steps and eased between them, so an early, nearly flat landscape shows its shape "
+        "and the range follows training without flicker.",
     )
+    range_smoothing: NonNegFloat = Field(
+        1.5, le=50, description="With range = 'eased': the width (a Gaussian's sigma, in captured steps) over which "
+        "the captured steps' ranges are smoothed; 0: each step's own range, eased between steps.")
 
 
 class SpeedKey(Section):
@@ -58,8 +63,9 @@ class TimelineSpec(Section):
     seconds_per_step: float = Field(0.5, gt=0, description="Seconds of film between two captured steps.")
     interpolation: Literal["linear", "cubic", "smoothstep"] = Field(
         "cubic",
-        description="Between captured steps: 'linear'; 'cubic' (monotone, no overshoot); 'smoothstep' (eases in "
-        "and out of every captured frame).",
+        description="Between captured steps: 'linear'; 'cubic' (a smooth spline through the captured steps in film "
+        "time: the surface keeps its pace through every step, exact at each, easing only into and out of holds); "
+        "'smoothstep' (eases in and out of every captured frame).",
     )
     hold_start: NonNegFloat = Field(1.0, description="Seconds to hold the first captured frame.")
     hold_end: NonNegFloat = Field(1.5, description="Seconds to hold the last captured frame.")
@@ -99,13 +105,40 @@ class CameraKey(Section):
 
 
 def _default_keys() -> list[CameraKey]:
-    return [CameraKey(at=0.0, azimuth=-60.0, elevation=35.0), CameraKey(at=1.0, azimuth=60.0, elevation=25.0)]
+    # Elevations under 30 degrees: from higher up, a square surface in a 16:9 panel fills the height first and
+    # less than 80% of the width (issue 14's framing target).
+    return [CameraKey(at=0.0, azimuth=-60.0, elevation=28.0), CameraKey(at=1.0, azimuth=60.0, elevation=22.0)]
+
+
+# The named moves: the keyframes each brings (azimuth, elevation, distance at the start and the end of the film).
+# With camera.framing = 'fit' distances count relative to the closest, which shows the fitted surface.
+MOVES: dict[str, list[dict]] = {
+    # A slow turn around the surface at a classic three-quarter height.
+    "orbit": [dict(at=0.0, azimuth=-80.0, elevation=32.0), dict(at=1.0, azimuth=40.0, elevation=28.0)],
+    # From 1.4 times the fitted distance in to the fitted framing, turning a little: the landscape grows to fill the
+    # frame as training digs its basin.
+    "dolly_in": [dict(at=0.0, azimuth=-75.0, elevation=32.0, distance=1.4),
+                 dict(at=1.0, azimuth=-35.0, elevation=26.0, distance=1.0)],
+    # From just above the surface (its ridges against the background) up to a high look down into the basin.
+    "crane": [dict(at=0.0, azimuth=-60.0, elevation=10.0, distance=1.0),
+              dict(at=1.0, azimuth=-25.0, elevation=50.0, distance=1.0)],
+    # A low hero angle: the camera close to the plane, looking across the landscape, pushing in slowly.
+    "hero": [dict(at=0.0, azimuth=-65.0, elevation=9.0, distance=1.25),
+             dict(at=1.0, azimuth=-40.0, elevation=14.0, distance=1.0)],
+}
 
 
 class CameraSpec(Section):
     """The camera path."""
 
-    keyframes: list[CameraKey] = Field(default_factory=_default_keys, description="Keyframes, in order of 'at'.")
+    move: Optional[Literal["orbit", "dolly_in", "crane", "hero"]] = Field(
+        None, description="A named camera move, which brings its own keyframes (so give one or the other): 'orbit' "
+        "turns 120 degrees around the surface; 'dolly_in' pushes in from 1.4 times the fitted distance to the fitted "
+        "framing; 'crane' rises from just above the surface (elevation 10) to a high look into the basin (50); "
+        "'hero' is a low angle across the landscape (elevation 9 to 14) pushing in slowly. orbit, dolly, crane and "
+        "follow still add to it.")
+    keyframes: list[CameraKey] = Field(default_factory=_default_keys, description="Keyframes, in order of 'at' "
+                                       "(default: from -60 to 60 degrees azimuth, 28 to 22 degrees elevation).")
     interpolation: Literal["spline", "linear"] = Field(
         "spline", description="'spline': smooth cubic spline through the keyframes; 'linear': straight segments."
     )
@@ -122,8 +155,27 @@ class CameraSpec(Section):
     follow: float = Field(0.0, ge=0, le=1, description="Follow the minimiser: how much the focal point tracks the "
                           "marker across the plane (0: never, 1: fully); the camera moves with it. Its height stays "
                           "at the middle of the surface, so the horizon does not bob with every step.")
+    framing: Literal["fit", "distance"] = Field(
+        "fit", description="'fit': every frame's camera is fitted to the surface, so that it fills its panel (the "
+        "room the title and info line leave) from the keyframes' direction; the keyframes' distances and the dolly "
+        "then count relative to the closest point of the film, which shows the fit itself (keys at 3.0 and 2.0: "
+        "the camera starts 1.5 times as far and pushes in to the fit), so the surface never leaves its panel. "
+        "'distance': the keyframes' distances as given, in grid widths.")
     follow_smoothing: NonNegFloat = Field(1.0, le=30, description="Seconds of smoothing of the followed track (a "
                                           "Gaussian of this width): higher is calmer.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _move(cls, data):
+        """A named move's keyframes, unless the section gives its own (then it is an error)."""
+        if isinstance(data, dict) and data.get("move") in MOVES:
+            if "keyframes" in data:
+                raise ValueError(f"move = '{data['move']}' brings its own keyframes: give either move or keyframes")
+            if data.get("framing") == "distance":
+                raise ValueError(f"move = '{data['move']}' sets distances relative to the fitted framing: it needs "
+                                 "framing = 'fit'")
+            data = {**data, "keyframes": [CameraKey(**k) for k in MOVES[data["move"]]]}
+        return data
 
     @field_validator("keyframes")
     @classmethod

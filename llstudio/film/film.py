@@ -14,12 +14,16 @@ import numpy as np
 from ..config.presets import QUALITIES
 from ..config.scene import CameraKey, CameraSpec, Scene
 from ..errors import UsageError
-from .camera import camera_path, panel_camera
+from .camera import CameraPath, Framing, camera_path, panel_camera
+from .framing import free_rect, hull_points, surface_points
 from .geometry import DISPLAY_EXTENT, to_display
-from .timeline import Keyframes, Timeline, film_length
+from .timeline import Keyframes, Timeline, film_length, hermite_weights
 
 if TYPE_CHECKING:  # the film reads a Capture; importing it would pull torch into the picture stages
     from ..landscape.result import Capture
+
+# The largest number of grid points per side a fitted camera frames (a subsample of finer grids: their outline).
+FIT_GRID = 33
 
 # A 1D film is a curve over alpha: without camera keys of its own it is seen from the side (the -beta side),
 # slightly from above.
@@ -114,7 +118,44 @@ class Film:
         sc = self.timeline.schedule
         # The camera moves over the film's body only: cards hold its first and last pose.
         self.body = (sc.body_start, max(sc.body_end - sc.body_start, 1))
-        self.camera = self._camera_path(panel)
+        self._panel = panel
+        self._camera: Optional[CameraPath] = None
+
+    @property
+    def camera(self) -> CameraPath:
+        """The camera path, made on first use: after share_range, which changes the heights a fitted camera
+        frames."""
+        if self._camera is None:
+            self._camera = self._camera_path(self._panel)
+        return self._camera
+
+    def framing(self) -> Framing:
+        """What fitting the camera needs: the surface's display points over the whole film (the highest and the
+        lowest height of every grid point over the captured steps, at most FIT_GRID per side; a 1D curve with
+        the floor of its curtain) and of every captured step, which step each frame of the camera shows, the
+        panel's aspect and the room its title and info line leave."""
+        capture, tl = self.capture, self.timeline
+        look = capture.scene.look
+        step_a = max(1, -(-len(capture.alphas) // FIT_GRID))
+        step_b = max(1, -(-len(capture.betas) // FIT_GRID))
+        xs = to_display(capture.alphas, capture.alphas, DISPLAY_EXTENT)[::step_a]
+        ys = to_display(capture.betas, capture.betas, DISPLAY_EXTENT)[::step_b]
+        ranges = tl.step_ranges()[:, :, None, None]
+        span = np.maximum(ranges[:, 1] - ranges[:, 0], 1e-300)
+        unit = (tl.values[:, ::step_a, ::step_b] - ranges[:, 0]) / span
+        zh = capture.scene.scaling.z_scale * DISPLAY_EXTENT
+        layers = [np.clip(unit.max(axis=0), 0, 1) * zh, np.clip(unit.min(axis=0), 0, 1) * zh]
+        if len(capture.betas) == 1:
+            layers.append(np.zeros_like(layers[0]))
+        points = np.concatenate([surface_points(h, xs, ys) for h in layers])
+        free = free_rect(bool(capture.scene.title) and look.overlay, look.overlay)
+        floor = [surface_points(np.zeros_like(layers[0]), xs, ys)] if len(capture.betas) == 1 else []
+        steps = tuple(hull_points(np.concatenate([surface_points(np.clip(u, 0, 1) * zh, xs, ys), *floor]))
+                      for u in unit)
+        start, n = self.body
+        position = np.array([tl.position(start + i) for i in range(n)])
+        return Framing(hull_points(points), self.settings.width / self.settings.height, free, steps, position,
+                       hermite_weights(tl.schedule) if len(steps) >= 3 else None)
 
     def _camera_path(self, panel: bool):
         capture, sc = self.capture, self.timeline.schedule
@@ -129,6 +170,9 @@ class Film:
             track = np.clip(np.column_stack([to_display(ab[:, 0], capture.alphas, DISPLAY_EXTENT, zoom),
                                              to_display(ab[:, 1], capture.betas, DISPLAY_EXTENT, zoom)]),
                             -DISPLAY_EXTENT / 2, DISPLAY_EXTENT / 2)
+        if spec.framing == "fit":
+            # Fitted to this panel's own surface and shape.
+            return camera_path(spec, self.body[1], focal, DISPLAY_EXTENT, track, self.settings.fps, self.framing())
         path = camera_path(spec, self.body[1], focal, DISPLAY_EXTENT, track, self.settings.fps)
         # One path over the same frames for every panel, seen per panel.
         return panel_camera(path, self.settings.width, self.settings.height) if panel else path
@@ -153,6 +197,20 @@ class Film:
         """Camera pose of frame ``index`` (card frames hold the body's first or last pose)."""
         start, n = self.body
         return self.camera.pose(int(np.clip(index - start, 0, n - 1)))
+
+    def repeats(self) -> np.ndarray:
+        """(n_frames,) bool: whether each frame shows exactly what the frame before it shows (the same captured
+        position, camera pose and card): a still hold, which the encoder keeps still."""
+        n, tl = self.n_frames, self.timeline
+        pos = np.array([tl.position(i) for i in range(n)])
+        start, m = self.body
+        idx = np.clip(np.arange(n) - start, 0, m - 1)
+        pose = np.concatenate([self.camera.position[idx], self.camera.focal_point[idx], self.camera.up[idx]], axis=1)
+        cards = [tl.card_at(i) for i in range(n)]
+        out = np.zeros(n, dtype=bool)
+        out[1:] = ((pos[1:] == pos[:-1]) & np.all(pose[1:] == pose[:-1], axis=1)
+                   & np.array([a == b for a, b in zip(cards[1:], cards[:-1])], dtype=bool))
+        return out
 
     def view(self, index: int):
         """(FrameState, camera pose) of frame ``index``."""

@@ -103,6 +103,10 @@ class PanelFilm:
         """(FrameState, camera pose) of every panel at frame ``index``."""
         return [film.view(index) for film in self.films]
 
+    def repeats(self) -> np.ndarray:
+        """(n_frames,) bool: frames every panel shows exactly as in the frame before (see Film.repeats)."""
+        return np.logical_and.reduce([film.repeats() for film in self.films])
+
     def card(self, index: int):
         """The title or end card over frame ``index`` (a CardState), or None: cards belong to the whole film."""
         return self.films[0].timeline.card_at(index)

@@ -4,6 +4,9 @@ Time runs: an optional title card; ``hold_start`` seconds on the first captured 
 steps a transition of ``seconds_per_step / speed`` (the speed ramp) and, on every step in between, ``hold_each``;
 ``hold_end`` seconds on the last step; an optional end card. Every part boundary is snapped to a whole frame
 (:func:`schedule`), so a frame shows each captured step's values exactly, whatever the interpolation and the ramp.
+'cubic' is one spline through whole captured frames in film time (:func:`hermite_weights`): every value moves at a
+continuous speed through the captured steps (a per-value monotone fit would stop each value where it turns, a
+visible pulse at every step).
 
 A zoom film (``grid.zoom``) captures every step on its own range, ``scales[k]`` times the first step's. The values
 are still interpolated index by index (grid-index coordinates), so the surface morphs from one zoom level to the
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
+from scipy.ndimage import gaussian_filter1d
 
 from ..config.scene import ScalingSpec, TimelineSpec
 from .critical import critical_points
@@ -223,6 +226,65 @@ class Keyframes:
     runs: tuple = ()
 
 
+def eased_ranges(values: np.ndarray, sigma: float) -> np.ndarray:
+    """(K, 2) (vmin, vmax) of scaling.range = 'eased': each captured step's own range (values (K, nx, ny)),
+    smoothed over ``sigma`` captured steps by a Gaussian (zero phase; the film's ends held). The range never
+    collapses: it is at least a thousandth of the film's."""
+    lo, hi = values.min(axis=(1, 2)), values.max(axis=(1, 2))
+    if sigma > 0 and len(lo) > 1:
+        lo = gaussian_filter1d(lo, sigma, mode="nearest")
+        hi = gaussian_filter1d(hi, sigma, mode="nearest")
+    floor = 1e-3 * max(float(values.max() - values.min()), 1e-12)
+    mid = (lo + hi) / 2
+    half = np.maximum((hi - lo) / 2, floor / 2)
+    return np.column_stack([mid - half, mid + half])
+
+
+def hermite_weights(sc: Schedule) -> tuple[np.ndarray, np.ndarray]:
+    """The 'cubic' spline's tangent weights: (a, b), (K-1,) each, for :func:`hermite_blend`.
+
+    The spline runs in film time (frames), not per transition, so the surface keeps its speed through a captured
+    step even where the transitions on either side last different numbers of frames (a speed ramp). Its tangent at
+    captured step k is the centred difference over time (a Catmull-Rom spline on whole frames):
+    m_k = (v[k+1] - v[k-1]) / (L[k-1] + L[k]) with L the transitions' lengths in frames; a step the film holds
+    still (the start and end holds, hold_each) gets a zero tangent, so the surface eases into and out of the hold.
+    On transition k (s from 0 to 1 over L[k] frames) the tangents in units of s are L[k] m_k and L[k] m_{k+1}:
+    a[k] = L[k] / (L[k-1] + L[k]) and b[k] = L[k] / (L[k] + L[k+1]), zero where the step is held.
+    """
+    k_n = len(sc.arrive)
+    length = (sc.arrive[1:] - sc.leave[:-1]).astype(np.float64)  # (K-1,) frames of each transition
+    held = sc.leave > sc.arrive
+    held[0] = held[0] or sc.arrive[0] > sc.body_start
+    held[-1] = held[-1] or sc.leave[-1] < sc.body_end - 1
+    a = np.zeros(k_n - 1)
+    b = np.zeros(k_n - 1)
+    for k in range(k_n - 1):
+        if not held[k]:
+            a[k] = length[k] / (length[k - 1] + length[k]) if k > 0 else 0.5
+        if not held[k + 1]:
+            b[k] = length[k] / (length[k] + length[k + 1]) if k + 1 < k_n - 1 else 0.5
+    return a, b
+
+
+def hermite_blend(data: np.ndarray, k: int, s: float, weights: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``data`` (K, ...) on transition k at fraction ``s`` (0 … 1) of the 'cubic' spline: the cubic Hermite
+    through data[k] and data[k+1] with the tangents of :func:`hermite_weights`, a blend of at most four whole
+    captured frames (never a per-value fit, so no value pauses where it turns). At an end of the film a free
+    (unheld) end takes the one-sided difference: weight 0.5 of the two-step span, i.e. v[1] - v[0] itself."""
+    a, b = weights[0][k], weights[1][k]
+    h00, h01 = 2 * s**3 - 3 * s**2 + 1, -2 * s**3 + 3 * s**2
+    h10, h11 = s**3 - 2 * s**2 + s, s**3 - s**2
+    out = h00 * data[k] + h01 * data[k + 1]
+    last = len(data) - 1
+    if a:
+        prev = data[k - 1] if k > 0 else 2 * data[k] - data[k + 1]  # a free start: its tangent is v[1] - v[0]
+        out = out + (h10 * a) * (data[k + 1] - prev)
+    if b:
+        nxt = data[k + 2] if k + 2 <= last else 2 * data[k + 1] - data[k]
+        out = out + (h11 * b) * (nxt - data[k])
+    return out
+
+
 class Timeline:
     """Maps video frames to interpolated landscapes: the captured steps' :class:`Keyframes`, timed by the
     scene's ``[timeline]`` and scaled by its ``[scaling]`` at ``fps`` frames a second.
@@ -255,27 +317,27 @@ class Timeline:
         self.vmin, self.vmax = float(self.values.min()), float(self.values.max())
         self.scales = np.ones(k) if scales is None else np.asarray(scales, dtype=np.float64)
         self._log_scales = np.log(self.scales)
-        self._pchip = self._path_pchip = self._scale_pchip = None
-        if timeline.interpolation == "cubic" and k >= 3:
-            self._pchip = PchipInterpolator(np.arange(k), self.values, axis=0)
-            self._path_pchip = PchipInterpolator(np.arange(k), self.path, axis=0)
-            # Shape-preserving: a log scale that only falls (rises) between captured steps does so in between too.
-            self._scale_pchip = PchipInterpolator(np.arange(k), self._log_scales)
+        # 'cubic': one C1 spline through whole frames in film time (see hermite_weights); fewer than three captured
+        # steps blend linearly.
+        self._smooth = timeline.interpolation == "cubic" and k >= 3
+        self._weights = hermite_weights(self.schedule) if self._smooth else None
+        self._value_range = (float(self.values.min()), float(self.values.max()))
+        self._ranges = eased_ranges(self.values, scaling.range_smoothing) if scaling.range == "eased" else None
         self.colors = None if colors is None else np.asarray(colors, dtype=np.float64)
+        # An unknown colour (NaN, e.g. curvature of diverged weights) would spread to the neighbouring transitions
+        # through the spline: those films blend colours linearly, which keeps NaN exactly where a captured step has it.
+        self._colors_smooth = self.colors is not None and self._smooth and bool(np.all(np.isfinite(self.colors)))
         self.critical = critical
         self.alphas, self.betas = alphas, betas
-        self.runs = []
-        for name, run_path in runs:
-            p = _hold_last_finite(run_path)
-            pchip = None
-            if self._path_pchip is not None:
-                    pchip = PchipInterpolator(np.arange(k), p, axis=0)
-            self.runs.append((str(name), p, pchip))
-        self._colors_pchip = None
-        # PCHIP refuses NaN (an unknown colour, e.g. curvature of diverged weights): those films blend linearly,
-        # which keeps NaN exactly where a neighbouring captured step has it.
-        if self.colors is not None and self._pchip is not None and np.all(np.isfinite(self.colors)):
-            self._colors_pchip = PchipInterpolator(np.arange(k), self.colors, axis=0)
+        self.runs = [(str(name), _hold_last_finite(run_path)) for name, run_path in runs]
+
+    def step_ranges(self) -> np.ndarray:
+        """(K, 2): the (vmin, vmax) heights and colours are normalised to at each captured step."""
+        if self._ranges is not None:
+            return self._ranges
+        if self.scaling.range == "frame":
+            return np.column_stack([self.values.min(axis=(1, 2)), self.values.max(axis=(1, 2))])
+        return np.tile([self.vmin, self.vmax], (len(self.steps), 1))
 
     def set_range(self, lo: float, hi: float) -> None:
         """Show heights and colours on ``lo`` … ``hi`` (scaled values) instead of the film's own range."""
@@ -310,31 +372,36 @@ class Timeline:
         opacity, veil = card_mix(card, t, title)
         return CardState(card.text, card.subtitle, opacity, veil)
 
-    def _interpolate(self, u: float, data: np.ndarray, pchip) -> np.ndarray:
-        """``data`` (K, ...) at fractional captured index ``u``; exactly ``data[k]`` at whole ``u``."""
+    def _interpolate(self, u: float, data: np.ndarray, smooth: bool) -> np.ndarray:
+        """``data`` (K, ...) at fractional captured index ``u``; exactly ``data[k]`` at whole ``u``. ``smooth``:
+        the 'cubic' spline (when the timeline has one), else the linear or smoothstep blend."""
         k = int(np.floor(u))
         s = u - k
         if s == 0.0 or k >= len(self.steps) - 1:
             return data[min(k, len(self.steps) - 1)]
-        if pchip is not None:
-            return pchip(u)
+        if smooth and self._weights is not None:
+            return hermite_blend(data, k, s, self._weights)
         s = ease(s, "smoothstep" if self.spec.interpolation == "smoothstep" else "linear")
         return (1.0 - s) * data[k] + s * data[k + 1]
 
     def values_at(self, u: float) -> np.ndarray:
         """Scaled landscape (nx, ny) at fractional captured index ``u``."""
-        return self._interpolate(u, self.values, self._pchip)
+        vals = self._interpolate(u, self.values, True)
+        if self._smooth and u != int(u):
+            # The spline may overshoot a captured value a little; never beyond the film's range.
+            vals = np.clip(vals, *self._value_range)
+        return vals
 
     def scale_at(self, u: float) -> float:
         """The zoom at fractional captured index ``u``: geometric between captured steps, exactly ``scales[k]`` at
         whole ``u``."""
         if u == int(u):
             return float(self.scales[min(int(u), len(self.steps) - 1)])
-        return float(np.exp(self._interpolate(u, self._log_scales, self._scale_pchip)))
+        return float(np.exp(self._interpolate(u, self._log_scales, True)))
 
     def marker_at(self, u: float) -> np.ndarray:
         """(alpha, beta) of the weights at fractional captured index ``u``, on the same curve as the surface."""
-        return self._interpolate(u, self.path, self._path_pchip)
+        return self._interpolate(u, self.path, True)
 
     def trail_at(self, u: float, per_step: int = 6) -> np.ndarray:
         """The path from the first captured step to ``u``, sampled ``per_step`` times per captured step: (M, 2)."""
@@ -350,6 +417,8 @@ class Timeline:
         center = float(np.interp(u, idx, self.center_loss))
         if self.scaling.range == "frame":
             vmin, vmax = float(vals.min()), float(vals.max())
+        elif self._ranges is not None:
+            vmin, vmax = (float(v) for v in self._interpolate(u, self._ranges, True))
         else:
             vmin, vmax = self.vmin, self.vmax
         moving = bool(np.any(self.path != 0.0))
@@ -363,9 +432,9 @@ class Timeline:
         k = int(u)
         if self.updates is not None and self.spec.hold_each > 0 and u == k and k < len(self.steps) - 1:
             arrow = (marker, tuple(float(m + d) for m, d in zip(marker, self.updates[k])))
-        colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_pchip)
+        colors = None if self.colors is None else self._interpolate(u, self.colors, self._colors_smooth)
         epoch = None if not self.steps_per_epoch else step / self.steps_per_epoch
-        runs = tuple(self._run_at(u, name, p, pchip) for name, p, pchip in self.runs)
+        runs = tuple(self._run_at(u, name, p) for name, p in self.runs)
         scale = self.scale_at(u)
         crit = ()
         if self.critical:
@@ -373,10 +442,10 @@ class Timeline:
         return FrameState(index, vals, step, center, vmin, vmax, marker, trail, arrow, trail_values, epoch,
                           self.curve, self.card_at(index), colors, runs, crit, scale)
 
-    def _run_at(self, u: float, name: str, path: np.ndarray, pchip) -> tuple:
+    def _run_at(self, u: float, name: str, path: np.ndarray) -> tuple:
         """(name, marker, trail) of a run at fractional captured index ``u``, sampled like ``trail_at``."""
         ts = np.append(np.arange(0.0, u, 1.0 / 6), u)
-        trail = np.array([self._interpolate(t, path, pchip) for t in ts])
+        trail = np.array([self._interpolate(t, path, True) for t in ts])
         return name, tuple(float(v) for v in trail[-1]), trail
 
     def center_values(self, u) -> np.ndarray:

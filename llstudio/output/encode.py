@@ -48,6 +48,10 @@ def encoder_threads(threads: Optional[int] = None) -> Optional[int]:
         threads = int(env) if env.isdigit() else None
     return threads if threads and threads > 0 else None
 
+# Frames between H.264 keyframes when the writer is not told the film's length: a minute (longer than a gallery
+# film, so one interval spans it).
+KEYINT_SECONDS = 60.0
+
 # VP9's speed knob for each x264 preset name (libvpx 'good' deadline: cpu-used 0 slowest/best … 5 fastest).
 VP9_CPU_USED = {"ultrafast": 5, "superfast": 5, "veryfast": 4, "faster": 4, "fast": 3, "medium": 2, "slow": 1,
                 "slower": 0, "veryslow": 0}
@@ -121,13 +125,43 @@ def output_frames(fmt: str, n_frames: int, fps: int) -> tuple[int, float]:
     return n_frames, fps
 
 
-def _output_args(fmt: str, crf: int, preset: str, alpha: bool, width: int, height: int) -> list[str]:
-    """ffmpeg's output options for one format (everything after the raw-video input)."""
+def keyframe_interval(keyint: Optional[int], fps: float) -> int:
+    """Frames between H.264 keyframes: ``keyint`` (the film's frame count: one interval for the whole film), else
+    KEYINT_SECONDS of frames."""
+    return max(1, int(keyint) if keyint else int(round(KEYINT_SECONDS * fps)))
+
+
+def repeat_runs(repeats) -> list[tuple[int, int]]:
+    """(first, last) frame of every run of True in ``repeats`` (F,) bool: frames that repeat the one before."""
+    flags = np.concatenate([[False], np.asarray(repeats, dtype=bool), [False]])
+    edges = np.flatnonzero(np.diff(flags.astype(np.int8)))
+    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def x264_zones(runs: list[tuple[int, int]]) -> str:
+    """x264's ``zones`` for frames that repeat their predecessor exactly: quantiser 51 there, so that x264 codes no
+    residual and every block is skipped. The frames then decode to exact copies of the first frame of the hold
+    (at the film's quality, x264 keeps refining a repeated picture, and a still hold visibly shimmers)."""
+    return "/".join(f"{a},{b},q=51" for a, b in runs)
+
+
+def _output_args(fmt: str, crf: int, preset: str, alpha: bool, width: int, height: int,
+                 keyint: int = 1, zones: str = "") -> list[str]:
+    """ffmpeg's output options for one format (everything after the raw-video input); ``keyint``: frames between
+    H.264 keyframes; ``zones``: x264 zones (see :func:`x264_zones`)."""
     if fmt == "mp4":
         return ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+                # One keyframe interval and no scene-cut detection: x264's defaults (keyint 250, scenecut 40) put
+                # a keyframe at frame 250 or wherever the picture changes fast, and the different quantisation of
+                # that frame makes a still hold visibly 'breathe'.
+                "-g", str(keyint), "-keyint_min", str(keyint), "-sc_threshold", "0",
                 # Tag BT.709 in the H.264 bitstream itself: the container flags alone leave primaries and transfer
                 # 'unknown' in some players, which then render it washed out.
-                "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709", "-color_range", "tv",
+                # A held frame coded as a B-frame would be predicted partly from the moving frame after the hold
+                # and, with no residual in the zone, decode as a blend: no B-frames in a film with holds.
+                "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709:scenecut=0"
+                + (f":bframes=0:zones={zones}" if zones else ""),
+                "-color_range", "tv",
                 *_BT709_TAGS, "-vf", _BT709_SCALE, "-movflags", "+faststart", "-f", "mp4"]
     if fmt == "webm":
         # -b:v 0 makes -crf a constant-quality target (with a bitrate, libvpx treats it as a cap only).
@@ -179,11 +213,16 @@ class FilmWriter:
     of frame_00000.png ...) and prores (ProRes 4444 .mov). ``queue_frames`` = 0 writes synchronously in the
     caller's thread (for benchmarks); the default is as many frames as fit in QUEUE_BYTES, at least 2. ``threads``
     caps the encoder's threads (default: $LLSTUDIO_THREADS, a --jobs batch's share, else ffmpeg's choice).
+    ``keyint``: the number of frames the film will have, so that an MP4 has one keyframe interval (and no scene-cut
+    keyframes) over the whole film; default KEYINT_SECONDS of frames. ``repeats`` (bool per frame): frames that are
+    exact copies of the one before (a still hold), encoded so that they decode to exact copies (mp4); ``write``
+    refuses a frame declared a repeat that is not one.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: int, crf: int = 18,
                  preset: str = "veryfast", format: str = "mp4", alpha: bool = False,
-                 queue_frames: Optional[int] = None, threads: Optional[int] = None):
+                 queue_frames: Optional[int] = None, threads: Optional[int] = None, keyint: Optional[int] = None,
+                 repeats=None):
         problem = format_problem(format, alpha)
         if problem:
             raise RenderError(problem)
@@ -193,6 +232,10 @@ class FilmWriter:
         self.width, self.height, self.fps, self.crf, self.preset = int(width), int(height), fps, crf, preset
         self.format, self.alpha = format, alpha
         self.threads = encoder_threads(threads)
+        self.keyint = keyframe_interval(keyint, fps)
+        # Frames declared to repeat their predecessor exactly (mp4 only: coded as skips, see x264_zones).
+        self.repeats = np.asarray(repeats if repeats is not None and format == "mp4" else [], dtype=bool)
+        self._previous: Optional[np.ndarray] = None
         self.channels = 4 if alpha else 3
         self.step = gif_step(fps) if format == "gif" else 1
         frame_bytes = self.width * self.height * self.channels
@@ -246,7 +289,8 @@ class FilmWriter:
         return [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
                 "-f", "rawvideo", "-pix_fmt", "rgba" if self.alpha else "rgb24",
                 "-s", f"{self.width}x{self.height}", "-framerate", f"{self.out_fps:g}", "-i", "pipe:0",
-                "-an", *_output_args(self.format, self.crf, self.preset, self.alpha, self.width, self.height),
+                "-an", *_output_args(self.format, self.crf, self.preset, self.alpha, self.width, self.height,
+                                      self.keyint, x264_zones(repeat_runs(self.repeats))),
                 *(["-threads", str(self.threads)] if self.threads else []), target]
 
     def _start(self) -> None:
@@ -292,6 +336,10 @@ class FilmWriter:
                               f"({self.height}, {self.width}, {self.channels}) uint8")
         if self._error is not None:
             raise self._failed("stopped")
+        if self.frames < len(self.repeats) and self.repeats[self.frames] and not np.array_equal(frame, self._previous):
+            raise RenderError(f"frame {self.frames} was declared a repeat of the one before but differs from it")
+        if len(self.repeats):
+            self._previous = frame
         keep = self.frames % self.step == 0
         self.frames += 1
         if not keep:

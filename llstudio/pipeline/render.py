@@ -135,7 +135,8 @@ def encode_frames(plan: RenderPlan, output: Path, selected: range, progress: Pro
     with _deferred_interrupt() as interrupted:
         with plan.film.renderer() as renderer, \
                 FilmWriter(output, settings.width, settings.height, settings.fps, scene.output.crf,
-                           scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha) as writer, \
+                           scene.output.encoder_preset, format=plan.fmt, alpha=plan.alpha,
+                           keyint=len(selected), repeats=_repeats(plan.film, selected)) as writer, \
                 progress.stage("render", len(selected), "frames") as advance:
             for i in selected:
                 _stop_if(interrupted())
@@ -144,6 +145,16 @@ def encode_frames(plan: RenderPlan, output: Path, selected: range, progress: Pro
             _stop_if(interrupted())
         _stop_if(interrupted())  # during the encoder's finish: the film is whole, the command stops anyway
     return Path(output)
+
+
+def _repeats(film, selected: range) -> np.ndarray:
+    """Which of the ``selected`` frames repeat the frame written before them (never the first one written)."""
+    out = film.repeats()[list(selected)]
+    if len(out):
+        out[0] = False
+    if selected.step != 1:
+        out[:] = False
+    return out
 
 
 def _stop_if(interruption: Optional[BaseException]) -> None:

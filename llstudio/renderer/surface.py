@@ -74,9 +74,11 @@ def legible_colormap(name: str, background: Optional[str], contrast: float = 2.0
 
 
 def unit_heights(state: FrameState) -> np.ndarray:
-    """The frame's values normalised to [0, 1] over its (vmin, vmax): what sets heights and colours."""
+    """The frame's values normalised to [0, 1] over its (vmin, vmax): what sets heights and colours. Clipped there:
+    an eased range (scaling.range = 'eased') can be narrower than a frame's values, and the surface must stay in
+    the box the camera frames."""
     span = state.vmax - state.vmin
-    return (state.values - state.vmin) / span if span > 0 else np.zeros_like(state.values)
+    return np.clip((state.values - state.vmin) / span, 0.0, 1.0) if span > 0 else np.zeros_like(state.values)
 
 
 class SurfaceLayer:

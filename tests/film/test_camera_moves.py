@@ -106,3 +106,37 @@ def test_to_display():
     ax = np.linspace(-0.5, 1.5, 5)
     np.testing.assert_allclose(to_display(ax, ax, 2.0), np.linspace(-1, 1, 5))
     np.testing.assert_allclose(to_display(np.array([0.3]), np.array([0.0]), 2.0), [0.0])  # a 1D capture's beta
+
+
+@pytest.mark.parametrize("move", ["orbit", "dolly_in", "crane", "hero"])
+def test_named_moves_bring_keyframes_that_change_the_view_meaningfully(move):
+    from llstudio.config.scene import CameraSpec
+    from llstudio.film.camera import Framing
+    from llstudio.film.framing import hull_points, surface_points
+
+    spec = CameraSpec(move=move)
+    x = np.linspace(-1, 1, 9)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    pts = hull_points(surface_points(0.9 * (X**2 + Y**2) / 2, x, x))
+    path = camera_path(spec, 40, (0, 0, 0.45), 2.0, framing=Framing(pts, 16 / 9))
+    offset = path.position - path.focal_point
+    dist = np.linalg.norm(offset, axis=1)
+    el = np.degrees(np.arcsin(offset[:, 2] / dist))
+    az = np.degrees(np.arctan2(offset[:, 1], offset[:, 0]))
+    moved = {"orbit": abs(az[-1] - az[0]) >= 100, "dolly_in": dist[0] / dist[-1] >= 1.3,
+             "crane": el[-1] - el[0] >= 35, "hero": el.max() <= 15 and dist[0] / dist[-1] >= 1.15}
+    assert moved[move], (move, az[[0, -1]], el[[0, -1]], dist[[0, -1]])
+
+
+def test_a_named_move_refuses_its_own_keyframes_and_fixed_distances():
+    from llstudio.config.scene import scene_from_dict
+    from llstudio.errors import SceneError
+
+    from conftest import tiny_dict
+
+    for camera, says in (({"move": "hero", "keyframes": [{"at": 0.0, "azimuth": 0.0}]}, "either move or keyframes"),
+                         ({"move": "crane", "framing": "distance"}, "needs framing = 'fit'")):
+        with pytest.raises(SceneError) as info:
+            scene_from_dict(tiny_dict(camera=camera), source="bad.toml")
+        assert info.value.exit_code == 2
+        assert any(path == "camera" and says in msg for path, msg in info.value.problems), info.value.problems

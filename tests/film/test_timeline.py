@@ -110,16 +110,52 @@ def test_linear_and_smoothstep_between_steps():
     assert lin.frame(5).step == pytest.approx(1.0)  # steps 0 → 4, a quarter of the way
 
 
-def test_cubic_does_not_overshoot():
+def test_cubic_overshoot_is_bounded_and_stays_in_the_film_range():
+    # 'cubic' keeps every value moving through a captured step where it turns (no pause), so it passes a little
+    # beyond the captured values around a turn: at most 4/27 of each neighbouring tangent (Hermite basis), never
+    # outside the film's range.
     loss, center = raw_loss(k=5, shape=(6, 6), seed=3)
     tl = timeline("cubic", loss, center, fps=30, hold_start=0.0, sps=1.0)
     v = tl.values
+    step = np.abs(np.diff(v, axis=0)).max(axis=0)  # the largest change between neighbouring steps, per value
     for f in range(tl.n_frames):
         u = tl.position(f)
         k = min(int(np.floor(u)), len(v) - 2)
         lo, hi = np.minimum(v[k], v[k + 1]), np.maximum(v[k], v[k + 1])
         vals = tl.frame(f).values
-        assert np.all(vals >= lo - 1e-12) and np.all(vals <= hi + 1e-12), f
+        assert np.all(vals >= lo - 0.3 * step - 1e-12) and np.all(vals <= hi + 0.3 * step + 1e-12), f
+        assert vals.min() >= v.min() - 1e-12 and vals.max() <= v.max() + 1e-12
+
+
+@pytest.mark.parametrize("speed", [None, [{"at": 0.0, "speed": 0.5}, {"at": 1.0, "speed": 2.0}]])
+def test_cubic_keeps_its_pace_through_captured_steps(speed):
+    # A per-value monotone fit stops each value where it turns: the surface slowed by about 35% at every captured
+    # step. The spline in film time keeps the frame-to-frame change continuous through every step, also where a
+    # speed ramp makes the transitions on either side of it last different numbers of frames.
+    loss, center = raw_loss(k=6, shape=(8, 8), seed=5)
+    loss[:, 0, 0], loss[:, -1, -1] = 10.0, 0.01  # the film's range: wider than every moving value (no clipping)
+    spec = TimelineSpec(seconds_per_step=1.0, hold_start=0.5, hold_end=0.5, interpolation="cubic",
+                        **({"speed": speed} if speed else {}))
+    tl = Timeline(Keyframes(np.arange(6) * 4, loss, center), spec, ScalingSpec(), 30)
+    values = np.array([tl.frame(f).values for f in range(tl.n_frames)])
+    for k in range(1, 5):
+        f = tl.frame_of_step(k)
+        np.testing.assert_array_equal(values[f], tl.values[k])
+        # one-sided velocities, second order in the frame step: equal on both sides of the step (C1)
+        before = (3 * values[f] - 4 * values[f - 1] + values[f - 2]) / 2
+        after = (-3 * values[f] + 4 * values[f + 1] - values[f + 2]) / 2
+        assert np.abs(after - before).max() <= 0.05 * np.abs(before).max(), k
+
+
+def test_cubic_eases_into_and_out_of_held_steps():
+    loss, center = raw_loss(k=4, shape=(3, 3), seed=7)
+    spec = TimelineSpec(seconds_per_step=1.0, hold_start=0.5, hold_end=0.5, hold_each=0.5, interpolation="cubic")
+    tl = Timeline(Keyframes(np.arange(4), loss, center), spec, ScalingSpec(), 30)
+    for k in range(4):
+        f = tl.frame_of_step(k)
+        step_out = np.abs(tl.frame(f + 1).values - tl.values[k]).max()
+        move = np.abs(tl.values[min(k + 1, 3)] - tl.values[k]).max()
+        assert step_out <= 0.02 * move + 1e-12  # starts from rest: a zero tangent at a held step
 
 
 def test_film_range_is_constant_frame_range_follows_the_frame():
@@ -197,3 +233,39 @@ def test_two_captured_steps_with_cubic_falls_back_to_linear():
     loss, center = raw_loss(k=2)
     tl = timeline("cubic", loss, center, fps=10, hold_start=0.0, sps=1.0)
     np.testing.assert_allclose(tl.frame(5).values, 0.5 * (tl.values[0] + tl.values[1]), rtol=1e-12)
+
+
+def test_eased_range_follows_each_step_smoothly():
+    # An early, nearly flat landscape (a narrow range) beside later deep ones: with range = 'eased' every captured
+    # step is shown on its own range (sigma 0) or a smoothed one, and the range moves without jumps in between.
+    rng = np.random.default_rng(2)
+    loss = np.stack([1.0 + s * rng.uniform(0, 1, (6, 6)) for s in (0.01, 0.02, 1.0, 5.0, 6.0)])
+    center = loss[:, 0, 0]
+    spec = TimelineSpec(seconds_per_step=1.0, hold_start=0.0, hold_end=0.0, interpolation="cubic")
+    exact = Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(log=False, range="eased", range_smoothing=0),
+                     20)
+    for k in range(5):
+        st = exact.frame(exact.frame_of_step(k))
+        assert (st.vmin, st.vmax) == pytest.approx((loss[k].min(), loss[k].max()))
+    smooth = Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(log=False, range="eased"), 20)
+    lo_hi = np.array([[s.vmin, s.vmax] for s in (smooth.frame(f) for f in range(smooth.n_frames))])
+    steps = np.abs(np.diff(lo_hi, axis=0)).max(axis=0)
+    assert np.all(steps <= 0.1 * np.ptp(lo_hi, axis=0))  # no jump: each frame moves the range by < 10% of its travel
+    # the first step's range is much narrower than the film's: its shape fills the height
+    assert lo_hi[0, 1] - lo_hi[0, 0] < 0.5 * (loss.max() - loss.min())
+    film = Timeline(Keyframes(STEPS, loss, center), spec, ScalingSpec(log=False), 20)
+    assert film.frame(0).vmax == pytest.approx(loss.max())
+
+
+@pytest.mark.parametrize("section, key, value", [("scaling", "range", "steps"), ("scaling", "range_smoothing", -1),
+                                                 ("camera", "framing", "tight")])
+def test_bad_framing_and_range_values_name_their_key(section, key, value):
+    from llstudio.config.scene import scene_from_dict
+    from llstudio.errors import SceneError
+
+    from conftest import tiny_dict
+
+    with pytest.raises(SceneError) as info:
+        scene_from_dict(tiny_dict(**{section: {key: value}}), source="bad.toml")
+    assert f"{section}.{key}" in [p for p, _ in info.value.problems]
+    assert info.value.exit_code == 2

@@ -15,7 +15,7 @@ from ..config.presets import QUALITIES
 from ..config.scene import CameraKey, CameraSpec, Scene
 from ..errors import UsageError
 from .camera import CameraPath, Framing, camera_path, panel_camera
-from .framing import free_rect, hull_points, surface_points
+from .framing import FreeRect, free_rect, hull_points, surface_points
 from .geometry import DISPLAY_EXTENT, to_display
 from .timeline import Keyframes, Timeline, film_length, hermite_weights
 
@@ -105,9 +105,10 @@ class Film:
     camera backs off when the panel is narrow."""
 
     def __init__(self, capture: "Capture", settings: OutputSettings, open_renderer: Optional[Callable] = None,
-                 panel: bool = False):
+                 panel: bool = False, free: Optional[FreeRect] = None):
         scene = capture.scene
         self.capture, self.settings, self._open_renderer = capture, settings, open_renderer
+        self._free = free
         look = scene.look
         curve = None
         if look.loss_inset and capture.train_loss is not None and len(capture.train_loss):
@@ -148,7 +149,7 @@ class Film:
         if len(capture.betas) == 1:
             layers.append(np.zeros_like(layers[0]))
         points = np.concatenate([surface_points(h, xs, ys) for h in layers])
-        free = free_rect(bool(capture.scene.title) and look.overlay, look.overlay)
+        free = self._free or free_rect(bool(capture.scene.title) and look.overlay, look.overlay)
         floor = [surface_points(np.zeros_like(layers[0]), xs, ys)] if len(capture.betas) == 1 else []
         steps = tuple(hull_points(np.concatenate([surface_points(np.clip(u, 0, 1) * zh, xs, ys), *floor]))
                       for u in unit)

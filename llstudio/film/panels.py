@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from ..config.colors import rgb
 from ..config.scene import LayoutSpec
 from ..errors import UsageError
 from .film import Film, OutputSettings
+from .framing import FreeRect
 from .timeline import film_length
 
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
@@ -74,7 +75,7 @@ class PanelFilm:
     shared out between the panels; ``open_renderer(film)``: as for a Film (the pipeline wires it in).
     """
 
-    def __init__(self, capture, settings, open_renderer: Optional[Callable] = None):
+    def __init__(self, capture, settings, open_renderer: Optional[Callable] = None, frees: Sequence[FreeRect] = ()):
         layout = capture.scene.layout
         self.capture, self.settings, self._open_renderer = capture, settings, open_renderer
         self.columns, self.rows = grid_shape(len(capture.panels), layout.columns)
@@ -86,7 +87,9 @@ class PanelFilm:
         self.n_frames = max(lengths)
         sub = OutputSettings(self.panel_width, self.panel_height, settings.fps)
         # Every panel's film is n_frames long: one camera path over the same frames, seen per panel.
-        self.films = [Film(_with_hold_end(c, self.n_frames, settings.fps), sub, panel=True) for c in capture.panels]
+        frees = list(frees) or [None] * len(capture.panels)
+        self.films = [Film(_with_hold_end(c, self.n_frames, settings.fps), sub, panel=True, free=free)
+                      for c, free in zip(capture.panels, frees)]
         if layout.shared_range:
             lo = min(f.timeline.vmin for f in self.films)
             hi = max(f.timeline.vmax for f in self.films)

@@ -20,21 +20,31 @@ from ..config.scene import TRANSPARENT, Scene
 from ..errors import SceneError, Terminated, UsageError
 from ..files import FILE, RENAMED_FOLDER, atomic_write, require_writable
 from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames
+from ..film.framing import FreeRect
 from ..film.panels import PanelFilm
 from ..landscape.result import Capture
 from ..output.encode import FilmWriter, output_frames, output_size, require_format
 from ..progress import Progress
 from ..renderer.films import open_renderer
+from ..renderer.layout import PanelLayout, film_layouts
 from ..renderer.overlay import contact_sheet, sheet_shape
 from ..renderer.plotter import save_png
 
 
 def make_film(capture, settings: OutputSettings):
     """The film of a capture, drawn by the off-screen renderer: a :class:`~llstudio.film.film.Film`, or a
-    :class:`~llstudio.film.panels.PanelFilm` for a scene with panels."""
+    :class:`~llstudio.film.panels.PanelFilm` for a scene with panels. Each panel's camera is fitted into the
+    rectangle its overlays leave free (the renderer's layout at this size)."""
+    frees = [free_rect_of(layout) for layout in film_layouts(capture.scene, settings.width, settings.height)]
     if capture.scene.panels:
-        return PanelFilm(capture, settings, open_renderer=open_renderer)
-    return Film(capture, settings, open_renderer=open_renderer)
+        return PanelFilm(capture, settings, open_renderer=open_renderer, frees=frees)
+    return Film(capture, settings, open_renderer=open_renderer, free=frees[0])
+
+
+def free_rect_of(layout: PanelLayout) -> FreeRect:
+    """A layout's free rectangle (pixels, y down) as the framing's (fractions of the panel, y up)."""
+    x0, y0, x1, y1 = layout.free_fraction()
+    return FreeRect(x0, 1.0 - y1, x1, 1.0 - y0)
 
 
 def default_output(scene: Scene, fmt: Optional[str] = None) -> Path:

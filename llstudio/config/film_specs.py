@@ -128,6 +128,15 @@ MOVES: dict[str, list[dict]] = {
 }
 
 
+def _same_keys(given, move: list[dict]) -> bool:
+    """Whether ``given`` (keyframes as parsed: dicts or CameraKeys) are exactly ``move``'s."""
+    try:
+        keys = [k if isinstance(k, CameraKey) else CameraKey.model_validate(k) for k in given]
+    except (TypeError, ValueError):  # not keyframes at all: the move's error says what to do
+        return False
+    return keys == [CameraKey(**k) for k in move]
+
+
 class CameraSpec(Section):
     """The camera path."""
 
@@ -167,9 +176,10 @@ class CameraSpec(Section):
     @model_validator(mode="before")
     @classmethod
     def _move(cls, data):
-        """A named move's keyframes, unless the section gives its own (then it is an error)."""
+        """A named move's keyframes, unless the section gives its own (then it is an error; the move's own, as a
+        resolved scene's dump writes them beside the move, are fine)."""
         if isinstance(data, dict) and data.get("move") in MOVES:
-            if "keyframes" in data:
+            if "keyframes" in data and not _same_keys(data["keyframes"], MOVES[data["move"]]):
                 raise ValueError(f"move = '{data['move']}' brings its own keyframes: give either move or keyframes")
             if data.get("framing") == "distance":
                 raise ValueError(f"move = '{data['move']}' sets distances relative to the fitted framing: it needs "

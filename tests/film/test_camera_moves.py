@@ -140,3 +140,16 @@ def test_a_named_move_refuses_its_own_keyframes_and_fixed_distances():
             scene_from_dict(tiny_dict(camera=camera), source="bad.toml")
         assert info.value.exit_code == 2
         assert any(path == "camera" and says in msg for path, msg in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize("move", ["orbit", "dolly_in", "crane", "hero"])
+def test_a_resolved_scene_with_a_move_loads_again(move):
+    """The resolved dump (the sidecar's scene, a test's edited copy) holds the move and the keyframes it brought:
+    it must validate again to the same camera."""
+    from llstudio.config.scene import scene_from_dict
+
+    from conftest import tiny_dict
+
+    scene = scene_from_dict(tiny_dict(camera={"move": move}))
+    again = scene_from_dict(scene.resolved_dump())
+    assert again.camera == scene.camera and again.camera.move == move

@@ -41,9 +41,12 @@ def make_film(capture, settings: OutputSettings):
     return Film(capture, settings, open_renderer=open_renderer, free=frees[0])
 
 
-def free_rect_of(layout: PanelLayout) -> FreeRect:
-    """A layout's free rectangle (pixels, y down) as the framing's (fractions of the panel, y up)."""
+def free_rect_of(layout: PanelLayout) -> Optional[FreeRect]:
+    """A layout's free rectangle (pixels, y down) as the framing's (fractions of the panel, y up); None (the
+    framing's default bands) when the panel is too small to leave one."""
     x0, y0, x1, y1 = layout.free_fraction()
+    if min(x1 - x0, y1 - y0) < 0.1:
+        return None
     return FreeRect(x0, 1.0 - y1, x1, 1.0 - y0)
 
 

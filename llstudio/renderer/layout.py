@@ -296,6 +296,8 @@ def free_rectangle(width: int, height: int, boxes: Sequence[Box], margin: float,
         ok &= ~((x0 < b.x1) & (b.x0 < x1) & (y0 < b.y1) & (b.y0 < y1))
     fits = np.minimum(x1 - x0, aspect * (y1 - y0))  # the width of the largest picture inside
     area = np.where(ok, fits * 1e6 + (x1 - x0) * (y1 - y0), -1.0)
+    if not ok.any():  # a panel too small for its overlays (a tiny size, many panels): the whole panel, overlaid
+        return Box(float(margin), float(margin), float(width - margin), float(height - margin))
     i = np.unravel_index(int(np.argmax(area)), area.shape)
     return Box(float(x0[i]), float(y0[i]), float(x1[i]), float(y1[i]))
 

@@ -440,3 +440,15 @@ def test_render_requests_out_of_range_fail_before_any_file(tiny_capture, tmp_pat
     with pytest.raises(UsageError, match="selects no frame"):
         render_film(tiny_capture, output=tmp_path / "f.mp4", quality="l", frames="20:30")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_degenerate_free_rectangle_falls_back_to_the_framings_default():
+    from llstudio.pipeline.render import free_rect_of
+    from llstudio.renderer.layout import Box, PanelLayout
+
+    def layout(free):
+        return PanelLayout(100, 50, {}, free, 2, 10, 8)
+
+    assert free_rect_of(layout(Box(10, 5, 10, 45))) is None
+    rect = free_rect_of(layout(Box(10, 5, 90, 45)))
+    assert (rect.left, rect.bottom, rect.right, rect.top) == pytest.approx((0.1, 0.1, 0.9, 0.9))

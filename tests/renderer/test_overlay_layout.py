@@ -77,3 +77,10 @@ def test_a_card_shrinks_to_the_frame():
     parts = card_layout("a very long card title for a small frame", "and its subtitle", 200, 120)
     assert parts["title"][0].x0 >= 0 and parts["title"][0].x1 <= 200
     assert parts["subtitle"][0].y0 >= parts["title"][0].y1
+
+
+def test_a_panel_too_small_for_its_overlays_leaves_the_whole_panel():
+    """No rectangle clear of the boxes (ten panels at a tiny size): the panel inside its margin, never a rectangle
+    of no width (which gave the camera fit a division by zero and a NaN camera)."""
+    free = free_rectangle(40, 30, [Box(0, 0, 40, 30)], 2.0)
+    assert (free.x0, free.y0, free.x1, free.y1) == (2.0, 2.0, 38.0, 28.0)

@@ -8,6 +8,7 @@ import re
 import struct
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,20 @@ def write_mnist(root, n: int = 30):
             with open(raw / f"{split}-{kind}-ubyte", "wb") as f:
                 f.write(struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(">" + "I" * arr.ndim, *arr.shape))
                 f.write(arr.astype(">u1").tobytes())
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    """``user_module(name, source)``: a module of the user's (a model or data factory) written to ``tmp_path`` and
+    importable by ``name`` for the test; it is forgotten afterwards, so the next test imports its own."""
+    names = []
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        monkeypatch.syspath_prepend(str(tmp_path))
+        names.append(name)
+        return name
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import struct
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -268,12 +266,8 @@ def not_a_model(input_shape, n_classes):
 
 
 @pytest.fixture
-def factory_module(tmp_path, monkeypatch):
-    name = "llstudio_test_factory"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(FACTORY))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
+def factory_module(user_module):
+    return user_module("llstudio_test_factory", FACTORY)
 
 
 def test_custom_factory(factory_module):

@@ -57,12 +57,8 @@ SMALL = {"model": {"kind": "mlp", "hidden": [4], "activation": "tanh"},
 
 
 @pytest.fixture
-def data_module(tmp_path, monkeypatch):
-    name = "llstudio_test_own_data"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(FACTORY))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    yield name
-    sys.modules.pop(name, None)
+def data_module(user_module):
+    return user_module("llstudio_test_own_data", FACTORY)
 
 
 def brute_force(cap) -> np.ndarray:

@@ -8,3 +8,27 @@ from matplotlib.colors import to_rgb
 def rgb(color: str) -> tuple[int, int, int]:
     """'#rrggbb' or a colour name → (r, g, b) 0-255."""
     return tuple(int(round(255 * c)) for c in to_rgb(color))
+
+
+# What an 'auto' background gradient mixes into the background at the top: a cool blue-grey, lighter on a dark
+# background, darker on a light one.
+_AUTO_TOP = {"dark": ((74, 92, 138), 0.30), "light": ((150, 162, 190), 0.25)}
+
+
+def luminance(color: str) -> float:
+    """Relative luminance (WCAG) of a colour, 0 (black) … 1 (white)."""
+    c = [v / 255.0 for v in rgb(color)]
+    c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+
+
+def gradient_top(background: str, top: str):
+    """The colour at the top of the background gradient ('#rrggbb'), or None for a plain background: ``top`` as
+    the look gives it ('auto': the background mixed with a cool blue-grey; 'none': plain)."""
+    if top == "none":
+        return None
+    if top != "auto":
+        return top
+    tint, share = _AUTO_TOP["dark" if luminance(background) < 0.4 else "light"]
+    mixed = [round((1 - share) * b + share * t) for b, t in zip(rgb(background), tint)]
+    return "#" + "".join(f"{v:02x}" for v in mixed)

@@ -49,14 +49,20 @@ class LookSpec(Section):
         "smoothest edges and contour lines, about 2-3x the render time); 'msaa': 4x multisampling; 'none'. 'auto': "
         "SSAA from 1080 lines up (qualities h, p, k), MSAA below (l, m)."
     )
-    background_top: Optional[str] = Field(
-        None, description="Colour at the top of a vertical background gradient ('background' is then the bottom "
-        "colour). Default: a plain background."
+    background_top: str = Field(
+        "auto", description="Colour at the top of a vertical background gradient ('background' is then the bottom "
+        "colour). 'auto': a little lighter (on a dark background; darker on a light one) and bluer than "
+        "'background', a soft studio backdrop; 'none': a plain background."
     )
     lighting: Literal["studio", "soft", "dramatic", "flat"] = Field(
         "studio", description="Lighting preset. 'studio': VTK's light kit (key, fill, back and head lights); 'soft': "
         "the light kit dimmed with more ambient light and a gentle highlight; 'dramatic': one low, raking key light "
         "and a faint fill; 'flat': no shading at all, colours exactly as the colormap says."
+    )
+    occlusion: float = Field(
+        0.55, ge=0, le=1, description="Ambient occlusion: how much darker basins are than open ground (0: none, 1: "
+        "black where the sky is hidden). Computed on the grid from the heights; colours and contours keep their "
+        "meaning, only the shading changes. Not used on flat maps, 1D curves or with lighting = 'flat'."
     )
     pbr: bool = Field(False, description="Physically based material (metallic/roughness) instead of Phong shading.")
     metallic: float = Field(0.0, ge=0, le=1, description="PBR only: 0 = dielectric (plastic), 1 = metal.")
@@ -131,6 +137,8 @@ class LookSpec(Section):
     @classmethod
     def _color(cls, v, info):
         if info.field_name == "background" and v == TRANSPARENT:
+            return v
+        if info.field_name == "background_top" and v in ("auto", "none"):
             return v
         if v is not None and not is_color_like(v):
             raise ValueError(f"{v!r} is not a colour: use a name like 'white' or a hex code like '#1a2b3c'")

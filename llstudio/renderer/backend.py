@@ -76,12 +76,12 @@ def render_window_info() -> dict[str, str]:
         p.close()
 
 
-def open_plotter(width: int, height: int, light_kit: bool):
-    """An off-screen pyvista Plotter of ``width`` x ``height`` window pixels, with VTK's light kit or no lights;
+def open_plotter(width: int, height: int):
+    """An off-screen pyvista Plotter of ``width`` x ``height`` window pixels and no lights (the look adds its own);
     MissingDependency (with what to install) when no OpenGL context can be made."""
     pv = pyvista()
     try:
-        return pv.Plotter(off_screen=True, window_size=(width, height), lighting="light kit" if light_kit else "none")
+        return pv.Plotter(off_screen=True, window_size=(width, height), lighting="none")
     except Exception as exc:  # VTK raises plain RuntimeErrors when no context can be made
         raise MissingDependency(
             f"no off-screen OpenGL context ({exc}). On a headless Linux machine install Mesa's EGL "

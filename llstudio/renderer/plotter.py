@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from ..config.colors import gradient_top
 from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
 from .arrows import ArrowLayer
@@ -78,7 +79,7 @@ class SurfaceRenderer:
         self.win_w, self.win_h = self.ss * self.width, self.ss * self.height
         self.z_height = z_scale * self.extent
         self.transparent = look.background == TRANSPARENT
-        self.plotter = open_plotter(self.win_w, self.win_h, look.lighting in ("studio", "soft"))
+        self.plotter = open_plotter(self.win_w, self.win_h)
         self._set_up_window()
         apply_lighting(self.plotter, "flat" if self.flat else look.lighting)
         self.frame_height = frame_height or self.height
@@ -109,7 +110,7 @@ class SurfaceRenderer:
             p.set_background("black")
             p.renderer.SetBackgroundAlpha(0.0)
         else:
-            p.set_background(look.background, top=look.background_top)
+            p.set_background(look.background, top=gradient_top(look.background, look.background_top))
 
     def _lay_out(self, spec: OverlaySpec) -> None:
         """Place the overlays of ``spec`` (the layout) and make what draws them."""

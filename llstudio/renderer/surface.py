@@ -13,43 +13,57 @@ from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
 from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polygon_offset
 from .display import DisplaySquare
+from .occlusion import OcclusionShading
 
 
 # Height of a unit value on the flat contour map, in display units (the camera looks straight down from 10 units).
 FLAT_RELIEF = 1e-3
 
 
+# The light rigs, as camera lights (they keep their place in the picture whatever the camera does): position in
+# the camera's frame (x to the right, y up, z towards the viewer), colour, intensity. A warm key light high on the
+# left, a cool fill low on the right and a rim light from behind and above that picks out ridges against the
+# background. No head light: a light at the camera puts its highlight on every wall that faces the viewer, the
+# vertical smear down the far wall of a basin.
+Rig = tuple[tuple[tuple[float, float, float], tuple[float, float, float], float], ...]
+RIGS: dict[str, Rig] = {
+    "studio": (((-1.1, 1.3, 0.9), (1.0, 0.95, 0.88), 0.95),
+               ((1.3, -0.2, 0.8), (0.70, 0.80, 1.0), 0.38),
+               ((0.5, 1.6, -1.3), (0.92, 0.95, 1.0), 0.60)),
+    "soft": (((-0.9, 1.1, 1.1), (1.0, 0.97, 0.92), 0.70),
+             ((1.2, 0.0, 1.0), (0.80, 0.86, 1.0), 0.50),
+             ((0.4, 1.5, -1.2), (1.0, 1.0, 1.0), 0.35)),
+    # A low key light raking across the surface from one side: every ridge has a lit face and a shadow side; a
+    # faint cool fill keeps the far side from going black, a strong rim outlines the silhouette.
+    "dramatic": (((-1.6, 0.35, 0.5), (1.0, 0.93, 0.84), 1.25),
+                 ((1.3, 0.2, 0.9), (0.70, 0.80, 1.0), 0.16),
+                 ((0.2, 1.2, -1.5), (0.95, 0.97, 1.0), 0.75)),
+}
+
+
 def material(look: LookSpec) -> dict:
-    """add_mesh keywords of the surface's material for the look's lighting preset and PBR settings."""
+    """add_mesh keywords of the surface's material for the look's lighting preset and PBR settings: a glossy coat
+    (tight highlights, a little ambient so the shadow side keeps its colour)."""
     if look.lighting == "flat":
         # Unlit: the colours are exactly the colormap's, as on a printed contour map.
         return dict(ambient=1.0, diffuse=0.0, specular=0.0)
     if look.pbr:
         return dict(pbr=True, metallic=look.metallic, roughness=look.roughness)
-    kw = dict(specular=look.specular, specular_power=30.0)
+    kw = dict(ambient=0.16, diffuse=0.85, specular=look.specular, specular_power=48.0)
     if look.lighting == "soft":
-        kw.update(ambient=0.28, diffuse=0.75, specular=0.5 * look.specular, specular_power=12.0)
+        kw.update(ambient=0.26, diffuse=0.8, specular=0.6 * look.specular, specular_power=20.0)
     elif look.lighting == "dramatic":
-        kw.update(ambient=0.1, diffuse=1.0, specular=min(1.0, look.specular + 0.25), specular_power=45.0)
+        kw.update(ambient=0.06, diffuse=1.0, specular=min(1.0, look.specular + 0.2), specular_power=64.0)
     return kw
 
 
 def apply_lighting(plotter, preset: str) -> None:
-    """Lights of a preset; 'studio' and 'soft' start from the light kit the Plotter was made with."""
-    if preset == "soft":
-        for light in plotter.renderer.lights:
-            light.intensity *= 0.8
-    elif preset == "dramatic":
-        pv = pyvista()
-        plotter.remove_all_lights()
-        # A low key light raking across the surface from one side makes every ridge cast a highlight and a shadow
-        # side; a faint cool fill keeps the far side from going black.
-        plotter.add_light(pv.Light(position=(-4.0, -2.5, 2.4), focal_point=(0.0, 0.0, 0.3), intensity=1.6,
-                                   light_type="scene light"))
-        plotter.add_light(pv.Light(position=(3.0, 2.0, 2.5), focal_point=(0.0, 0.0, 0.3), intensity=0.18,
-                                   color=(0.75, 0.82, 1.0), light_type="scene light"))
-    elif preset == "flat":
-        plotter.remove_all_lights()
+    """The preset's rig of camera lights (:data:`RIGS`); 'flat' has none."""
+    plotter.remove_all_lights()
+    pv = pyvista()
+    for position, color, intensity in RIGS.get(preset, ()):
+        plotter.add_light(pv.Light(position=position, focal_point=(0.0, 0.0, 0.0), color=color,
+                                   intensity=intensity, light_type="camera light"))
 
 
 def legible_colormap(name: str, background: Optional[str], contrast: float = 2.0):
@@ -119,6 +133,9 @@ class SurfaceLayer:
                                                 cmap=legible_colormap(look.colormap, look.background),
                                                 smooth_shading=True, show_scalar_bar=False, name="curve",
                                                 reset_camera=False, **material(look))
+        # Basins shaded darker than ridges (a lit, 3D surface only).
+        self.occlusion = (OcclusionShading(plotter, self.actor, self.grid, square.extent, look.occlusion)
+                          if look.occlusion > 0 and not (flat or one_d or look.lighting == "flat") else None)
         self.offset = look.wireframe or flat
         if self.offset:
             # Push the surface's polygons back a little in depth so lines lying on it win the depth test instead
@@ -155,6 +172,8 @@ class SurfaceLayer:
             # StructuredGrid points are in Fortran order of the (nx, ny) arrays.
             self.grid.points[:, 2] = z.ravel(order="F")
             self.grid["values"] = unit.ravel(order="F")
+            if self.occlusion is not None:
+                self.occlusion.update(z)
         if not self.by_loss:
             colors = state.colors if state.colors is not None else np.full_like(unit, np.nan)
             colors = np.clip(colors, 0.0, 1.0)

@@ -23,7 +23,9 @@ A, B = np.meshgrid(ALPHAS, BETAS, indexing="ij")
 BOWL = (A - 0.2) ** 2 + 0.6 * B**2
 POSE = ((3.5, -3.0, 3.0), (0.0, 0.0, 0.5), (0.0, 0.0, 1.0))
 CURVE = (np.arange(100.0), 2.0 * np.exp(-np.arange(100.0) / 30) + 0.1)
-BARE = dict(anti_aliasing="none", overlay=False, contours=0, marker=False, trail=False, arrows=False)
+# A plain background (no 'auto' gradient): the tests tell the surface from the background by colour.
+BARE = dict(anti_aliasing="none", overlay=False, contours=0, marker=False, trail=False, arrows=False,
+            background_top="none")
 
 
 def state(values=BOWL, step=50.0, **kw) -> FrameState:
@@ -216,7 +218,7 @@ def test_one_dimensional_capture_renders_as_a_curve(view):
 
     alphas, betas = np.linspace(-1.0, 1.0, 41), np.array([0.0])
     values = ((alphas - 0.3) ** 2)[:, None] + 0.1  # (nx, 1)
-    look = LookSpec(anti_aliasing="none", overlay=False, view=view)
+    look = LookSpec(anti_aliasing="none", overlay=False, view=view, background_top="none")
     pose = ((0.4, -5.0, 1.2), (0.0, 0.0, 0.5), (0.0, 0.0, 1.0))
     with SurfaceRenderer(alphas, betas, look, W, H, z_scale=0.5) as r:
         img = r.render(state(values, marker=(0.3, 0.0)), pose)
@@ -388,3 +390,28 @@ def test_title_shrinks_to_fit_a_narrow_frame():
             assert text_size(title, r.layout.title_size)[0] <= box.w <= width - 2 * r.layout.margin
             sizes[width] = r.layout.title_size
     assert sizes[200] < sizes[640]
+
+
+def test_occlusion_darkens_basins_and_leaves_open_ground():
+    from llstudio.renderer.occlusion import occlusion_factor, openness
+
+    x = np.linspace(-1.0, 1.0, 21)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    assert np.allclose(openness(np.zeros((21, 21)), 0.1, 0.1, 4), 1.0)  # a plain sees the whole sky
+    assert np.allclose(openness(0.3 * X, 0.1, 0.1, 4)[10], openness(0.3 * X, 0.1, 0.1, 4)[10, 0])  # a slope: even
+    bowl = X**2 + Y**2
+    f = occlusion_factor(bowl, 2.0, 0.6)
+    assert f[10, 10] < f[10, 5] < f[10, 0] <= 1.0 and f.min() >= 0.4  # darker the deeper in the basin
+    assert np.allclose(occlusion_factor(bowl, 2.0, 0.0), 1.0)
+
+
+def test_occlusion_shades_the_surface_but_not_a_flat_map():
+    deep = (A**2 + B**2) * 4.0
+    plain = render(dict(BARE, background="#000000", occlusion=0.0, specular=0.0), state(deep))
+    shaded = render(dict(BARE, background="#000000", occlusion=1.0, specular=0.0), state(deep))
+    on = plain.sum(axis=2) > 30
+    assert (shaded.sum(axis=2) > 30).mean() == pytest.approx(on.mean(), abs=0.01)  # the same outline
+    darker = plain.astype(int).sum(axis=2) - shaded.astype(int).sum(axis=2)
+    assert (darker[on] >= -3).all() and (darker[on] > 20).mean() > 0.1  # only darker, and visibly in places
+    flat = dict(BARE, view="contours", contours=8)
+    np.testing.assert_array_equal(render(dict(flat, occlusion=0.0)), render(dict(flat, occlusion=1.0)))

@@ -56,17 +56,22 @@ def test_image_shape_type_and_content(renderer):
 
 
 def test_background_matches_look(renderer):
+    from llstudio.config.colors import gradient_top
+
     img = renderer.render(state(BOWL), POSE)
-    bg = hex_rgb(LookSpec().background)
+    look = LookSpec()
+    bg, top = hex_rgb(look.background), hex_rgb(gradient_top(look.background, look.background_top))
+    assert look.background_top == "auto" and top.sum() > bg.sum() + 30  # by default a gradient, lighter on top
     # top-right and bottom-right corners: away from the title (top left) and the info text (bottom left)
-    for y, x in [(0, W - 1), (H - 1, W - 1), (2, W - 3)]:
-        np.testing.assert_allclose(img[y, x].astype(int), bg, atol=3)
+    np.testing.assert_allclose(img[H - 1, W - 1].astype(int), bg, atol=3)
+    np.testing.assert_allclose(img[0, W - 1].astype(int), top, atol=3)
 
 
 def test_custom_background_colour():
     from llstudio.renderer.plotter import SurfaceRenderer
 
-    look = LookSpec(anti_aliasing="none", background="white", overlay=False, marker=False, contours=0)
+    look = LookSpec(anti_aliasing="none", background="white", background_top="none", overlay=False, marker=False,
+                    contours=0)
     with SurfaceRenderer(ALPHAS, BETAS, look, W, H, z_scale=0.5) as r:
         img = r.render(state(BOWL), POSE)
     np.testing.assert_allclose(img[0, 0].astype(int), [255, 255, 255], atol=3)

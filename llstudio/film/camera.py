@@ -12,6 +12,7 @@ the minimiser's marker.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,7 +21,7 @@ from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d
 
 from ..config.scene import CameraSpec
-from .framing import DEFAULT_FREE, FreeRect, fit_camera
+from .framing import DEFAULT_FREE, FreeRect, Room, fit_camera, room_to_grow
 from .timeline import hermite_blend
 
 
@@ -89,6 +90,7 @@ class Framing:
     steps: tuple = ()
     position: Optional[np.ndarray] = None
     weights: Optional[tuple] = None
+    room: Optional[Room] = None
 
 
 # Frames at which a fitted camera is solved (at least; two per captured step when there are more); the poses
@@ -125,11 +127,27 @@ def camera_path(spec: CameraSpec, n_frames: int, focal_point, scale: float, trac
     up = _rotate(up, view, np.radians(roll))
     if framing is not None and spec.framing == "fit":
         following = spec.follow > 0 and track is not None
+        framing = grown_framing(framing, offset, up, focal if following else None)
         position, focal = fitted_positions(offset, up, dist / dist.min(), framing,
                                            focal if following else None)
         return CameraPath(position, focal, up)
     position = focal + offset * (dist * scale)[:, None]
     return CameraPath(position, focal, up)
+
+
+# Frames of the camera path at which the room a surface has beyond its free rectangle is measured.
+ROOM_SAMPLES = 5
+
+
+def grown_framing(framing: Framing, offset: np.ndarray, up: np.ndarray, centers=None) -> Framing:
+    """``framing`` with its free rectangle grown into the room its panel leaves (see Room), as far as the whole
+    film's surface, fitted from ROOM_SAMPLES directions of the camera's path, stays clear of every overlay."""
+    if framing.room is None or not framing.room.obstacles and framing.room.bounds == framing.free:
+        return framing
+    pick = np.unique(np.round(np.linspace(0, len(offset) - 1, ROOM_SAMPLES)).astype(int))
+    t = room_to_grow(framing.points, offset[pick], up[pick], framing.aspect, framing.room,
+                     centers=None if centers is None else centers[pick])
+    return dataclasses.replace(framing, free=framing.room.grown(t))
 
 
 def fitted_positions(offset: np.ndarray, up: np.ndarray, ratio: np.ndarray, framing: Framing,

@@ -15,7 +15,7 @@ from ..config.presets import QUALITIES
 from ..config.scene import CameraKey, CameraSpec, Scene
 from ..errors import UsageError
 from .camera import CameraPath, Framing, camera_path, panel_camera
-from .framing import FreeRect, free_rect, hull_points, surface_points
+from .framing import Room, free_rect, hull_points, surface_points
 from .geometry import DISPLAY_EXTENT, to_display
 from .timeline import Keyframes, Timeline, film_length, hermite_weights
 
@@ -105,10 +105,10 @@ class Film:
     camera backs off when the panel is narrow."""
 
     def __init__(self, capture: "Capture", settings: OutputSettings, open_renderer: Optional[Callable] = None,
-                 panel: bool = False, free: Optional[FreeRect] = None):
+                 panel: bool = False, room: Optional[Room] = None):
         scene = capture.scene
         self.capture, self.settings, self._open_renderer = capture, settings, open_renderer
-        self._free = free
+        self._room = room
         look = scene.look
         curve = None
         if look.loss_inset and capture.train_loss is not None and len(capture.train_loss):
@@ -149,14 +149,14 @@ class Film:
         if len(capture.betas) == 1:
             layers.append(np.zeros_like(layers[0]))
         points = np.concatenate([surface_points(h, xs, ys) for h in layers])
-        free = self._free or free_rect(bool(capture.scene.title) and look.overlay, look.overlay)
+        free = self._room.free if self._room else free_rect(bool(capture.scene.title) and look.overlay, look.overlay)
         floor = [surface_points(np.zeros_like(layers[0]), xs, ys)] if len(capture.betas) == 1 else []
         steps = tuple(hull_points(np.concatenate([surface_points(np.clip(u, 0, 1) * zh, xs, ys), *floor]))
                       for u in unit)
         start, n = self.body
         position = np.array([tl.position(start + i) for i in range(n)])
         return Framing(hull_points(points), self.settings.width / self.settings.height, free, steps, position,
-                       hermite_weights(tl.schedule) if len(steps) >= 3 else None)
+                       hermite_weights(tl.schedule) if len(steps) >= 3 else None, self._room)
 
     def _camera_path(self, panel: bool):
         capture, sc = self.capture, self.timeline.schedule

@@ -52,6 +52,70 @@ def free_rect(titled: bool, info: bool = True) -> FreeRect:
                     DEFAULT_FREE.top if titled else 0.97)
 
 
+@dataclass(frozen=True)
+class Room:
+    """Where a panel's surface may go: the ``free`` rectangle its overlays leave (always safe), and beyond it the
+    panel less its margins (``bounds``) wherever no overlay box (``obstacles``, grown by the margin) lies. A
+    surface's outline is no rectangle: its far corner may rise beside a title that sits in a corner, into room a
+    rectangle clear of every box cannot use. All in fractions of the panel, y up."""
+
+    free: FreeRect
+    bounds: FreeRect
+    obstacles: tuple[FreeRect, ...] = ()
+
+    def grown(self, t: float) -> FreeRect:
+        """The free rectangle moved ``t`` of the way (0 … 1) to the bounds on every side."""
+        f, b = self.free, self.bounds
+        return FreeRect(f.left + t * (b.left - f.left), f.bottom + t * (b.bottom - f.bottom),
+                        f.right + t * (b.right - f.right), f.top + t * (b.top - f.top))
+
+
+def convex_outline(xy: np.ndarray) -> np.ndarray:
+    """(K, 2) the convex hull of 2D points (N, 2), counter-clockwise; the points themselves when degenerate."""
+    try:
+        return xy[ConvexHull(xy).vertices]
+    except (QhullError, ValueError):
+        return xy
+
+
+def polygon_hits_rect(poly: np.ndarray, rect: FreeRect) -> bool:
+    """Whether the convex polygon (K, 2) and the rectangle share any area (separating axes: the rectangle's two and
+    the polygon's edge normals)."""
+    if (poly[:, 0].max() <= rect.left or poly[:, 0].min() >= rect.right or poly[:, 1].max() <= rect.bottom
+            or poly[:, 1].min() >= rect.top):
+        return False
+    corners = np.array([[rect.left, rect.bottom], [rect.right, rect.bottom], [rect.right, rect.top],
+                        [rect.left, rect.top]])
+    for a, b in zip(poly, np.roll(poly, -1, axis=0)):
+        normal = np.array([b[1] - a[1], a[0] - b[0]])
+        p, c = poly @ normal, corners @ normal
+        if c.min() >= p.max() - 1e-12 or c.max() <= p.min() + 1e-12:
+            return False
+    return True
+
+
+def room_to_grow(points, directions, ups, aspect: float, room: Room, fill: float = 0.96, centers=None,
+                 iterations: int = 7) -> float:
+    """How far (0 … 1) the free rectangle can grow towards the room's bounds (:meth:`Room.grown`) while the
+    surface's outline, fitted into it from every direction in ``directions`` (D, 3) with ``ups`` (D, 3) (and kept
+    on ``centers`` (D, 3) if given), touches no obstacle: the least over the directions, by bisection."""
+    hull = hull_points(points)
+    lo, hi = 0.0, 1.0
+    for _ in range(iterations):
+        t = (lo + hi) / 2
+        rect = room.grown(t)
+        ok = True
+        for i, (d, u) in enumerate(zip(directions, ups)):
+            c = None if centers is None else centers[i]
+            pos, foc = fit_camera(hull, d, u, aspect, rect, fill, center=c)
+            outline = convex_outline(project(hull, pos, foc, u, aspect))
+            if not np.all(np.isfinite(outline)) or any(polygon_hits_rect(outline, o) for o in room.obstacles):
+                ok = False
+                break
+        lo, hi = (t, hi) if ok else (lo, t)
+    return lo
+
+
 def camera_axes(direction, up) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(right, true up, forward) unit vectors of a camera looking along -``direction`` (``direction`` points from
     the focal point to the camera) with ``up`` made perpendicular to the view."""
@@ -193,5 +257,6 @@ def surface_points(heights, xs, ys) -> np.ndarray:
     return np.column_stack([X.ravel(), Y.ravel(), np.asarray(heights, dtype=np.float64).ravel()])
 
 
-__all__ = ["DEFAULT_FREE", "FreeRect", "VIEW_ANGLE", "camera_axes", "fit_camera", "free_rect", "grid_triangles",
-           "hull_points", "outline_coverage", "project", "surface_points"]
+__all__ = ["DEFAULT_FREE", "FreeRect", "Room", "VIEW_ANGLE", "camera_axes", "convex_outline", "fit_camera",
+           "free_rect", "grid_triangles", "hull_points", "outline_coverage", "polygon_hits_rect", "project",
+           "room_to_grow", "surface_points"]

@@ -22,7 +22,7 @@ from ..config.colors import rgb
 from ..config.scene import LayoutSpec
 from ..errors import UsageError
 from .film import Film, OutputSettings
-from .framing import FreeRect
+from .framing import Room
 from .timeline import film_length
 
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
@@ -75,7 +75,7 @@ class PanelFilm:
     shared out between the panels; ``open_renderer(film)``: as for a Film (the pipeline wires it in).
     """
 
-    def __init__(self, capture, settings, open_renderer: Optional[Callable] = None, frees: Sequence[FreeRect] = ()):
+    def __init__(self, capture, settings, open_renderer: Optional[Callable] = None, rooms: Sequence[Room] = ()):
         layout = capture.scene.layout
         self.capture, self.settings, self._open_renderer = capture, settings, open_renderer
         self.columns, self.rows = grid_shape(len(capture.panels), layout.columns)
@@ -87,9 +87,9 @@ class PanelFilm:
         self.n_frames = max(lengths)
         sub = OutputSettings(self.panel_width, self.panel_height, settings.fps)
         # Every panel's film is n_frames long: one camera path over the same frames, seen per panel.
-        frees = list(frees) or [None] * len(capture.panels)
-        self.films = [Film(_with_hold_end(c, self.n_frames, settings.fps), sub, panel=True, free=free)
-                      for c, free in zip(capture.panels, frees)]
+        rooms = list(rooms) or [None] * len(capture.panels)
+        self.films = [Film(_with_hold_end(c, self.n_frames, settings.fps), sub, panel=True, room=room)
+                      for c, room in zip(capture.panels, rooms)]
         if layout.shared_range:
             lo = min(f.timeline.vmin for f in self.films)
             hi = max(f.timeline.vmax for f in self.films)

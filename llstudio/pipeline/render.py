@@ -20,7 +20,7 @@ from ..config.scene import TRANSPARENT, Scene
 from ..errors import SceneError, Terminated, UsageError
 from ..files import FILE, RENAMED_FOLDER, atomic_write, require_writable
 from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames
-from ..film.framing import FreeRect
+from ..film.framing import FreeRect, Room
 from ..film.panels import PanelFilm
 from ..landscape.result import Capture
 from ..output.encode import FilmWriter, output_frames, output_size, require_format
@@ -35,19 +35,25 @@ def make_film(capture, settings: OutputSettings):
     """The film of a capture, drawn by the off-screen renderer: a :class:`~llstudio.film.film.Film`, or a
     :class:`~llstudio.film.panels.PanelFilm` for a scene with panels. Each panel's camera is fitted into the
     rectangle its overlays leave free (the renderer's layout at this size)."""
-    frees = [free_rect_of(layout) for layout in film_layouts(capture.scene, settings.width, settings.height)]
+    rooms = [room_of(layout) for layout in film_layouts(capture.scene, settings.width, settings.height)]
     if capture.scene.panels:
-        return PanelFilm(capture, settings, open_renderer=open_renderer, frees=frees)
-    return Film(capture, settings, open_renderer=open_renderer, free=frees[0])
+        return PanelFilm(capture, settings, open_renderer=open_renderer, rooms=rooms)
+    return Film(capture, settings, open_renderer=open_renderer, room=rooms[0])
 
 
-def free_rect_of(layout: PanelLayout) -> Optional[FreeRect]:
-    """A layout's free rectangle (pixels, y down) as the framing's (fractions of the panel, y up); None (the
-    framing's default bands) when the panel is too small to leave one."""
-    x0, y0, x1, y1 = layout.free_fraction()
-    if min(x1 - x0, y1 - y0) < 0.1:
+def room_of(layout: PanelLayout) -> Optional[Room]:
+    """A layout's room for the surface as the framing sees it (fractions of the panel, y up): its free rectangle,
+    the panel less its margins, and its boxes grown by the margin; None (the framing's default bands) when the
+    panel is too small to leave a free rectangle."""
+    w, h, m = layout.width, layout.height, layout.margin
+
+    def rect(x0, y0, x1, y1) -> FreeRect:  # pixels, y down → fractions, y up
+        return FreeRect(x0 / w, 1.0 - y1 / h, x1 / w, 1.0 - y0 / h)
+    free = rect(layout.free.x0, layout.free.y0, layout.free.x1, layout.free.y1)
+    if min(free.width, free.height) < 0.1:
         return None
-    return FreeRect(x0, 1.0 - y1, x1, 1.0 - y0)
+    boxes = tuple(rect(b.x0 - m, b.y0 - m, b.x1 + m, b.y1 + m) for b in layout.boxes.values())
+    return Room(free, rect(m, m, w - m, h - m), boxes)
 
 
 def default_output(scene: Scene, fmt: Optional[str] = None) -> Path:

@@ -7,8 +7,9 @@ import pytest
 
 from llstudio.config.scene import load_scene
 from llstudio.film.camera import Framing, camera_path
-from llstudio.film.framing import (FreeRect, fit_camera, free_rect, grid_triangles, hull_points, outline_coverage,
-                                   project, surface_points)
+from llstudio.film.framing import (FreeRect, Room, convex_outline, fit_camera, free_rect, grid_triangles,
+                                   hull_points, outline_coverage, polygon_hits_rect, project, room_to_grow,
+                                   surface_points)
 
 from conftest import SCENES_DIR
 
@@ -84,19 +85,22 @@ def single_panel_scenes():
 
 
 def test_every_single_panel_scene_fills_its_panel_at_its_camera():
-    """For every single-panel scene in scenes/ at -q l: at the first, middle and last frame of its camera, the
-    stand-in surface's projected outline stays inside the panel, fills the free rectangle in its limiting
-    direction. The table printed (-s) compares the outline's share of the panel's width and area with the
-    keyframes' fixed distances (which could also cut the surface at the panel's edge)."""
+    """For every single-panel scene in scenes/ at -q l, with the room its real overlay layout leaves: at the first,
+    middle and last frame of its camera, the stand-in surface's projected outline stays inside the panel, touches
+    no overlay box, and at the closest moment of the move fills the free rectangle in its limiting direction. The
+    table printed (-s) compares the outline's share of the panel's width and area with the keyframes' fixed
+    distances (which could also cut the surface at the panel's edge)."""
+    from llstudio.pipeline.render import room_of
+    from llstudio.renderer.layout import film_layouts
+
     rows = []
     for path in single_panel_scenes():
         scene = load_scene(path)
         zh = scene.scaling.z_scale * 2.0
         x, h = bowl(25, zh)
         pts, tri = surface_points(h, x, x), grid_triangles(25, 25)
-        look = scene.look
-        free = free_rect(bool(scene.title) and look.overlay, look.overlay)
-        framing = Framing(hull_points(pts), ASPECT, free)
+        room = room_of(film_layouts(scene, 854, 480)[0])
+        framing = Framing(hull_points(pts), ASPECT, room.free, room=room)
         fitted = camera_path(scene.camera.model_copy(update={"framing": "fit"}), 61, (0, 0, zh / 2), 2.0,
                              framing=framing)
         fixed = camera_path(scene.camera.model_copy(update={"framing": "distance"}), 61, (0, 0, zh / 2), 2.0)
@@ -105,16 +109,48 @@ def test_every_single_panel_scene_fills_its_panel_at_its_camera():
             cov = outline_coverage(pts, tri, fitted.position[f], fitted.focal_point[f], fitted.up[f], 854, 480)
             before = outline_coverage(pts, tri, fixed.position[f], fixed.focal_point[f], fixed.up[f], 854, 480)
             rows.append((path.stem, f, before, cov))
-            b = bounds(project(pts, fitted.position[f], fitted.focal_point[f], fitted.up[f], ASPECT))
+            p = project(pts, fitted.position[f], fitted.focal_point[f], fitted.up[f], ASPECT)
+            b = bounds(p)
             assert b[0] >= 0 and b[1] >= 0 and b[2] <= 1 and b[3] <= 1, (path.stem, f, b)
-            fills.append(max((b[2] - b[0]) / free.width, (b[3] - b[1]) / free.height))
-        # The closest moment of the camera's move is the fit itself: the free rectangle filled to 96% in its
-        # limiting direction; keyframes further out (ratio > 1) show the surface smaller.
+            outline = convex_outline(p)
+            assert not any(polygon_hits_rect(outline, o) for o in room.obstacles), (path.stem, f)
+            fills.append(max((b[2] - b[0]) / room.free.width, (b[3] - b[1]) / room.free.height))
+        # The closest moment of the camera's move is the fit itself: the (grown) free rectangle filled to 96% in
+        # its limiting direction, so at least that share of the layout's own free rectangle; keyframes further
+        # out (ratio > 1) show the surface smaller.
         assert max(fills) >= 0.9 or scene.camera.dolly != 1.0 or len(scene.camera.keyframes) > 1, (path.stem, fills)
     assert len({r[0] for r in rows}) >= 8
     print("\nscene frame  before (width, area)  fitted (width, area)")
     for name, f, before, cov in rows:
         print(f"{name:28s} {f:3d}  {before[0]:.2f} {before[1]:.2f}  {cov[0]:.2f} {cov[1]:.2f}")
+
+
+def test_the_free_rectangle_grows_beside_a_corner_title_but_never_onto_it():
+    """A title in the top-left corner: a rectangle clear of it loses the whole top band, but a surface whose far
+    corner rises in the middle can use part of it; the grown fit is larger and still misses the title."""
+    title = FreeRect(0.0, 0.86, 0.45, 1.0)
+    room = Room(FreeRect(0.02, 0.03, 0.98, 0.84), FreeRect(0.02, 0.03, 0.98, 0.97), (title,))
+    x, h = bowl(13, 1.2)
+    pts = surface_points(h, x, x)
+    up = np.array([0.0, 0.0, 1.0])
+    d = direction(-60, 45)  # seen from high up: the outline is tall, the height limits it
+    t = room_to_grow(pts, d[None], up[None], ASPECT, room)
+    assert 0.05 < t < 1.0
+    grown, plain = [fit_camera(hull_points(pts), d, up, ASPECT, r) for r in (room.grown(t), room.free)]
+    size = [np.ptp(project(pts, pos, foc, up, ASPECT), axis=0) for pos, foc in (grown, plain)]
+    assert size[0][1] > 1.03 * size[1][1]
+    assert not polygon_hits_rect(convex_outline(project(pts, *grown, up, ASPECT)), title)
+    # growing all the way would put the surface under the title
+    full = fit_camera(hull_points(pts), d, up, ASPECT, room.bounds)
+    assert polygon_hits_rect(convex_outline(project(pts, *full, up, ASPECT)), title)
+
+
+def test_polygon_hits_rect():
+    tri = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert polygon_hits_rect(tri, FreeRect(0.1, 0.1, 0.2, 0.2))
+    assert not polygon_hits_rect(tri, FreeRect(0.6, 0.6, 0.9, 0.9))  # beyond the hypotenuse, inside the bbox
+    assert not polygon_hits_rect(tri, FreeRect(1.0, 0.0, 2.0, 1.0))  # touching an edge is no overlap
+    assert polygon_hits_rect(tri, FreeRect(-1.0, -1.0, 2.0, 2.0))  # around it
 
 
 def test_each_frame_is_fitted_to_the_surface_it_shows_and_never_cut():

@@ -443,12 +443,18 @@ def test_render_requests_out_of_range_fail_before_any_file(tiny_capture, tmp_pat
 
 
 def test_a_degenerate_free_rectangle_falls_back_to_the_framings_default():
-    from llstudio.pipeline.render import free_rect_of
+    from llstudio.pipeline.render import room_of
     from llstudio.renderer.layout import Box, PanelLayout
 
-    def layout(free):
-        return PanelLayout(100, 50, {}, free, 2, 10, 8)
+    def layout(free, boxes=None):
+        return PanelLayout(100, 50, boxes or {}, free, 2, 10, 8)
 
-    assert free_rect_of(layout(Box(10, 5, 10, 45))) is None
-    rect = free_rect_of(layout(Box(10, 5, 90, 45)))
+    assert room_of(layout(Box(10, 5, 10, 45))) is None
+    room = room_of(layout(Box(10, 5, 90, 45), {"title": Box(2, 2, 40, 8)}))
+    rect = room.free
     assert (rect.left, rect.bottom, rect.right, rect.top) == pytest.approx((0.1, 0.1, 0.9, 0.9))
+    # the panel less its margin, y up; the title grown by the margin
+    b = room.bounds
+    assert (b.left, b.bottom, b.right, b.top) == pytest.approx((0.02, 0.04, 0.98, 0.96))
+    (t,) = room.obstacles
+    assert (t.left, t.bottom, t.right, t.top) == pytest.approx((0.0, 1 - 10 / 50, 0.42, 1.0))

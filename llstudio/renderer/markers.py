@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config.colors import rgb
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
 from .backend import add_on_top, empty_polydata, pyvista
@@ -40,18 +41,57 @@ def place_marker(square: DisplaySquare, actor, ab, scale: float, surface) -> Non
             a.SetPosition(float(mx), float(my), float(surface(xy)[0]) + 0.01 * square.extent)
 
 
-class MarkerLayer:
-    """The minimiser marker, in ``look.marker_color``; with a ``top`` layer, and its ghost (``ghost``)."""
+# The glow under the marker: a disc of its colour draped on the surface, this many marker radii across, fading
+# from this opacity at its centre to nothing at its rim. It ties the sphere to the surface (a sphere floating over
+# a smooth surface reads as being anywhere along the line of sight).
+GLOW_RADII = 3.2
+GLOW_OPACITY = 0.7
 
-    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, top=None):
+
+def glow_disc(radius: float, color) -> tuple:
+    """(PolyData, (K, 2) its points' x, y about the centre): a disc of ``radius`` with RGBA colours fading out."""
+    pv = pyvista()
+    disc = pv.Disc(center=(0.0, 0.0, 0.0), inner=0.0, outer=radius, r_res=8, c_res=36)
+    xy = np.asarray(disc.points)[:, :2].copy()
+    r = np.linalg.norm(xy, axis=1) / radius
+    rgba = np.empty((len(xy), 4), dtype=np.uint8)
+    rgba[:, :3] = color
+    rgba[:, 3] = np.round(255 * GLOW_OPACITY * np.clip(1.0 - r, 0.0, 1.0) ** 2)
+    disc["glow"] = rgba
+    return disc, xy
+
+
+class MarkerLayer:
+    """The minimiser marker, in ``look.marker_color``, with a glow draped on the surface under it; with a ``top``
+    layer, and its ghost (``ghost``)."""
+
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, top=None, glow: bool = True):
         self.square = square
-        made = add_marker(plotter, 0.022 * square.extent, 24, look.marker_color, "marker", top)
+        radius = 0.022 * square.extent
+        made = add_marker(plotter, radius, 24, look.marker_color, "marker", top)
         self.actor, self.ghost = made if isinstance(made, tuple) else (made, None)
+        self.glow = self.glow_actor = None
+        if glow:
+            self.glow, self._glow_xy = glow_disc(GLOW_RADII * radius, rgb(look.marker_color))
+            self.glow_actor = plotter.add_mesh(self.glow, scalars="glow", rgba=True, lighting=False,
+                                               show_scalar_bar=False, name="marker_glow", reset_camera=False)
 
     def update(self, state: FrameState, surface) -> None:
         """At the frame's marker position on the surface."""
         place_marker(self.square, (self.actor, self.ghost) if self.ghost else self.actor, state.marker,
                      state.scale, surface)
+        if self.glow is not None:
+            self._drape(state, surface)
+
+    def _drape(self, state: FrameState, surface) -> None:
+        """The glow's points moved under the marker and lifted just above the surface."""
+        shown = bool(self.actor.GetVisibility())
+        self.glow_actor.SetVisibility(shown)
+        if shown:
+            centre = self.square.xy(state.marker, state.scale)[0]
+            xy = self._glow_xy + centre
+            z = surface(xy) + 0.004 * self.square.extent
+            self.glow.points = np.column_stack([xy, z])
 
 
 class CriticalLayer:

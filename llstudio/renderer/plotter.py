@@ -130,7 +130,8 @@ class SurfaceRenderer:
         self.top = top_layer(p) if (look.trail or look.marker) and not self.flat else None
         self.trail_layer = TrailLayer(p, sq, look, self.height, ss, self.top) if look.trail else None
         self.arrow_layer = ArrowLayer(p, sq, look) if look.arrows else None
-        self.marker_layer = MarkerLayer(p, sq, look, self.top) if look.marker else None
+        self.marker_layer = (MarkerLayer(p, sq, look, self.top, glow=not (self.flat or self.one_d))
+                             if look.marker else None)
         # Made on the first frame that has several runs, or critical points to mark.
         self.runs: Optional[RunsLayer] = None
         self.critical: Optional[CriticalLayer] = None

@@ -415,3 +415,17 @@ def test_occlusion_shades_the_surface_but_not_a_flat_map():
     assert (darker[on] >= -3).all() and (darker[on] > 20).mean() > 0.1  # only darker, and visibly in places
     flat = dict(BARE, view="contours", contours=8)
     np.testing.assert_array_equal(render(dict(flat, occlusion=0.0)), render(dict(flat, occlusion=1.0)))
+
+
+def test_the_marker_glows_on_the_surface_under_it():
+    look = dict(BARE, background="#000000", colormap="gray", occlusion=0.0)
+    st = state(BOWL, marker=(0.2, 0.0))  # at the bottom of the bowl
+    pose = ((0.0, -2.0, 4.0), (0.0, 0.0, 0.3), (0.0, 0.0, 1.0))  # from high up: the bowl fills the frame
+    off = render(look, st, pose, width=320, height=180)
+    on = render(dict(look, marker=True, marker_color="#ff0000"), st, pose, width=320, height=180)
+    sphere = (on[..., 0].astype(int) - on[..., 1:].max(axis=2)) > 120  # the ball itself: saturated red
+    tinted = (on[..., 0].astype(int) - off[..., 0]) > 6  # redder than the bare surface
+    assert sphere.sum() > 20 and tinted.sum() > 2.5 * sphere.sum()  # a glow around the ball, on the surface
+    ys, xs = np.nonzero(tinted & ~sphere)
+    cy, cx = np.nonzero(sphere)
+    assert abs(np.median(xs) - cx.mean()) < 6  # centred under it

@@ -22,16 +22,23 @@ _FRAGMENT_DEC = "//VTK::Normal::Dec\nin float llOcclusionVC;"
 _FRAGMENT_IMPL = "//VTK::Normal::Impl\n  ambientColor *= llOcclusionVC;\n  diffuseColor *= llOcclusionVC;"
 
 
+def _steps(reach: int) -> np.ndarray:
+    """The distances (grid steps) at which the horizon is sampled: every step up to 4, then spread geometrically
+    to ``reach`` (at most a dozen in all: a 201-wide grid would otherwise cost 30 ms a frame)."""
+    far = np.round(np.geomspace(4, reach, 8)).astype(int) if reach > 4 else np.array([], dtype=int)
+    return np.unique(np.concatenate([np.arange(1, min(reach, 4) + 1), far]))
+
+
 def openness(z: np.ndarray, dx: float, dy: float, reach: int) -> np.ndarray:
     """(nx, ny) share of the sky each vertex of the height field ``z`` (nx, ny) sees, 0 … 1: one minus the mean,
     over eight directions, of the sine of the horizon's elevation within ``reach`` grid steps (0 where the terrain
-    nowhere rises above the vertex). ``dx``, ``dy``: the grid spacing in the units of ``z``."""
+    nowhere rises above the vertex), sampled at :func:`_steps`. ``dx``, ``dy``: the grid spacing in the units of ``z``."""
     nx, ny = z.shape
     pad = np.pad(z, reach, mode="edge")
     total = np.zeros_like(z, dtype=np.float64)
     for di, dj in _DIRECTIONS:
         best = np.zeros_like(z, dtype=np.float64)  # tangent of the horizon's elevation
-        for s in range(1, reach + 1):
+        for s in _steps(reach):
             i0, j0 = reach + s * di, reach + s * dj
             rise = pad[i0:i0 + nx, j0:j0 + ny] - z
             np.maximum(best, rise / (s * np.hypot(di * dx, dj * dy)), out=best)

@@ -70,7 +70,8 @@ def scene_frames(scene: Scene, fps: int) -> int:
     """The number of frames of the scene's film at ``fps``, known from the scene alone (before any capture): the
     n_frames of its :class:`Film` (captured steps and timeline), or of its PanelFilm (the longest panel's)."""
     if scene.panels:
-        return max(film_length(len(p.captured_steps()), p.timeline, fps)[1] for p in scene.panel_scenes())
+        return max(film_length(len(p.captured_steps()), p.timeline, fps, np.asarray(p.captured_steps()))[1]
+                   for p in scene.panel_scenes())
     steps = scene.captured_steps()
     return film_length(len(steps), scene.timeline, fps, np.asarray(steps))[1]
 

@@ -19,7 +19,7 @@ from ..config.checks import format_problems
 from ..config.scene import TRANSPARENT, Scene
 from ..errors import SceneError, Terminated, UsageError
 from ..files import FILE, RENAMED_FOLDER, atomic_write, require_writable
-from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames
+from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames, scene_still
 from ..film.framing import FreeRect
 from ..film.panels import PanelFilm
 from ..landscape.result import Capture
@@ -204,17 +204,23 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
     return plan.output
 
 
-def still_index(scene: Scene, index: int, quality: Optional[str] = None) -> int:
+def still_index(scene: Scene, index: Optional[int] = None, quality: Optional[str] = None) -> int:
     """``--frame index`` of the scene's film (negative counts from the end) as a frame number, checked against the
-    film's length, which the scene alone determines: before any training."""
-    n = scene_frames(scene, output_settings(scene, quality).fps)
+    film's length, which the scene alone determines: before any training. None: the scene's own still
+    (output.still; by default the arrival at the last captured step)."""
+    fps = output_settings(scene, quality).fps
+    if index is None:
+        return scene_still(scene, fps)
+    n = scene_frames(scene, fps)
     if not -n <= index < n:
         raise UsageError(f"--frame {index}: the film has {n} frames (0 … {n - 1})")
     return index % n
 
 
-def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:
-    """Render one frame of the film to a PNG."""
+def render_still(capture: Capture, index: Optional[int] = None, output: Optional[Path] = None,
+                 quality: Optional[str] = None) -> Path:
+    """Render one frame of the film to a PNG: frame ``index`` (see :func:`still_index`), by default the scene's
+    still."""
     scene = capture.scene
     film = make_film(capture, output_settings(scene, quality))
     index = still_index(scene, index, quality)

@@ -100,3 +100,17 @@ def test_a_panel_scene_still_is_the_panel_films_frame(panel_capture):
         assert film.card(index) is None and 0 < index < film.n_frames - 1
         if still is None:
             assert index == film.films[1].timeline.frame_of_step(len(panels[1].steps) - 1)
+
+
+@pytest.mark.parametrize("fps", [5, 15, 60])
+def test_a_contact_sheet_names_the_still_of_each_frame(fps):
+    """The label under each still of a contact sheet is the output.still that shows that frame again (to its two
+    decimals: within half a hundredth of the story)."""
+    from llstudio.pipeline.render import story_label
+
+    sc = schedule(STEPS, spec(), fps)
+    assert story_label(sc, 0) == story_label(sc, sc.n_frames - 1) == "card"
+    for f in range(sc.body_start, sc.body_end):
+        label = story_label(sc, f)
+        tolerance = 0.005 * (sc.body_end - 1 - sc.body_start) + 0.5
+        assert label.startswith("still ") and abs(still_frame(sc, float(label.split()[1])) - f) <= tolerance

@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("still", help="render one frame of a scene's film to a PNG")
     p.add_argument("scene", metavar="SCENE")
-    p.add_argument("--frame", type=int, default=0, help="frame index (negative counts from the end)")
+    p.add_argument("--frame", type=int, default=None, help="frame index (negative counts from the end); default: "
+                   "the scene's output.still, a fraction of the film between its cards (unset: the frame where the "
+                   "last captured step arrives)")
     p.add_argument("--contact-sheet", type=int, default=None, metavar="N",
                    help="instead of one frame, one PNG grid of N stills spread over the film, labelled with frame "
                    "number and time (default path renders/<scene>_contact.png)")

@@ -168,4 +168,11 @@ class OutputSpec(Section):
         "mp4", description="File format: " + format_help() + ". crf applies to mp4 and webm (VP9's scale is "
         "0-63; 30 is typical there). The command line's --format wins."
     )
+    still: Optional[Annotated[float, Field(ge=0, le=1)]] = Field(
+        None, description="The frame `llstudio still` shows without --frame (the scene's picture in a gallery): a "
+        "fraction of the film's story, the frames between the title card and the end card, so it never lands in "
+        "a card: 0 is the first frame after the title card, 1 the last before the end card, 0.5 the middle; a "
+        "fraction, so the same moment at every quality and fps. Default: the frame where the last captured step "
+        "arrives (the trained state, at the start of the end hold)."
+    )
 

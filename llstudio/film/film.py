@@ -17,7 +17,7 @@ from ..errors import UsageError
 from .camera import CameraPath, Framing, camera_path, panel_camera
 from .framing import Room, free_rect, hull_points, surface_points
 from .geometry import DISPLAY_EXTENT, to_display
-from .timeline import Keyframes, Timeline, film_length, hermite_weights
+from .timeline import Keyframes, Timeline, film_length, hermite_weights, schedule, still_frame, stretched
 
 if TYPE_CHECKING:  # the film reads a Capture; importing it would pull torch into the picture stages
     from ..landscape.result import Capture
@@ -70,9 +70,24 @@ def scene_frames(scene: Scene, fps: int) -> int:
     """The number of frames of the scene's film at ``fps``, known from the scene alone (before any capture): the
     n_frames of its :class:`Film` (captured steps and timeline), or of its PanelFilm (the longest panel's)."""
     if scene.panels:
-        return max(film_length(len(p.captured_steps()), p.timeline, fps)[1] for p in scene.panel_scenes())
+        return max(film_length(len(p.captured_steps()), p.timeline, fps, np.asarray(p.captured_steps()))[1]
+                   for p in scene.panel_scenes())
     steps = scene.captured_steps()
     return film_length(len(steps), scene.timeline, fps, np.asarray(steps))[1]
+
+
+def scene_still(scene: Scene, fps: int) -> int:
+    """The frame of the scene's film at ``fps`` that its still shows (output.still, see
+    :func:`~llstudio.film.timeline.still_frame`), known from the scene alone: the schedules its Film (or every
+    panel's, stretched to the longest as PanelFilm does) will have."""
+    if scene.panels:
+        n_frames = scene_frames(scene, fps)
+        steps = [np.asarray(p.captured_steps(), dtype=np.float64) for p in scene.panel_scenes()]
+        schedules = [schedule(st, stretched(p.timeline, st, n_frames, fps), fps)
+                     for p, st in zip(scene.panel_scenes(), steps)]
+    else:
+        schedules = [schedule(np.asarray(scene.captured_steps(), dtype=np.float64), scene.timeline, fps)]
+    return still_frame(schedules, scene.output.still)
 
 
 def surface_colors(capture: "Capture") -> Optional[np.ndarray]:

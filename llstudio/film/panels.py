@@ -23,7 +23,7 @@ from ..config.scene import LayoutSpec
 from ..errors import UsageError
 from .film import Film, OutputSettings
 from .framing import Room
-from .timeline import film_length
+from .timeline import film_length, stretched
 
 def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
     """(columns, rows) for ``n`` panels: ``columns`` if given, else one row up to 3 panels and a near-square grid
@@ -54,17 +54,10 @@ def panel_size(width: int, height: int, columns: int, rows: int, gap: int) -> tu
 def _with_hold_end(capture, n_frames: int, fps: int):
     """``capture`` with a scene whose timeline.hold_end is extended so that its film has ``n_frames`` frames."""
     spec = capture.scene.timeline
-    n = len(capture.steps)
-    _, own = film_length(n, spec, fps)
-    if own == n_frames:
+    timeline = stretched(spec, capture.steps, n_frames, fps)
+    if timeline is spec:
         return capture
-    # Rounding duration * fps can land either side of the wanted count: try a little less or more.
-    for nudge in (0.0, -0.25, 0.25):
-        hold = spec.hold_end + (n_frames - own + nudge) / fps
-        timeline = spec.model_copy(update={"hold_end": hold})
-        if film_length(n, timeline, fps)[1] == n_frames:
-            return dataclasses.replace(capture, scene=capture.scene.model_copy(update={"timeline": timeline}))
-    raise AssertionError(f"cannot stretch a film of {own} frames to {n_frames}")  # pragma: no cover
+    return dataclasses.replace(capture, scene=capture.scene.model_copy(update={"timeline": timeline}))
 
 
 class PanelFilm:
@@ -83,7 +76,8 @@ class PanelFilm:
         self.panel_width, self.panel_height = panel_size(settings.width, settings.height, self.columns, self.rows,
                                                          self.gap)
         self.colour = rgb(layout.gap_color)
-        lengths = [film_length(len(c.steps), c.scene.timeline, settings.fps)[1] for c in capture.panels]
+        lengths = [film_length(len(c.steps), c.scene.timeline, settings.fps, np.asarray(c.steps))[1]
+                   for c in capture.panels]
         self.n_frames = max(lengths)
         sub = OutputSettings(self.panel_width, self.panel_height, settings.fps)
         # Every panel's film is n_frames long: one camera path over the same frames, seen per panel.

@@ -145,6 +145,38 @@ def schedule(steps, spec: TimelineSpec, fps: int) -> Schedule:
     return Schedule(arrive, leave, body_start, min(max(body_end, body_start + 1), n_frames), n_frames, duration)
 
 
+def stretched(spec: TimelineSpec, steps, n_frames: int, fps: int) -> TimelineSpec:
+    """``spec`` with its hold_end extended so that a film of the captured ``steps`` has ``n_frames`` frames (a
+    panel shorter than the longest holds its last step until the end)."""
+    steps = np.asarray(steps, dtype=np.float64)
+    _, own = film_length(len(steps), spec, fps, steps)
+    if own == n_frames:
+        return spec
+    # Rounding duration * fps can land either side of the wanted count: try a little less or more.
+    for nudge in (0.0, -0.25, 0.25):
+        timeline = spec.model_copy(update={"hold_end": spec.hold_end + (n_frames - own + nudge) / fps})
+        if film_length(len(steps), timeline, fps, steps)[1] == n_frames:
+            return timeline
+    raise AssertionError(f"cannot stretch a film of {own} frames to {n_frames}")  # pragma: no cover
+
+
+def still_frame(schedules, fraction: Optional[float] = None) -> int:
+    """The frame a scene's still shows (``output.still``): ``fraction`` (0 … 1) of the film's story, the frames
+    between the title card and the end card (0: the first frame after the title card, 1: the last before the end
+    card), rounded to the nearest frame; None: the frame where the last captured step arrives (the trained state,
+    at the start of the end hold). Never a card frame. ``schedules``: the film's :class:`Schedule`, or one per
+    panel of a panel film (all as long; the first panel's cards are the film's, and the default waits for the
+    last panel to arrive)."""
+    if isinstance(schedules, Schedule):
+        schedules = [schedules]
+    first, last = schedules[0].body_start, schedules[0].body_end - 1
+    if fraction is None:
+        frame = max(int(sc.arrive[-1]) for sc in schedules)
+    else:
+        frame = first + int(np.floor(fraction * (last - first) + 0.5))
+    return int(min(max(frame, first), last))
+
+
 def card_mix(card, t: float, title: bool) -> tuple[float, float]:
     """(text opacity, veil) of a card ``t`` seconds after its start; veil 1 hides the film behind the card's
     background, 0 shows the film. Both eased (smoothstep) so nothing starts or stops with a jolt."""

@@ -19,7 +19,7 @@ from ..config.checks import format_problems
 from ..config.scene import TRANSPARENT, Scene
 from ..errors import SceneError, Terminated, UsageError
 from ..files import FILE, RENAMED_FOLDER, atomic_write, require_writable
-from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames
+from ..film.film import Film, OutputSettings, output_settings, parse_frames, scene_frames, scene_still
 from ..film.framing import FreeRect, Room
 from ..film.panels import PanelFilm
 from ..landscape.result import Capture
@@ -210,17 +210,23 @@ def render_film(capture: Capture, output: Optional[Path] = None, quality: Option
     return plan.output
 
 
-def still_index(scene: Scene, index: int, quality: Optional[str] = None) -> int:
+def still_index(scene: Scene, index: Optional[int] = None, quality: Optional[str] = None) -> int:
     """``--frame index`` of the scene's film (negative counts from the end) as a frame number, checked against the
-    film's length, which the scene alone determines: before any training."""
-    n = scene_frames(scene, output_settings(scene, quality).fps)
+    film's length, which the scene alone determines: before any training. None: the scene's own still
+    (output.still; by default the arrival at the last captured step)."""
+    fps = output_settings(scene, quality).fps
+    if index is None:
+        return scene_still(scene, fps)
+    n = scene_frames(scene, fps)
     if not -n <= index < n:
         raise UsageError(f"--frame {index}: the film has {n} frames (0 … {n - 1})")
     return index % n
 
 
-def render_still(capture: Capture, index: int, output: Optional[Path] = None, quality: Optional[str] = None) -> Path:
-    """Render one frame of the film to a PNG."""
+def render_still(capture: Capture, index: Optional[int] = None, output: Optional[Path] = None,
+                 quality: Optional[str] = None) -> Path:
+    """Render one frame of the film to a PNG: frame ``index`` (see :func:`still_index`), by default the scene's
+    still."""
     scene = capture.scene
     film = make_film(capture, output_settings(scene, quality))
     index = still_index(scene, index, quality)
@@ -239,10 +245,18 @@ def contact_frames(n_frames: int, count: int) -> list[int]:
     return sorted(set(int(round(f)) for f in np.linspace(0, n_frames - 1, count)))
 
 
+def story_label(sc, frame: int) -> str:
+    """What a contact sheet says of ``frame`` beside its number: 'card', or the output.still that shows it."""
+    first, last = sc.body_start, sc.body_end - 1
+    if not first <= frame <= last:
+        return "card"
+    return f"still {(frame - first) / max(last - first, 1):.2f}"
+
+
 def render_contact_sheet(capture: Capture, count: int, output: Optional[Path] = None,
                          quality: Optional[str] = None) -> Path:
-    """One PNG grid of ``count`` stills spread over the film, each labelled with its frame number and time: a
-    preview of the camera path and the look. The sheet is about the size of one frame of the film: every still is
+    """One PNG grid of ``count`` stills spread over the film, each labelled with its frame number, its time and
+    the output.still that shows it ('card' over a title or end card): a preview of the camera path and the look. The sheet is about the size of one frame of the film: every still is
     rendered at a fraction of the output size (and overlays scale with it)."""
     scene = capture.scene
     settings = output_settings(scene, quality)
@@ -252,11 +266,12 @@ def render_contact_sheet(capture: Capture, count: int, output: Optional[Path] = 
     w = max(64, settings.width // scale // 2 * 2)
     h = max(36, settings.height // scale // 2 * 2)
     film = make_film(capture, OutputSettings(w, h, settings.fps))
+    sc = (film.films[0] if capture.scene.panels else film).timeline.schedule
     images, labels = [], []
     with film.renderer() as renderer:
         for f in frames:
             images.append(film.frame(renderer, f))
-            labels.append(f"#{f}  {f / settings.fps:.2f} s")
+            labels.append(f"#{f}  {f / settings.fps:.2f} s  {story_label(sc, f)}")
     output = Path(output) if output is not None else Path("renders") / f"{scene.name}_contact.png"
     save_png(contact_sheet(images, labels, cols=cols), output)
     return output

@@ -197,6 +197,17 @@ def test_resolution_out_of_range(res):
     assert "2 to 4097" in msg
 
 
+@pytest.mark.parametrize("still, says", [(-0.1, "greater than or equal to 0"), (1.5, "less than or equal to 1"),
+                                         ("end", "number")])
+def test_output_still_is_a_fraction_of_the_story(still, says):
+    assert says in problem_at({"output": {"still": still}}, "output.still")
+
+
+def test_output_still_accepts_both_ends_and_defaults_to_unset():
+    assert scene_from_dict({}).output.still is None
+    assert [scene_from_dict({"output": {"still": v}}).output.still for v in (0, 0.5, 1)] == [0.0, 0.5, 1.0]
+
+
 def test_range_must_be_increasing():
     msg = problem_at({"grid": {"range": [1.0, -1.0]}}, "grid.range")
     assert "min < max" in msg

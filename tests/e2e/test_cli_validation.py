@@ -70,6 +70,12 @@ def test_a_still_of_a_frame_the_film_lacks_is_refused_before_training(home, isol
                                                      isolated_cache)
 
 
+def test_a_scene_still_outside_the_story_is_refused_before_training(home, isolated_cache, capsys):
+    write_scene(home / "s.toml", output={"still": 1.5})
+    err = refused(["still", "s.toml"], capsys, home, isolated_cache)
+    assert "output.still" in err and "less than or equal to 1" in err
+
+
 # ------------------------------------------------------------------------------------ defect 4: output paths
 
 

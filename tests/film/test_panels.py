@@ -268,6 +268,26 @@ def test_shorter_panels_hold_their_last_step(panel_capture):
     np.testing.assert_array_equal(a.up, b.up)
 
 
+def test_panels_with_a_speed_ramp_and_uneven_captured_steps_are_one_length(panel_capture, tmp_path):
+    """The ramp is read on the captured step numbers: every panel's film, the panel film and the length known
+    from the scene alone (scene_frames, for --frames and --frame) agree. The panels were stretched with evenly
+    spaced steps before, so a panel's film came out longer than the panel film that tiles it."""
+    import dataclasses
+
+    from llstudio.film.film import scene_frames
+
+    ramp = [{"at": 0.0, "speed": 0.25}, {"at": 1.0, "speed": 2.0}]
+    scene = make_scene(tmp_path / "ramp.toml", timeline={"seconds_per_step": 0.5, "speed": ramp},
+                       panels=[{"title": "short", "training": {"batch_size": 4}, "capture": {"steps": [0, 1, 2, 12]}},
+                               {"title": "long", "training": {"batch_size": 64, "steps": 20},
+                                "capture": {"steps": [0, 1, 2, 3, 4, 20]}}])
+    panels = [dataclasses.replace(c, scene=p, steps=np.asarray(p.captured_steps()))
+              for c, p in zip(panel_capture.panels, scene.panel_scenes())]
+    film = make_film(PanelCapture(scene, panels), OutputSettings(W, H, 10))
+    assert [f.n_frames for f in film.films] == [film.n_frames] * 2 == [scene_frames(scene, 10)] * 2
+    assert film.films[0].timeline.frame(film.n_frames - 1).step == 12
+
+
 def test_shared_range_gives_every_panel_the_union(panel_capture):
     scene = panel_capture.scene.model_copy(update={"layout": LayoutSpec(shared_range=True)})
     film = make_film(PanelCapture(scene, panel_capture.panels), OutputSettings(W, H, 10))

@@ -147,6 +147,29 @@ def test_cubic_keeps_its_pace_through_captured_steps(speed):
         assert np.abs(after - before).max() <= 0.05 * np.abs(before).max(), k
 
 
+def test_cubic_keeps_a_turning_value_moving_through_its_captured_step():
+    """A value that turns at a captured step (up, then down by another amount) passes it at its centred slope,
+    (v[k+1] - v[k-1]) / (frames of the two transitions): the old per-value monotone fit (PCHIP) stopped it there,
+    every turning value at once, which the tiny capture of tests/renderer/test_motion.py cannot show (its values
+    hardly turn). Without a speed ramp PCHIP is C1 too, so the pace test above does not catch it."""
+    rng = np.random.default_rng(3)
+    sign = np.where(np.arange(5) % 2 == 0, 1.0, -1.0)[:, None, None]
+    moves = sign * rng.uniform(0.1, 1.0, (5, 6, 6))  # every value turns at every inner step, by its own amounts
+    loss = 10.0 ** (np.concatenate([np.zeros((1, 6, 6)), np.cumsum(moves, axis=0)]) / 4)
+    loss[:, 0, 0], loss[:, -1, -1] = 100.0, 0.01  # the film's range: wider than every moving value (no clipping)
+    spec = TimelineSpec(seconds_per_step=1.0, hold_start=0.5, hold_end=0.5, interpolation="cubic")
+    tl = Timeline(Keyframes(np.arange(6) * 4, loss, np.ones(6)), spec, ScalingSpec(), 30)
+    values = np.array([tl.values_at(tl.position(f)) for f in range(tl.n_frames)])
+    sc = tl.schedule
+    for k in range(1, 5):
+        f = tl.frame_of_step(k)
+        centred = (tl.values[k + 1] - tl.values[k - 1]) / (sc.arrive[k + 1] - sc.arrive[k - 1])
+        velocity = (values[f + 1] - values[f - 1]) / 2
+        top = np.abs(centred).max()
+        assert (np.abs(centred) > 0.3 * top).sum() >= 10  # (the data: many values pass the step at a good pace)
+        np.testing.assert_allclose(velocity, centred, rtol=0, atol=0.05 * top)  # PCHIP: off by ~top
+
+
 def test_cubic_eases_into_and_out_of_held_steps():
     loss, center = raw_loss(k=4, shape=(3, 3), seed=7)
     spec = TimelineSpec(seconds_per_step=1.0, hold_start=0.5, hold_end=0.5, hold_each=0.5, interpolation="cubic")

@@ -260,7 +260,7 @@ def test_fxaa_blends_edges_in_place_and_the_reference_supersamples_four_times():
     assert fxaa.shape == (H, W, 3)
     assert changed(none, fxaa, tol=60).mean() < 0.01
     assert len(np.unique(fxaa.reshape(-1, 3), axis=0)) > len(np.unique(none.reshape(-1, 3), axis=0))
-    # benchmarks/render.py's PSNR reference: supersample=4 is the 4x4 box average of the scene at 4x the size.
+    # benchmarks/render.py's PSNR reference: supersample=4, the 4x4 box average of the scene at 4x the size.
     ref = render(dict(BARE, anti_aliasing="none"), supersample=4)
     big = render(dict(BARE, anti_aliasing="none"), width=4 * W, height=4 * H)
     box = (big.reshape(H, 4, W, 4, 3).astype(int).sum(axis=(1, 3)) + 8) // 16

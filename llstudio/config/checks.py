@@ -120,6 +120,12 @@ def format_problems(s: Scene, fmt: Optional[str] = None) -> list[Problem]:
     return []
 
 
+def _look(s: Scene) -> Problems:
+    if s.look.anti_aliasing == "fxaa" and s.look.background == TRANSPARENT:
+        yield "look.anti_aliasing", ("'fxaa' filters the finished picture and drops its alpha channel, which a "
+                                     "transparent background needs: use 'ssaa', 'msaa' or 'none' (or 'auto')")
+
+
 def _capture(s: Scene) -> Problems:
     """What is captured: the Hessian's step, per-sample landscapes, curvature maps."""
     h, c = s.directions.hessian_step, s.capture
@@ -208,7 +214,7 @@ def _counts(s: Scene) -> Problems:
 
 
 # In the order the scene reports them.
-CHECKS = (_grid, _runs, _interpolation, _plane, _output, _capture, _model, _data, _source, _counts)
+CHECKS = (_grid, _runs, _interpolation, _plane, _output, _look, _capture, _model, _data, _source, _counts)
 
 
 def cross_check_problems(scene: Scene) -> list[Problem]:

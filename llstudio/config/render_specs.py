@@ -44,10 +44,11 @@ class LookSpec(Section):
     text_color: str = Field("#f2f2f2", description="Colour of the text overlay.")
     smooth_shading: bool = Field(True, description="Smooth (Phong) shading instead of flat facets.")
     specular: float = Field(0.35, ge=0, le=1, description="Specular highlight strength of the surface.")
-    anti_aliasing: Literal["auto", "none", "msaa", "ssaa"] = Field(
+    anti_aliasing: Literal["auto", "none", "msaa", "ssaa", "fxaa"] = Field(
         "auto", description="'ssaa': supersampling (VTK renders at a higher resolution and filters down; the "
-        "smoothest edges and contour lines, about 2-3x the render time); 'msaa': 4x multisampling; 'none'. 'auto': "
-        "SSAA from 1080 lines up (qualities h, p, k), MSAA below (l, m)."
+        "smoothest edges and contour lines, about 2-3x the render time); 'msaa': 4x multisampling; 'fxaa': a "
+        "post-process pass over the finished image (cheap; not with a transparent background, whose alpha it "
+        "drops); 'none'. 'auto': SSAA from 1080 lines up (qualities h, p, k), MSAA below (l, m)."
     )
     background_top: str = Field(
         "auto", description="Colour at the top of a vertical background gradient ('background' is then the bottom "

@@ -16,16 +16,19 @@ from .overlay import draw_card, veil
 from .plotter import SurfaceRenderer
 
 
-def surface_renderer(film: Film, card_text: bool = True, overlays=None, frame_height=None) -> SurfaceRenderer:
+def surface_renderer(film: Film, card_text: bool = True, overlays=None, frame_height=None,
+                     supersample=None) -> SurfaceRenderer:
     """The renderer of one film (a context manager that closes its Plotter). ``card_text``: draw the text of
     title and end cards (a panel leaves it to the whole film); ``overlays``: what the panel shows (default: what
-    its scene asks for, ``layout.overlay_spec``); ``frame_height``: the whole film's, for a panel."""
+    its scene asks for, ``layout.overlay_spec``); ``frame_height``: the whole film's, for a panel;
+    ``supersample``: window pixels per output pixel, overriding the look's anti-aliasing (a benchmark's
+    reference frame)."""
     scene, settings = film.capture.scene, film.settings
     return SurfaceRenderer(film.capture.alphas, film.capture.betas, scene.look, settings.width, settings.height,
                            scene.scaling.z_scale, scene.title, log_values=scene.scaling.log,
                            show_range=scene.grid.zoom != 1.0, card_text=card_text,
                            overlays=overlays if overlays is not None else overlay_spec(scene),
-                           frame_height=frame_height)
+                           frame_height=frame_height, supersample=supersample)
 
 
 class PanelRenderer:

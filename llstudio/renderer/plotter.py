@@ -16,6 +16,7 @@ from PIL import Image
 
 from ..config.colors import gradient_top
 from ..config.scene import TRANSPARENT, LookSpec
+from ..errors import RenderError
 from ..film.timeline import FrameState
 from .arrows import ArrowLayer
 from .backend import FrameGrabber, open_plotter, render_window_info, top_layer
@@ -35,7 +36,12 @@ SSAA_FROM_HEIGHT = 1080
 
 
 def resolve_anti_aliasing(mode: str, height: int) -> str:
-    """'auto' → 'ssaa' from 1080 lines up (h, p, k), 'msaa' below (l, m); any other mode as given."""
+    """'auto' → 'ssaa' from 1080 lines up (h, p, k), 'msaa' below (l, m); any other mode as given.
+
+    'fxaa' (VTK's post-process pass over the finished image) was measured against both at 1920x1080 on llvmpipe
+    (benchmarks/render.py, PSNR against a 4x4-supersampled reference of the same frames): it smooths silhouettes
+    but blurs everything else and scores no better than no anti-aliasing, for two thirds of SSAA's extra time,
+    so 'auto' does not choose it."""
     if mode == "auto":
         return "ssaa" if height >= SSAA_FROM_HEIGHT else "msaa"
     return mode
@@ -61,7 +67,7 @@ class SurfaceRenderer:
     def __init__(self, alphas: np.ndarray, betas: np.ndarray, look: LookSpec, width: int, height: int,
                  z_scale: float, title: str = "", log_values: bool = False, show_range: bool = False,
                  card_text: bool = True, overlays: Optional[OverlaySpec] = None,
-                 frame_height: Optional[int] = None):
+                 frame_height: Optional[int] = None, supersample: Optional[int] = None):
         self.look, self.width, self.height = look, int(width), int(height)
         self.square = sq = DisplaySquare(alphas, betas)
         self.alphas, self.betas, self.extent = sq.alphas, sq.betas, sq.extent
@@ -75,10 +81,14 @@ class SurfaceRenderer:
         # the output; the 2D overlays drawn afterwards (legend, inset, key, cards) for the output.
         # VTK's own vtkSSAAPass renders sqrt(5)^2 = 5 pixels per output pixel and filters them in two more
         # full-screen passes: on llvmpipe at 1920x1080 that took 1.8x as long as this (benchmarks/render.py).
-        self.ss = 2 if self.anti_aliasing == "ssaa" else 1
+        # ``supersample`` overrides it (benchmarks/render.py's 4x4 reference frame).
+        self.ss = supersample or (2 if self.anti_aliasing == "ssaa" else 1)
         self.win_w, self.win_h = self.ss * self.width, self.ss * self.height
         self.z_height = z_scale * self.extent
         self.transparent = look.background == TRANSPARENT
+        if self.transparent and self.anti_aliasing == "fxaa":
+            raise RenderError("anti_aliasing = 'fxaa' drops the alpha channel a transparent background needs; use "
+                              "'ssaa', 'msaa' or 'none'")
         self.plotter = open_plotter(self.win_w, self.win_h)
         self._set_up_window()
         apply_lighting(self.plotter, "flat" if self.flat else look.lighting)
@@ -103,8 +113,9 @@ class SurfaceRenderer:
         # the order of blending makes no visible difference (benchmarks/render.py; stills compared).
         p.renderer.SetUseOIT(False)
         p.ren_win.SetMultiSamples(4 if self.anti_aliasing == "msaa" else 0)
-        # A transparent background: an alpha channel in the framebuffer, cleared to alpha 0 (we never enable FXAA,
-        # which would drop it; MSAA keeps it).
+        p.renderer.SetUseFXAA(self.anti_aliasing == "fxaa")
+        # A transparent background: an alpha channel in the framebuffer, cleared to alpha 0 (FXAA would drop it,
+        # and is refused with one; MSAA keeps it).
         if self.transparent:
             p.ren_win.SetAlphaBitPlanes(1)
             p.set_background("black")

@@ -74,6 +74,16 @@ def test_model_validate_raises_one_validation_error_at_the_key_paths():
     assert all(e["type"] == "value_error" for e in errors)
 
 
+def test_fxaa_with_a_transparent_background_is_refused_at_the_anti_aliasing_key():
+    data = tiny_dict(look={"anti_aliasing": "fxaa", "background": "transparent"}, output={"format": "png"})
+    assert problems_of(data) == [("look.anti_aliasing", "'fxaa' filters the finished picture and drops its alpha "
+                                  "channel, which a transparent background needs: use 'ssaa', 'msaa' or 'none' "
+                                  "(or 'auto')")]
+    # With a background colour, or another mode with transparency, the scene is valid.
+    scene_from_dict(tiny_dict(look={"anti_aliasing": "fxaa"}))
+    scene_from_dict(tiny_dict(look={"anti_aliasing": "msaa", "background": "transparent"}, output={"format": "png"}))
+
+
 def test_a_valid_scene_has_no_cross_check_problems():
     assert cross_check_problems(scene_from_dict(tiny_dict())) == []
 

@@ -255,6 +255,27 @@ def test_anti_aliasing_resolution_and_ssaa_smooths_edges():
     assert len(np.unique(ssaa.reshape(-1, 3), axis=0)) > len(np.unique(none.reshape(-1, 3), axis=0))
 
 
+def test_fxaa_blends_edges_in_place_and_the_reference_supersamples_four_times():
+    none = render(dict(BARE, anti_aliasing="none"))
+    fxaa = render(dict(BARE, anti_aliasing="fxaa"))
+    # A pass over the finished picture: same size, the same scene, its edges blended (more distinct colours).
+    assert fxaa.shape == (H, W, 3)
+    assert changed(none, fxaa, tol=60).mean() < 0.01
+    assert len(np.unique(fxaa.reshape(-1, 3), axis=0)) > len(np.unique(none.reshape(-1, 3), axis=0))
+    # benchmarks/render.py's PSNR reference: supersample=4, the 4x4 box average of the scene at 4x the size.
+    ref = render(dict(BARE, anti_aliasing="none"), supersample=4)
+    big = render(dict(BARE, anti_aliasing="none"), width=4 * W, height=4 * H)
+    box = (big.reshape(H, 4, W, 4, 3).astype(int).sum(axis=(1, 3)) + 8) // 16
+    assert ref.shape == (H, W, 3) and np.abs(ref.astype(int) - box).max() <= 1
+
+
+def test_fxaa_is_refused_with_a_transparent_background():
+    from llstudio.errors import RenderError
+
+    with pytest.raises(RenderError, match="fxaa.*transparent"):
+        render(dict(BARE, anti_aliasing="fxaa", background="transparent"))
+
+
 def test_contact_sheet_tiles_exactly():
     from llstudio.renderer.overlay import contact_sheet, sheet_shape
 

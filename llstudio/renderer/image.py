@@ -21,5 +21,6 @@ def unpremultiply(img: np.ndarray) -> None:
 
 
 def save_png(img: np.ndarray, path) -> None:
-    """Write an (H, W, 3|4) uint8 image as PNG, atomically."""
-    atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG", optimize=True))
+    """Write an (H, W, 3|4) uint8 image as PNG, atomically. zlib's default level, without Pillow's ``optimize``:
+    on a frame with a gradient background that search took 1.4 s for a file 6% smaller (104 ms without it)."""
+    atomic_write(path, lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))

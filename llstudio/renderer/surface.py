@@ -49,7 +49,7 @@ def material(look: LookSpec) -> dict:
         return dict(ambient=1.0, diffuse=0.0, specular=0.0)
     if look.pbr:
         return dict(pbr=True, metallic=look.metallic, roughness=look.roughness)
-    kw = dict(ambient=0.16, diffuse=0.85, specular=look.specular, specular_power=48.0)
+    kw = dict(ambient=0.16, diffuse=0.85, specular=look.specular, specular_power=90.0)
     if look.lighting == "soft":
         kw.update(ambient=0.26, diffuse=0.8, specular=0.6 * look.specular, specular_power=20.0)
     elif look.lighting == "dramatic":

@@ -6,20 +6,25 @@ import numpy as np
 
 from ..config.scene import LookSpec
 from ..film.timeline import FrameState
-from .backend import empty_polydata, pyvista
+from .backend import add_on_top, empty_polydata, pyvista
 from .display import DisplaySquare
+from .markers import GHOST_OPACITY
 from .trail import clip_segment
 
 
 class ArrowLayer:
     """An arrow from the frame's ``state.arrow`` start to its end (times ``look.arrow_scale``), in
-    ``look.arrow_color``; its thickness is in display units, so short updates stay visible as arrows."""
+    ``look.arrow_color``; its thickness is in display units, so short updates stay visible as arrows. With a
+    ``top`` layer (backend.top_layer), an arrow behind a fold of the surface shows through as a faint ghost."""
 
-    def __init__(self, plotter, square: DisplaySquare, look: LookSpec):
+    def __init__(self, plotter, square: DisplaySquare, look: LookSpec, top=None):
         self.square, self.scale = square, look.arrow_scale
         self.mesh = empty_polydata()
         self.actor = plotter.add_mesh(self.mesh, color=look.arrow_color, smooth_shading=True, name="arrow",
                                       reset_camera=False)
+        # The same mesh: the ghost moves with the arrow at no cost.
+        self.ghost = (add_on_top(plotter, top, self.mesh, color=look.arrow_color, opacity=GHOST_OPACITY,
+                                 name="arrow_ghost") if top is not None else None)
 
     def update(self, state: FrameState, surface) -> None:
         """The frame's arrow over the surface (``surface``: display (x, y) → height), or nothing."""

@@ -96,15 +96,20 @@ class MarkerLayer:
 
 class CriticalLayer:
     """Small spheres on the surface at the frame's critical points, one point cloud per kind (CRITICAL_COLORS);
-    ``height``: the output's, which sizes the points; ``ss``: window pixels per output pixel."""
+    ``height``: the output's, which sizes the points; ``ss``: window pixels per output pixel. With a ``top`` layer,
+    points behind a fold of the surface show through as faint ghosts."""
 
-    def __init__(self, plotter, square: DisplaySquare, height: int, ss: int):
+    def __init__(self, plotter, square: DisplaySquare, height: int, ss: int, top=None):
         self.square = square
         self.clouds = {}
+        size = max(5.0, height / 90) * ss
         for kind, color in CRITICAL_COLORS.items():
             cloud = empty_polydata()
-            plotter.add_mesh(cloud, color=color, render_points_as_spheres=True,
-                             point_size=max(5.0, height / 90) * ss, name=f"critical_{kind}", reset_camera=False)
+            plotter.add_mesh(cloud, color=color, render_points_as_spheres=True, point_size=size,
+                             name=f"critical_{kind}", reset_camera=False)
+            if top is not None:
+                add_on_top(plotter, top, cloud, color=color, opacity=GHOST_OPACITY, point_size=size,
+                           render_points_as_spheres=True, name=f"critical_{kind}_ghost")
             self.clouds[kind] = cloud
 
     def update(self, state: FrameState, surface) -> None:

@@ -138,9 +138,10 @@ class SurfaceRenderer:
                               if look.contours > 0 and not self.one_d else None)
         # Paths and markers that a fold of the surface hides show through as ghosts drawn over the scene; a flat
         # map hides nothing.
-        self.top = top_layer(p) if (look.trail or look.marker) and not self.flat else None
+        self.top = (top_layer(p) if (look.trail or look.marker or look.arrows or look.critical_points)
+                    and not self.flat else None)
         self.trail_layer = TrailLayer(p, sq, look, self.height, ss, self.top) if look.trail else None
-        self.arrow_layer = ArrowLayer(p, sq, look) if look.arrows else None
+        self.arrow_layer = ArrowLayer(p, sq, look, self.top) if look.arrows else None
         self.marker_layer = (MarkerLayer(p, sq, look, self.top, glow=not (self.flat or self.one_d))
                              if look.marker else None)
         # Made on the first frame that has several runs, or critical points to mark.
@@ -250,7 +251,7 @@ class SurfaceRenderer:
             layers.append(self.runs)
         if self.look.critical_points:
             if self.critical is None:
-                self.critical = CriticalLayer(self.plotter, self.square, self.height, self.ss)
+                self.critical = CriticalLayer(self.plotter, self.square, self.height, self.ss, self.top)
             layers.append(self.critical)
         return layers
 

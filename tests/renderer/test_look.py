@@ -79,6 +79,26 @@ def test_a_path_and_marker_behind_a_ridge_show_through_as_ghosts():
     assert red(ghosts).sum() > 10 and green(ghosts).sum() > 5
 
 
+def test_an_arrow_and_critical_points_behind_a_ridge_show_through_as_ghosts():
+    from llstudio.film.critical import CriticalPoint
+    from llstudio.renderer.plotter import SurfaceRenderer
+
+    ridge = np.where(B < -0.3, 2.0, 0.0) + 0.0 * A  # a wall in front of the camera, flat floor behind it
+    look = LookSpec(**dict(BARE, background="#000000", colormap="gray", arrows=True, arrow_color="#ff0000",
+                           critical_points=True))
+    st = state(ridge, arrow=((-0.6, 0.4), (0.6, 0.4)),
+               critical=(CriticalPoint("minimum", 0.0, 0.5, 0.0),))  # drawn in blue (CRITICAL_COLORS)
+    pose = ((2.5, -4.0, 1.2), (0.0, 0.0, 0.5), (0.0, 0.0, 1.0))
+    with SurfaceRenderer(ALPHAS, BETAS, look, W, H, z_scale=0.5) as r:
+        ghosts = r.render(st, pose)
+        r.top.DrawOff()  # the layer of ghosts
+        hidden = r.render(st, pose)
+    red = lambda img: (img[..., 0].astype(int) - img[..., 1:].max(axis=2) > 40)  # noqa: E731
+    blue = lambda img: (img[..., 2].astype(int) - img[..., :2].max(axis=2) > 40)  # noqa: E731
+    assert not red(hidden).any() and not blue(hidden).any()  # the wall hides both
+    assert red(ghosts).sum() > 10 and blue(ghosts).sum() > 3
+
+
 def test_background_gradient_runs_from_bottom_to_top():
     img = render(dict(BARE, background="#000000", background_top="#4080ff"))
     np.testing.assert_allclose(img[0, -1], hex_rgb("#4080ff"), atol=4)

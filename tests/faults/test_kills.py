@@ -37,6 +37,9 @@ def _params(cases, long=False):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, request):
+    # Module-scoped fixtures are set up before the autouse skip runs: skip here, before building the film.
+    if not h.long_selected(request.config):
+        pytest.skip("the long fault matrix: pytest -m faults_long, or python benchmarks/faults.py")
     parts = ("mp4", "png", "export") if h.long_selected(request.config) else ("mp4",)
     return h.make_reference(tmp_path_factory.mktemp("faults-ref"), parts)
 

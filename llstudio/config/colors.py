@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.colors import to_rgb
 
 
@@ -15,11 +16,16 @@ def rgb(color: str) -> tuple[int, int, int]:
 _AUTO_TOP = {"dark": ((74, 92, 138), 0.30), "light": ((150, 162, 190), 0.25)}
 
 
+def relative_luminance(rgb01) -> np.ndarray:
+    """Relative luminance (WCAG), 0 (black) … 1 (white), of sRGB colours (..., 3) in 0 … 1."""
+    c = np.asarray(rgb01, dtype=np.float64)
+    c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    return c @ np.array([0.2126, 0.7152, 0.0722])
+
+
 def luminance(color: str) -> float:
-    """Relative luminance (WCAG) of a colour, 0 (black) … 1 (white)."""
-    c = [v / 255.0 for v in rgb(color)]
-    c = [v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4 for v in c]
-    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2]
+    """Relative luminance (WCAG) of a colour ('#rrggbb' or a name), 0 (black) … 1 (white)."""
+    return float(relative_luminance(np.array(rgb(color)) / 255.0))
 
 
 def gradient_top(background: str, top: str):

@@ -8,7 +8,7 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from ..config.colors import rgb
+from ..config.colors import luminance, relative_luminance
 from ..config.scene import TRANSPARENT, LookSpec
 from ..film.timeline import FrameState
 from .backend import empty_polydata, hold_polygon_offset, pyvista, release_polygon_offset
@@ -74,12 +74,7 @@ def legible_colormap(name: str, background: Optional[str], contrast: float = 2.0
     if background is None or background == TRANSPARENT:
         return cmap
     t = np.linspace(0.0, 1.0, 256)
-
-    def lum(c):
-        c = np.asarray(c, dtype=np.float64)
-        c = np.where(c <= 0.03928, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-        return c @ np.array([0.2126, 0.7152, 0.0722])
-    fg, bg = lum(cmap(t)[:, :3]), lum(np.array(rgb(background)) / 255.0)
+    fg, bg = relative_luminance(cmap(t)[:, :3]), luminance(background)
     ok = (np.maximum(fg, bg) + 0.05) / (np.minimum(fg, bg) + 0.05) >= contrast
     if ok.all() or not ok.any():
         return cmap

@@ -60,43 +60,41 @@ def test_contour_lines_are_drawn_on_the_surface_by_its_shader(pbr):
     assert np.median(d[:, 0]) > 0 and np.median(d[:, 2]) > 0
 
 
-def test_a_path_and_marker_behind_a_ridge_show_through_as_ghosts():
+def behind_a_wall(look: dict, **shown) -> tuple[np.ndarray, np.ndarray]:
+    """(with ghosts, without) frames of what ``shown`` puts on a flat floor behind a wall in front of the camera."""
     from llstudio.renderer.plotter import SurfaceRenderer
 
     ridge = np.where(B < -0.3, 2.0, 0.0) + 0.0 * A  # a wall in front of the camera, flat floor behind it
-    trail = np.column_stack([np.linspace(-0.8, 0.8, 30), np.full(30, 0.4)])
-    look = LookSpec(**dict(BARE, background="#000000", colormap="gray", trail=True, trail_color="#ff0000",
-                           marker=True, marker_color="#00ff00"))
-    st = state(ridge, trail=trail, marker=(0.0, 0.4))
     pose = ((2.5, -4.0, 1.2), (0.0, 0.0, 0.5), (0.0, 0.0, 1.0))
-    with SurfaceRenderer(ALPHAS, BETAS, look, W, H, z_scale=0.5) as r:
-        ghosts = r.render(st, pose)
+    with SurfaceRenderer(ALPHAS, BETAS, LookSpec(**dict(BARE, background="#000000", colormap="gray", **look)),
+                         W, H, z_scale=0.5) as r:
+        ghosts = r.render(state(ridge, **shown), pose)
         r.top.DrawOff()  # the layer of ghosts
-        hidden = r.render(st, pose)
-    red = lambda img: (img[..., 0].astype(int) - img[..., 1:].max(axis=2) > 40)  # noqa: E731
-    green = lambda img: (img[..., 1].astype(int) - img[..., [0, 2]].max(axis=2) > 40)  # noqa: E731
-    assert not red(hidden).any() and not green(hidden).any()  # the wall hides both
-    assert red(ghosts).sum() > 10 and green(ghosts).sum() > 5
+        return ghosts, r.render(state(ridge, **shown), pose)
+
+
+def dominant(img: np.ndarray, channel: int) -> np.ndarray:
+    """Pixels where ``channel`` stands out over the other two by more than 40."""
+    others = [c for c in range(3) if c != channel]
+    return img[..., channel].astype(int) - img[..., others].max(axis=2) > 40
+
+
+def test_a_path_and_marker_behind_a_ridge_show_through_as_ghosts():
+    trail = np.column_stack([np.linspace(-0.8, 0.8, 30), np.full(30, 0.4)])
+    ghosts, hidden = behind_a_wall(dict(trail=True, trail_color="#ff0000", marker=True, marker_color="#00ff00"),
+                                   trail=trail, marker=(0.0, 0.4))
+    assert not dominant(hidden, 0).any() and not dominant(hidden, 1).any()  # the wall hides both
+    assert dominant(ghosts, 0).sum() > 10 and dominant(ghosts, 1).sum() > 5
 
 
 def test_an_arrow_and_critical_points_behind_a_ridge_show_through_as_ghosts():
     from llstudio.film.critical import CriticalPoint
-    from llstudio.renderer.plotter import SurfaceRenderer
 
-    ridge = np.where(B < -0.3, 2.0, 0.0) + 0.0 * A  # a wall in front of the camera, flat floor behind it
-    look = LookSpec(**dict(BARE, background="#000000", colormap="gray", arrows=True, arrow_color="#ff0000",
-                           critical_points=True))
-    st = state(ridge, arrow=((-0.6, 0.4), (0.6, 0.4)),
-               critical=(CriticalPoint("minimum", 0.0, 0.5, 0.0),))  # drawn in blue (CRITICAL_COLORS)
-    pose = ((2.5, -4.0, 1.2), (0.0, 0.0, 0.5), (0.0, 0.0, 1.0))
-    with SurfaceRenderer(ALPHAS, BETAS, look, W, H, z_scale=0.5) as r:
-        ghosts = r.render(st, pose)
-        r.top.DrawOff()  # the layer of ghosts
-        hidden = r.render(st, pose)
-    red = lambda img: (img[..., 0].astype(int) - img[..., 1:].max(axis=2) > 40)  # noqa: E731
-    blue = lambda img: (img[..., 2].astype(int) - img[..., :2].max(axis=2) > 40)  # noqa: E731
-    assert not red(hidden).any() and not blue(hidden).any()  # the wall hides both
-    assert red(ghosts).sum() > 10 and blue(ghosts).sum() > 3
+    ghosts, hidden = behind_a_wall(dict(arrows=True, arrow_color="#ff0000", critical_points=True),
+                                   arrow=((-0.6, 0.4), (0.6, 0.4)),
+                                   critical=(CriticalPoint("minimum", 0.0, 0.5, 0.0),))  # blue (CRITICAL_COLORS)
+    assert not dominant(hidden, 0).any() and not dominant(hidden, 2).any()  # the wall hides both
+    assert dominant(ghosts, 0).sum() > 10 and dominant(ghosts, 2).sum() > 3
 
 
 def test_background_gradient_runs_from_bottom_to_top():

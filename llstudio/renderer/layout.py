@@ -116,7 +116,9 @@ class OverlaySpec:
 @dataclasses.dataclass(frozen=True)
 class Legend:
     """The colour legend's parts: the ``bar`` (top = high values), its ``caption`` above, tick labels at the
-    ``ticks`` fractions (0 = bottom), ``size`` the labels' pixels; ``tick``: tick length; ``gap``: tick to label."""
+    ``ticks`` fractions (0 = bottom), ``size`` the labels' pixels; ``tick``: tick length; ``gap``: tick to label.
+    ``horizontal``: a bar along the bottom of a tall panel instead (0 = left; low values left), its caption on its
+    left, ticks and labels under it."""
 
     bar: Box
     caption: Box
@@ -124,6 +126,7 @@ class Legend:
     size: int
     tick: int
     gap: int
+    horizontal: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,9 +197,36 @@ def legend_parts(spec: OverlaySpec, x1: float, top: float, bottom: float, size: 
 
 
 def legend_box(lg: Legend, x1: float) -> Box:
-    """Everything the legend draws: caption, bar, ticks and labels (half a line above and below the bar)."""
+    """Everything the legend draws: caption, bar, ticks and labels (half a line above and below the bar; under a
+    horizontal bar, out to ``x1``, half a label past its right end)."""
+    if lg.horizontal:
+        return Box(lg.caption.x0, min(lg.caption.y0, lg.bar.y0), x1,
+                   lg.bar.y1 + lg.tick + lg.gap + line_height(lg.size))
     half = line_height(lg.size) / 2
     return Box(min(lg.bar.x0, lg.caption.x0), lg.caption.y0, x1, lg.bar.y1 + half)
+
+
+def horizontal_legend(spec: OverlaySpec, x1: float, y1: float, room: float, size: int,
+                      bar_w: int) -> Optional[Legend]:
+    """A horizontal legend right-aligned at ``x1`` with its bottom at ``y1``, at most ``room`` wide: the caption,
+    then a bar ``bar_w`` thick with ticks and labels under it, as long as LEGEND_TICKS labels (or fewer) need
+    with a gap between them, and at most half of ``room`` more. None when not even two labels fit."""
+    tick, gap = max(2, size // 3), max(3, size // 2)
+    label_w = max(text_size(s, size)[0] for s in spec.legend_labels)
+    cap_w, cap_h = text_size(spec.legend, size)
+    lead = max(cap_w + 2 * gap, label_w / 2)  # from the caption's left to the bar: the first label fits under it
+    length = room - lead - label_w / 2
+    n = LEGEND_TICKS
+    while n > 2 and length < (n - 1) * (label_w + 2 * gap):
+        n -= 2 if n == 5 else 1
+    if length < (n - 1) * (label_w + 2 * gap):
+        return None
+    length = min(length, max((n - 1) * (label_w + 2 * gap), 0.5 * room))
+    bar_y1 = y1 - tick - gap - line_height(size)
+    bar = Box(x1 - label_w / 2 - length, bar_y1 - bar_w, x1 - label_w / 2, bar_y1)
+    cy = (bar.y0 + bar.y1) / 2
+    caption = Box(bar.x0 - lead, cy - cap_h / 2, bar.x0 - lead + cap_w, cy + cap_h / 2)
+    return Legend(bar, caption, tuple(np.linspace(0.0, 1.0, n)), size, tick, gap, horizontal=True)
 
 
 def key_size(runs: Sequence[str], size: int) -> tuple[int, int]:
@@ -265,6 +295,8 @@ def panel_layout(spec: OverlaySpec, width: int, height: int, frame_height: Optio
         legend = legend_parts(spec, col_x1, top, bottom, tsize, bar_w)
         if legend is not None:
             boxes["legend"] = legend_box(legend, col_x1)
+        if not (spec.runs or spec.inset or spec.axis):
+            legend = _legend_along_the_bottom(spec, boxes, legend, width, height, m, gap, tsize, bar_w)
     if spec.inset in ("top_left", "bottom_left"):
         ltop = m if clear_of("title", m, m + inset_w) else boxes["title"].y1 + gap
         lbottom = height - m if clear_of("info", m, m + inset_w) else boxes["info"].y0 - gap
@@ -279,6 +311,33 @@ def panel_layout(spec: OverlaySpec, width: int, height: int, frame_height: Optio
         boxes["axis"] = Box(m, above - ah, x1, above)
     free = free_rectangle(width, height, list(boxes.values()), m, spec.aspect)
     return PanelLayout(width, height, boxes, free, m, title_size, tsize, info_lines, legend)
+
+
+def _legend_along_the_bottom(spec: OverlaySpec, boxes: dict, legend: Optional[Legend], width: int, height: int,
+                             m: int, gap: int, size: int, bar_w: int) -> Optional[Legend]:
+    """The legend that leaves the surface the larger picture (of ``spec.aspect``): ``legend`` in the right-hand
+    column, or a horizontal one at the bottom right (beside the info line where there is room, else over it);
+    ``boxes['legend']`` is set to the one chosen. A tall panel (one of two or three side by side) gives its width
+    to the surface this way."""
+    info = boxes.get("info")
+    beside = info is not None and width - m - (info.x1 + 2 * gap) >= 0.4 * (width - 2 * m)
+    y1 = height - m if info is None or beside else info.y0 - gap
+    room = width - m - (info.x1 + 2 * gap) if beside else width - 2 * m
+    low = horizontal_legend(spec, width - m, y1, room, size, bar_w)
+    if low is None:
+        return legend
+    others = [b for n, b in boxes.items() if n != "legend"]
+    flat = [*others, legend_box(low, width - m)]
+    if legend is not None and _picture(free_rectangle(width, height, flat, m, spec.aspect), spec.aspect) <= \
+            _picture(free_rectangle(width, height, list(boxes.values()), m, spec.aspect), spec.aspect):
+        return legend
+    boxes["legend"] = flat[-1]
+    return low
+
+
+def _picture(free: Box, aspect: float) -> float:
+    """The width of the largest picture of ``aspect`` (width / height) inside ``free``."""
+    return min(free.w, aspect * free.h)
 
 
 def free_rectangle(width: int, height: int, boxes: Sequence[Box], margin: float, aspect: float = 1.0) -> Box:

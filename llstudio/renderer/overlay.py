@@ -97,26 +97,42 @@ class LossInset:
 
 
 class Legend:
-    """The colour bar of the layout's legend (top = high values) with a caption and labelled ticks; ``label(frac)``:
-    the label of the fraction ``frac`` (0 = bottom) of the bar, given the frame's (vmin, vmax)."""
+    """The colour bar of the layout's legend (top = high values; a horizontal bar: right) with a caption and
+    labelled ticks; ``label(frac)``: the label of the fraction ``frac`` (0 = bottom, or left) of the bar, given the
+    frame's (vmin, vmax)."""
 
     def __init__(self, layout: PanelLayout, colormap: str, caption: str, text_color: str):
         self.parts, self.caption, self.text = layout.legend, caption, rgb(text_color)
         bar = self.parts.bar
         self.x0, self.y0 = int(round(bar.x0)), int(round(bar.y0))
-        self.w, self.h = max(1, int(round(bar.w))), max(2, int(round(bar.h)))
-        ramp = matplotlib.colormaps[colormap](np.linspace(1.0, 0.0, self.h))[:, :3]
-        self.bar = (np.repeat(ramp[:, None, :], self.w, axis=1) * 255).astype(np.uint8)
+        self.w, self.h = max(2, int(round(bar.w))), max(2, int(round(bar.h)))
+        cmap = matplotlib.colormaps[colormap]
+        if self.parts.horizontal:  # low values on the left
+            ramp = cmap(np.linspace(0.0, 1.0, self.w))[:, :3]
+            self.bar = (np.repeat(ramp[None, :, :], self.h, axis=0) * 255).astype(np.uint8)
+        else:  # high values at the top
+            ramp = cmap(np.linspace(1.0, 0.0, self.h))[:, :3]
+            self.bar = (np.repeat(ramp[:, None, :], self.w, axis=1) * 255).astype(np.uint8)
 
     def draw(self, img, label: Callable[[float], str]) -> None:
         p = self.parts
         img.paste(Image.fromarray(self.bar), (self.x0, self.y0))
         d = ImageDraw.Draw(img)
         f = font(p.size)
+        line = max(1, p.size // 12)
+        if p.horizontal:
+            y1 = self.y0 + self.h
+            for frac in p.ticks:
+                x = self.x0 + frac * (self.w - 1)
+                d.line([(x, y1), (x, y1 + p.tick)], fill=self.text, width=line)
+                d.text((x, y1 + p.tick + p.gap), label(frac), fill=self.text, font=f, anchor="ma")
+            d.text((p.caption.x0, (p.caption.y0 + p.caption.y1) / 2), self.caption, fill=self.text, font=f,
+                   anchor="lm")
+            return
         x1 = self.x0 + self.w
         for frac in p.ticks:
             y = self.y0 + (1.0 - frac) * (self.h - 1)
-            d.line([(x1, y), (x1 + p.tick, y)], fill=self.text, width=max(1, p.size // 12))
+            d.line([(x1, y), (x1 + p.tick, y)], fill=self.text, width=line)
             # A gap between tick and label: a tick touching '0.5' reads as '-0.5'.
             d.text((x1 + p.tick + p.gap, y), label(frac), fill=self.text, font=f, anchor="lm")
         d.text((p.caption.x0, p.caption.y0), self.caption, fill=self.text, font=f, anchor="la")

@@ -1,8 +1,10 @@
 """The overlay layout: for every scene in scenes/ at the smallest and the largest preset, no box overlaps another,
-the surface's free rectangle or the frame's edge. Pure: fonts are measured, nothing is rendered."""
+the surface's free rectangle or the frame's edge. Pure: fonts are measured, nothing is rendered (the legend's
+drawing test draws with Pillow alone)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -71,6 +73,48 @@ def test_a_crowded_panel_still_keeps_its_boxes_apart():
     # The title shrinks to the panel's width.
     assert text_size(spec.title, layout.title_size)[0] <= layout.boxes["title"].w < 300
     assert layout.title_size < round(0.034 * 480)
+
+
+def test_a_tall_panel_lays_its_legend_along_the_bottom_and_gives_the_surface_its_width():
+    """One panel of two side by side (426x480 of 854x480): a legend column would take a fifth of its width from a
+    surface seen at an angle (wider than tall); along the bottom, beside or over the info line, it leaves the
+    surface the whole width. A wide single panel keeps the column, which costs its surface nothing."""
+    spec = OverlaySpec(title="surface", legend="loss", legend_labels=("0.0135", "2.33"))
+    tall = panel_layout(spec, 426, 480, 480)
+    assert tall.legend is not None and tall.legend.horizontal
+    assert tall.free.x1 - tall.free.x0 > 0.9 * 426
+    lg, box, info = tall.legend, tall.boxes["legend"], tall.boxes["info"]
+    assert box.y1 <= info.y0 or box.x0 >= info.x1  # over the info line, or beside it
+    assert lg.bar.w > lg.bar.h and box.x1 <= 426 - tall.margin and lg.caption.x1 <= lg.bar.x0
+    wide = panel_layout(spec, 854, 480, 480)
+    assert wide.legend is not None and not wide.legend.horizontal
+    # With a run key or an inset the legend stays in the right-hand column they share.
+    assert not panel_layout(dataclasses.replace(spec, runs=("a", "b")), 426, 480, 480).legend.horizontal
+
+
+def test_a_horizontal_legend_runs_from_low_on_the_left_to_high_on_the_right():
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    from llstudio.renderer.overlay import Legend
+
+    spec = OverlaySpec(title="surface", legend="loss", legend_labels=("0.0135", "2.33"))
+    layout = panel_layout(spec, 426, 480, 480)
+    img = Image.new("RGB", (426, 480))
+    Legend(layout, "viridis", "loss", "#ffffff").draw(img, lambda frac: f"{frac:.2f}")
+    px = np.asarray(img).astype(int)
+    bar = layout.legend.bar
+    row = px[int((bar.y0 + bar.y1) / 2)]
+    cmap = matplotlib.colormaps["viridis"]
+    for frac, x in ((0.0, bar.x0 + 1), (1.0, bar.x1 - 2)):
+        np.testing.assert_allclose(row[int(x)], np.array(cmap(frac)[:3]) * 255, atol=6)
+    # Labels under the bar, white text: something drawn between the bar and the box's bottom, nothing above it
+    # but the caption (left of the bar).
+    box = layout.boxes["legend"]
+    under = px[int(bar.y1) + 2:int(box.y1), int(bar.x0):int(bar.x1)]
+    assert (under.max(axis=2) > 200).any()
+    assert not px[:int(box.y0) - 1].any() and not px[:, int(box.x1) + 1:].any()
 
 
 def test_a_card_shrinks_to_the_frame():

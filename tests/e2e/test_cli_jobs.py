@@ -103,19 +103,26 @@ def test_ctrl_c_stops_every_worker(cli_env, tmp_path):
                                                .replace("seed = 3", "seed = 5" if name == "b" else "seed = 3"))
     err = tmp_path / "err.txt"
     with open(err, "w") as f:
+        # SIGINT as a terminal's Ctrl-C delivers it: a suite started in the background (`pytest &`) hands its
+        # children SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
         proc = subprocess.Popen([sys.executable, "-m", "llstudio", "render", "a.toml", "b.toml", "--jobs", "2"],
-                                cwd=tmp_path, env=cli_env, stdout=subprocess.PIPE, stderr=f, text=True)
+                                cwd=tmp_path, env=cli_env, stdout=subprocess.PIPE, stderr=f, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        deadline = time.monotonic() + TIMEOUT
-        while sum("capture:" in log for log in _logs(tmp_path)) < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
+        # Both workers busy: each log has a line of news past its header (training, waiting for the other's
+        # training, or capture; about ten seconds of work remain).
+        start = time.monotonic()
+        while (sum(len(log.splitlines()) > 1 for log in _logs(tmp_path)) < 2 and time.monotonic() < start + TIMEOUT
+               and proc.poll() is None):
+            time.sleep(0.05)
+        when, seen = time.monotonic() - start, _logs(tmp_path)
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(60)
     finally:
         if proc.poll() is None:
             proc.kill()
     log = err.read_text()
-    assert rc == 130, log
+    assert rc == 130, f"{log}\nSIGINT after {when:.1f} s; the workers' logs then:\n" + "\n".join(seen)
     pids = [int(p) for p in re.findall(r"\(pid (\d+)\)", log)]
     assert len(pids) == 2, log
     assert not [pid for pid in pids if _worker_alive(pid, tmp_path)], log

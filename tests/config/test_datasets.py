@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from conftest import make_scene, write_mnist
@@ -65,3 +66,21 @@ def test_eval_size_larger_than_a_synthetic_set_names_data_samples(tmp_path):
 def test_a_small_train_size_still_caps_the_evaluation_subset(tmp_path):
     scene = make_scene(tmp_path / "s.toml", data={"train_size": 20, "eval_size": 64})
     assert scene.data.eval_size == 64
+
+
+def test_bundled_digits_are_sklearns_load_digits(monkeypatch):
+    """Read from scikit-learn's data file without importing sklearn.datasets (1.7 s of every process's start), the
+    digits are exactly load_digits'; where the file cannot be found, load_digits itself gives them."""
+    from sklearn.datasets import load_digits
+
+    from llstudio.train import data
+
+    ref = load_digits()
+    x, y = data.bundled_digits()
+    np.testing.assert_array_equal(x, ref.data)
+    np.testing.assert_array_equal(y, ref.target)
+    assert x.dtype == ref.data.dtype and y.dtype == ref.target.dtype
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    x2, y2 = data.bundled_digits()
+    np.testing.assert_array_equal(x2, ref.data)
+    np.testing.assert_array_equal(y2, ref.target)

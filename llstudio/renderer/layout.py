@@ -170,13 +170,18 @@ def fit_size(text: str, size: int, room: float, bold: bool = False) -> int:
     return size
 
 
+def legend_metrics(spec: OverlaySpec, size: int) -> tuple[int, int, float]:
+    """(tick length, gap from tick to label, widest label) of a legend with labels ``size`` pixels high: the gap
+    keeps a tick from reading as a minus sign."""
+    return max(2, size // 3), max(3, size // 2), max(text_size(s, size)[0] for s in spec.legend_labels)
+
+
 def legend_parts(spec: OverlaySpec, x1: float, top: float, bottom: float, size: int,
                  bar_w: int) -> Optional[Legend]:
     """The legend right-aligned at ``x1`` and centred between ``top`` and ``bottom``: a caption over a bar with
     ticks and labels to its right (a gap between tick and label, so a tick never reads as a minus sign). None when
     not even two labels fit."""
-    tick, gap = max(2, size // 3), max(3, size // 2)
-    label_w = max(text_size(s, size)[0] for s in spec.legend_labels)
+    tick, gap, label_w = legend_metrics(spec, size)
     cap_w, cap_h = text_size(spec.legend, size)
     lh = line_height(size)
     room = bottom - top - cap_h - gap - lh  # half a label sticks out above the top tick and below the bottom one
@@ -211,8 +216,7 @@ def horizontal_legend(spec: OverlaySpec, x1: float, y1: float, room: float, size
     """A horizontal legend right-aligned at ``x1`` with its bottom at ``y1``, at most ``room`` wide: the caption,
     then a bar ``bar_w`` thick with ticks and labels under it, as long as LEGEND_TICKS labels (or fewer) need
     with a gap between them, and at most half of ``room`` more. None when not even two labels fit."""
-    tick, gap = max(2, size // 3), max(3, size // 2)
-    label_w = max(text_size(s, size)[0] for s in spec.legend_labels)
+    tick, gap, label_w = legend_metrics(spec, size)
     cap_w, cap_h = text_size(spec.legend, size)
     lead = max(cap_w + 2 * gap, label_w / 2)  # from the caption's left to the bar: the first label fits under it
     length = room - lead - label_w / 2
@@ -267,8 +271,8 @@ def panel_layout(spec: OverlaySpec, width: int, height: int, frame_height: Optio
     bar_w = max(4, int(0.45 * tsize))
     lg_w = 0
     if spec.legend:
-        lg_w = bar_w + max(2, tsize // 3) + max(3, tsize // 2) + max(text_size(s, tsize)[0]
-                                                                     for s in spec.legend_labels)
+        lg_tick, lg_gap, label_w = legend_metrics(spec, tsize)
+        lg_w = bar_w + lg_tick + lg_gap + label_w
         lg_w = max(lg_w, text_size(spec.legend, tsize)[0])
     key_w, key_h = key_size(spec.runs, tsize) if spec.runs else (0, 0)
     right_inset = spec.inset in ("top_right", "bottom_right")
